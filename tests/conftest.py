@@ -1,0 +1,34 @@
+"""Shared pytest fixtures.
+
+Discord stand-in fixtures (see tests/discord_standin.py):
+
+* ``fake_discord`` - a started :class:`discord_standin.FakeDiscord` with discord.py pointed at
+  it; restored and stopped afterwards. Fails the test if the stand-in itself hit an error.
+* ``run_bot`` - ``async with run_bot(bot): ...`` logs a ``commands.Bot`` in against the stand-in,
+  waits for READY and closes it cleanly on exit. Create bots with ``guild_ready_timeout=0.05``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import discord_standin  # noqa: E402
+
+
+@pytest.fixture
+async def fake_discord():
+    async with discord_standin.FakeDiscord() as fake:
+        yield fake
+    if fake.internal_errors:
+        pytest.fail("Discord stand-in errors:\n" + "\n".join(fake.internal_errors))
+
+
+@pytest.fixture
+def run_bot(fake_discord):
+    """``run_bot(bot, *, token="fake-token", ready_timeout=5.0)`` async context manager."""
+    return discord_standin.run_bot

@@ -1,0 +1,274 @@
+"""Proves the Discord stand-in drives the real discord.py client end to end."""
+
+from __future__ import annotations
+
+import io
+
+import discord
+import pytest
+from discord.ext import commands
+
+from discord_standin import FakeDiscord, StandinTimeout, Upload, run_bot
+
+PNG_1x1 = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cfc0f01f0005000201a5b2a9"
+    "e30000000049454e44ae426082"
+)
+
+
+class SettingsModal(discord.ui.Modal, title="Settings"):
+    steps = discord.ui.TextInput(label="Steps")
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"steps={self.steps.value}", ephemeral=True)
+        await interaction.edit_original_response(content=f"saved steps={self.steps.value}")
+
+
+class Counter(discord.ui.View):
+    def __init__(self) -> None:
+        super().__init__(timeout=None)
+        self.clicks = 0
+
+    @discord.ui.button(label="Count", custom_id="counter:inc", style=discord.ButtonStyle.primary)
+    async def inc(self, interaction: discord.Interaction, button: discord.ui.Button) -> None:
+        self.clicks += 1
+        await interaction.response.edit_message(content=f"clicked {self.clicks}", view=self)
+
+
+def make_bot(*, members: bool = False) -> commands.Bot:
+    intents = discord.Intents.default()
+    intents.message_content = True
+    intents.members = members  # without it discord.py caches only the bot's own member
+    bot = commands.Bot(command_prefix="!", intents=intents, guild_ready_timeout=0.05, help_command=None)
+
+    @bot.command()
+    async def echo(ctx: commands.Context, *, text: str = "") -> None:
+        files = []
+        if ctx.message.attachments:
+            att = ctx.message.attachments[0]
+            data = await att.read()
+            files.append(discord.File(io.BytesIO(data), filename=att.filename))
+        await ctx.reply(text or "(no text)", files=files)
+
+    @bot.hybrid_command(description="Replies with pong and a file")
+    async def ping(ctx: commands.Context) -> None:
+        await ctx.defer()
+        await ctx.send("pong", file=discord.File(io.BytesIO(b"pong-bytes"), filename="pong.txt"))
+
+    @bot.hybrid_command(description="Describe an uploaded image")
+    async def inspect(ctx: commands.Context, image: discord.Attachment) -> None:
+        data = await image.read()
+        await ctx.send(f"{image.filename} {image.size} {image.width}x{image.height} {len(data)}")
+
+    @bot.tree.command(description="Open the settings form")
+    async def settings(interaction: discord.Interaction) -> None:
+        await interaction.response.send_modal(SettingsModal())
+
+    @bot.command()
+    async def counter(ctx: commands.Context) -> None:
+        await ctx.send("clicked 0", view=Counter())
+
+    return bot
+
+
+async def test_ready_guild_channel_members(fake_discord: FakeDiscord) -> None:
+    bot = make_bot(members=True)
+    async with run_bot(bot):
+        assert bot.user is not None and bot.user.id == fake_discord.bot_user.id
+        assert bot.application_id == fake_discord.application_id
+        guild = bot.get_guild(fake_discord.guild_id)
+        assert guild is not None and guild.name == fake_discord.guild_name
+        channel = guild.get_channel(fake_discord.channel_id)
+        assert isinstance(channel, discord.TextChannel)
+        assert channel.permissions_for(guild.me).attach_files
+        assert {m.id for m in guild.members} >= {fake_discord.alice.id, fake_discord.moderator.id, bot.user.id}
+        mod = guild.get_member(fake_discord.moderator.id)
+        assert mod is not None and mod.guild_permissions.manage_messages
+        alice = guild.get_member(fake_discord.alice.id)
+        assert alice is not None and not alice.guild_permissions.manage_messages
+        assert guild.owner_id == fake_discord.owner.id
+        assert await bot.is_owner(guild.get_member(fake_discord.owner.id))
+    identify = fake_discord.find(kind="gateway")[0]
+    assert identify.via == "identify" and identify.payload["intents"] & (1 << 15)
+    assert "GET /api/v10/users/@me" in fake_discord.request_paths
+    assert not fake_discord.unhandled
+
+
+async def test_prefix_command_round_trips_attachment(fake_discord: FakeDiscord) -> None:
+    bot = make_bot()
+    async with run_bot(bot):
+        mark = fake_discord.mark()
+        sent = await fake_discord.send_message(
+            fake_discord.alice, "!echo hello there", attachments=[("photo.png", PNG_1x1, "image/png")]
+        )
+        event = await fake_discord.wait_for(kind="message", since=mark)
+    assert event.via == "channel"
+    assert event.content == "hello there"
+    assert event.reference is not None and event.reference["message_id"] == sent["id"]
+    assert event.message["referenced_message"]["id"] == sent["id"]
+    upload = event.file("photo.png")
+    assert upload.data == PNG_1x1
+    att = event.attachments[0]
+    assert att["content_type"] == "image/png" and (att["width"], att["height"]) == (1, 1)
+    assert fake_discord.attachment_bytes(att) == PNG_1x1
+    assert fake_discord.hits_for(sent["attachments"][0]["url"]) == 1  # the bot read it via the CDN
+
+
+async def test_hybrid_command_via_prefix_and_slash(fake_discord: FakeDiscord) -> None:
+    bot = make_bot()
+    async with run_bot(bot):
+        mark = fake_discord.mark()
+        await fake_discord.send_message(fake_discord.bob, "!ping")
+        prefix_reply = await fake_discord.wait_for(kind="message", since=mark)
+        assert prefix_reply.via == "channel" and prefix_reply.file("pong.txt").data == b"pong-bytes"
+
+        mark = fake_discord.mark()
+        interaction = await fake_discord.send_interaction(fake_discord.bob, "ping")
+        deferred = await fake_discord.wait_for(kind="interaction_response", since=mark)
+        followup = await fake_discord.wait_for(kind="message", since=mark)
+    assert deferred.response_type == 5 and deferred.interaction_id == int(interaction["id"])
+    assert followup.via == "followup" and followup.content == "pong"
+    assert followup.file().data == b"pong-bytes"
+    # the first follow-up after a "thinking" defer fills in the placeholder message
+    assert followup.message_id == deferred.message_id
+    original = fake_discord.original_response(interaction)
+    assert original is not None and original["content"] == "pong" and not original["flags"] & 128
+
+
+async def test_slash_attachment_option(fake_discord: FakeDiscord) -> None:
+    bot = make_bot()
+    async with run_bot(bot):
+        mark = fake_discord.mark()
+        await fake_discord.send_interaction(
+            fake_discord.alice, "inspect", {"image": Upload("cat.png", PNG_1x1, "image/png")}
+        )
+        reply = await fake_discord.wait_for(kind="message", since=mark)
+    assert reply.via == "interaction" and reply.content == f"cat.png {len(PNG_1x1)} 1x1 {len(PNG_1x1)}"
+
+
+async def test_tree_sync_puts_commands(fake_discord: FakeDiscord) -> None:
+    bot = make_bot()
+    async with run_bot(bot):
+        synced = await bot.tree.sync()
+        assert sorted(c.name for c in synced) == ["inspect", "ping", "settings"]
+        assert all(c.id for c in synced)
+        guild = discord.Object(fake_discord.guild_id)
+        bot.tree.copy_global_to(guild=guild)
+        guild_synced = await bot.tree.sync(guild=guild)
+        assert [c.guild_id for c in guild_synced] == [fake_discord.guild_id] * 3
+    event = fake_discord.find(kind="commands_sync")[0]
+    assert event.via == "global" and event.method == "PUT"
+    assert f"PUT /api/v10/applications/{fake_discord.application_id}/commands" in fake_discord.request_paths
+    assert sorted(c["name"] for c in fake_discord.global_commands) == ["inspect", "ping", "settings"]
+
+
+async def test_button_click_edits_message(fake_discord: FakeDiscord) -> None:
+    bot = make_bot()
+    async with run_bot(bot):
+        await fake_discord.send_message(fake_discord.alice, "!counter")
+        posted = await fake_discord.wait_for(kind="message")
+        assert posted.content == "clicked 0"
+        mark = fake_discord.mark()
+        await fake_discord.click_button(fake_discord.bob, posted.message_id, label="Count")
+        edit = await fake_discord.wait_for(kind="edit", since=mark)
+        callback = fake_discord.find(kind="interaction_response", since=mark)[0]
+        mark = fake_discord.mark()
+        await fake_discord.click_button(fake_discord.bob, posted.message_id, "counter:inc")
+        second = await fake_discord.wait_for(kind="edit", since=mark)
+    assert callback.response_type == 7
+    assert edit.via == "interaction" and edit.message_id == posted.message_id
+    assert edit.content == "clicked 1" and second.content == "clicked 2"
+    assert fake_discord.get_message(posted.message_id)["content"] == "clicked 2"
+
+
+@pytest.mark.parametrize("tier, limit", [(0, 10 * 1024 * 1024), (2, 50 * 1024 * 1024)])
+async def test_filesize_limits(tier: int, limit: int) -> None:
+    async with FakeDiscord(premium_tier=tier) as fake:
+        bot = make_bot()
+        seen = []
+
+        async def on_interaction(interaction: discord.Interaction) -> None:
+            seen.append(interaction.filesize_limit)
+
+        bot.add_listener(on_interaction)
+        async with run_bot(bot):
+            assert bot.get_guild(fake.guild_id).filesize_limit == limit
+            mark = fake.mark()
+            await fake.send_interaction(fake.alice, "ping")
+            await fake.wait_for(kind="message", since=mark)
+    assert seen == [limit]
+    assert not fake.internal_errors
+
+
+async def test_discord_rules_are_enforced(fake_discord: FakeDiscord) -> None:
+    bot = make_bot()
+    async with run_bot(bot):
+        channel = bot.get_channel(fake_discord.channel_id)
+        with pytest.raises(discord.HTTPException) as too_long:
+            await channel.send("x" * 2001)
+        assert too_long.value.code == 50035
+        with pytest.raises(discord.HTTPException) as too_big:
+            await channel.send(file=discord.File(io.BytesIO(b"\0" * (10 * 1024 * 1024 + 1)), filename="big.bin"))
+        assert too_big.value.status == 413 and too_big.value.code == 40005
+        fake_discord.fail_next("POST", r"/channels/\d+/messages$", status=403, code=50013, message="Missing Permissions")
+        with pytest.raises(discord.Forbidden):
+            await channel.send("nope")
+        # interactions must be acknowledged in time
+        fake_discord.interaction_timeout = 0.0
+        errors = []
+
+        async def on_command_error(ctx: commands.Context, error: Exception) -> None:
+            errors.append(error)
+
+        bot.add_listener(on_command_error)
+        mark = fake_discord.mark()
+        await fake_discord.send_interaction(fake_discord.alice, "ping")
+        with pytest.raises(StandinTimeout):
+            await fake_discord.wait_for(kind="interaction_response", since=mark, timeout=0.3)
+        assert isinstance(errors[0].original.original, discord.NotFound)
+        assert errors[0].original.original.code == 10062  # Unknown interaction
+    assert not fake_discord.sent
+
+
+async def test_message_content_intent_is_required(fake_discord: FakeDiscord) -> None:
+    bot = commands.Bot(command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0.05)
+    got = []
+
+    async def on_message(message: discord.Message) -> None:
+        got.append(message)
+
+    bot.add_listener(on_message)
+    async with run_bot(bot):
+        await fake_discord.send_message(fake_discord.alice, "!ping", attachments=[("a.txt", b"a")])
+        await fake_discord.send_message(fake_discord.alice, f"{fake_discord.bot_user.mention} hi")
+        await fake_discord.wait_quiet(0.1)
+    assert [m.content for m in got] == ["", f"<@{fake_discord.bot_user.id}> hi"]
+    assert got[0].attachments == []
+
+
+async def test_gateway_resume(fake_discord: FakeDiscord) -> None:
+    bot = make_bot()
+    async with run_bot(bot):
+        await fake_discord.request_reconnect()
+        resumed = await fake_discord.wait_for(lambda e: e.via == "resume", kind="gateway")
+        assert resumed.payload["session_id"]
+        mark = fake_discord.mark()
+        await fake_discord.send_message(fake_discord.alice, "!echo still here")
+        assert (await fake_discord.wait_for(kind="message", since=mark)).content == "still here"
+
+
+async def test_modal_ephemeral_reply_and_edit_original(fake_discord: FakeDiscord) -> None:
+    bot = make_bot()
+    async with run_bot(bot):
+        mark = fake_discord.mark()
+        await fake_discord.send_interaction(fake_discord.alice, "settings")
+        opened = await fake_discord.wait_for(kind="interaction_response", since=mark)
+        assert opened.response_type == 9 and opened.payload["data"]["title"] == "Settings"
+        mark = fake_discord.mark()
+        submit = await fake_discord.submit_modal(fake_discord.alice, {"Steps": "300"})
+        reply = await fake_discord.wait_for(kind="message", since=mark)
+        edit = await fake_discord.wait_for(kind="edit", since=mark)
+    assert reply.via == "interaction" and reply.ephemeral and reply.content == "steps=300"
+    assert edit.via == "webhook" and edit.message_id == reply.message_id and edit.content == "saved steps=300"
+    assert fake_discord.original_response(submit)["content"] == "saved steps=300"
