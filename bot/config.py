@@ -1,0 +1,206 @@
+"""The bot's configuration: one TOML file (documented in config.example.toml) checked at start-up.
+
+Every table maps onto a frozen dataclass. Unknown keys, wrong types and out-of-range values stop
+the bot with one clear line naming the file and the key, because a typo that is silently ignored
+("max_step = 50") is worse than a refusal to start. The token may come from the environment
+(DISCORD_TOKEN, which wins) or the file; it is kept out of repr(), str() and every error message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from engine import ParamError, Settings
+
+TOKEN_ENV = "DISCORD_TOKEN"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; the message names the file and the key."""
+
+
+def _at_least(minimum: float, **extra: Any) -> Any:
+    return field(metadata={"min": minimum}, **extra)
+
+
+@dataclass(frozen=True)
+class RoleLimit:
+    """Higher caps for the members of one role (None: same as everyone)."""
+
+    id: int
+    max_size: int | None = None
+    max_steps: int | None = None
+
+
+@dataclass(frozen=True)
+class Caps:
+    """The largest job one member may ask for."""
+
+    max_size: int
+    max_steps: int
+
+    def check(self, settings: Settings) -> None:
+        """Refuse settings above these caps, saying what is allowed (ParamError, user-facing)."""
+        for name, cap in (("size", self.max_size), ("steps", self.max_steps)):
+            value = getattr(settings, name)
+            if value > cap:
+                raise ParamError(f"{name}={value} is over this server's cap of {cap} for you "
+                                 f"— ask for {name}={cap} or less")
+
+
+@dataclass(frozen=True)
+class Limits:
+    attachment_bytes: int = _at_least(1, default=25 * 1024 * 1024)
+    input_pixels: int = _at_least(1, default=40_000_000)
+    max_styles: int = _at_least(1, default=3)
+    max_size: int = _at_least(64, default=1024)
+    max_steps: int = _at_least(1, default=1000)
+    queue_size: int = _at_least(1, default=20)
+    per_user: int = _at_least(1, default=2)
+    job_timeout: float = _at_least(1, default=900.0)
+    fetch_timeout: float = _at_least(1, default=15.0)
+    roles: tuple[RoleLimit, ...] = ()
+
+    def caps_for(self, role_ids: Iterable[int]) -> Caps:
+        """Everyone's caps, raised by every listed role the member has."""
+        mine = set(role_ids)
+        size, steps = self.max_size, self.max_steps
+        for role in self.roles:
+            if role.id in mine:
+                size = max(size, role.max_size or 0)
+                steps = max(steps, role.max_steps or 0)
+        return Caps(size, steps)
+
+
+@dataclass(frozen=True)
+class Access:
+    guilds: frozenset[int] = frozenset()  # empty: every guild (and DMs)
+    channels: frozenset[int] = frozenset()  # empty: every channel
+    moderator_roles: frozenset[int] = frozenset()
+
+    def allows(self, guild_id: int | None, channel_id: int) -> bool:
+        if self.guilds and guild_id not in self.guilds:
+            return False
+        return not self.channels or channel_id in self.channels
+
+
+@dataclass(frozen=True)
+class Config:
+    token: str = field(default="", repr=False)
+    prefix: str = "!"
+    device: str = "auto"
+    workers: int = _at_least(1, default=1)
+    log_level: str = "INFO"
+    progress_interval: float = _at_least(0.05, default=3.0)
+    owner_ids: frozenset[int] = frozenset()  # empty: the application's owner(s)
+    access: Access = Access()
+    limits: Limits = Limits()
+    defaults: Settings = Settings()  # the `base` of every job's settings
+
+
+def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Config:
+    """Read and check `path` (None: all defaults); `env` may supply DISCORD_TOKEN."""
+    where = str(path) if path is not None else "configuration"
+    table: dict[str, Any] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                table = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"{where}: no such file (copy config.example.toml to start)") from None
+        except OSError as error:
+            raise ConfigError(f"{where}: cannot read it ({error.strerror})") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{where}: not valid TOML ({error})") from None
+    return parse_config(table, where=where, env=env or {})
+
+
+def parse_config(table: Mapping[str, Any], *, where: str = "configuration",
+                 env: Mapping[str, str] | None = None) -> Config:
+    """Build a Config from already-parsed TOML, raising ConfigError('<where>: <key> …')."""
+    table = dict(table)
+    defaults = table.pop("defaults", {})
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{where}: [defaults] must be a table of hyperparameters")
+    config: Config = _build(Config, table, where, "")
+    token = (env or {}).get(TOKEN_ENV) or config.token
+    if not token.strip():
+        raise ConfigError(f"{where}: no bot token — set the {TOKEN_ENV} environment variable "
+                          "or `token` in the file")
+    if not config.prefix.strip() or config.prefix != config.prefix.strip():
+        raise ConfigError(f"{where}: prefix must be non-empty, without spaces around it")
+    if not _DEVICE.fullmatch(config.device):
+        raise ConfigError(f"{where}: device must be auto, cpu, mps, cuda or cuda:N, not {config.device!r}")
+    if config.log_level.upper() not in LOG_LEVELS:
+        raise ConfigError(f"{where}: log_level must be one of {', '.join(LOG_LEVELS)}")
+    try:
+        base = Settings.parse(defaults)
+    except ParamError as error:
+        raise ConfigError(f"{where}: [defaults] {error}") from None
+    try:
+        Caps(config.limits.max_size, config.limits.max_steps).check(base)
+    except ParamError:
+        raise ConfigError(f"{where}: [defaults] size={base.size} steps={base.steps} exceed "
+                          f"[limits] max_size={config.limits.max_size} max_steps={config.limits.max_steps}") from None
+    return dataclasses.replace(config, token=token.strip(), log_level=config.log_level.upper(), defaults=base)
+
+
+def _build(cls: type, table: Mapping[str, Any], where: str, section: str) -> Any:
+    """Instantiate dataclass `cls` from a TOML table, checking keys, types and minimums."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls) if f.name != "defaults"}
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{section}{key}"
+        f = known.get(key)
+        if f is None:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" — did you mean {section}{close[0]}?" if close else ""
+            raise ConfigError(f"{where}: unknown key {name!r}{hint}")
+        values[key] = _convert(value, hints[key], where, name)
+        minimum = f.metadata.get("min")
+        if minimum is not None and values[key] < minimum:
+            raise ConfigError(f"{where}: {name} must be at least {minimum:g}")
+    missing = [n for n, f in known.items() if f.default is MISSING and f.default_factory is MISSING
+               and n not in values]
+    if missing:
+        raise ConfigError(f"{where}: {section}{missing[0]} is required")
+    return cls(**values)
+
+
+def _convert(value: Any, hint: Any, where: str, name: str) -> Any:
+    """`value` as type `hint`; the error names the key and the type, never the value (it may be secret)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):  # X | None: TOML has no null, so only X arrives here
+        return _convert(value, next(a for a in args if a is not type(None)), where, name)
+    if origin in (tuple, frozenset):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: {name} must be a list")
+        items = [_convert(v, args[0], where, f"{name}[{i}]") for i, v in enumerate(value)]
+        return origin(items)
+    if is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: {name} must be a table")
+        return _build(hint, value, where, f"{name}.")
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        wanted = _TYPE_NAMES.get(hint, hint.__name__)
+        article = "an" if wanted[0] in "aeiou" else "a"
+        raise ConfigError(f"{where}: {name} must be {article} {wanted}, "
+                          f"not {_TYPE_NAMES.get(type(value), type(value).__name__)}")
+    return value
+
+
+_TYPE_NAMES = {int: "integer", float: "number", str: "string", bool: "boolean", list: "list", dict: "table"}

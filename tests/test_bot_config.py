@@ -1,0 +1,140 @@
+"""bot.config: the example file is complete and valid; every mistake is refused by name; the token stays secret."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from bot.config import Access, Caps, Config, ConfigError, Limits, RoleLimit, load_config, parse_config
+from engine import ParamError, Settings
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
+SECRET = "MTIzNDU2.secret-token-value"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "bot.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_example_is_valid_and_shows_the_defaults() -> None:
+    config = load_config(EXAMPLE, env={"DISCORD_TOKEN": SECRET})
+    assert config == dataclasses.replace(Config(), token=SECRET)
+
+
+def test_example_documents_every_setting() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    for cls in (Config, Access, Limits, RoleLimit):
+        for f in dataclasses.fields(cls):
+            if f.name != "defaults":
+                pattern = rf"^#? ?({f.name} = |\[{f.name}\]|\[\[limits\.{f.name}\]\])"
+                assert re.search(pattern, text, re.M), f"{cls.__name__}.{f.name} undocumented"
+    assert "[defaults]" in text
+
+
+def test_full_file(tmp_path: Path) -> None:
+    path = write(tmp_path, f"""
+token = "{SECRET}"
+prefix = "?"
+device = "cuda:1"
+workers = 2
+log_level = "debug"
+progress_interval = 2
+owner_ids = [42]
+[access]
+guilds = [1, 2]
+channels = [3]
+moderator_roles = [4]
+[limits]
+max_size = 2048
+job_timeout = 60
+[[limits.roles]]
+id = 7
+max_size = 4096
+[[limits.roles]]
+id = 8
+max_steps = 5000
+[defaults]
+size = 256
+steps_per_epoch = 5
+preserve_color = "luminance"
+""")
+    config = load_config(path, env={})
+    assert (config.token, config.prefix, config.device, config.workers) == (SECRET, "?", "cuda:1", 2)
+    assert config.log_level == "DEBUG" and config.progress_interval == 2.0 and config.owner_ids == {42}
+    assert config.access == Access(frozenset({1, 2}), frozenset({3}), frozenset({4}))
+    assert config.limits.job_timeout == 60.0 and config.limits.roles == (RoleLimit(7, 4096), RoleLimit(8, None, 5000))
+    assert config.defaults == Settings.parse({"size": 256, "steps_per_epoch": 5, "preserve_color": "luminance"})
+
+
+def test_environment_token_wins(tmp_path: Path) -> None:
+    path = write(tmp_path, 'token = "from-file"')
+    assert load_config(path, env={"DISCORD_TOKEN": SECRET}).token == SECRET
+    assert load_config(path, env={}).token == "from-file"
+
+
+@pytest.mark.parametrize("text, message", [
+    ('prefix = "!"', "no bot token"),
+    ('token = "x"\nprefixx = "!"', "unknown key 'prefixx' — did you mean prefix?"),
+    ('token = "x"\n[limits]\nmax_step = 5', "unknown key 'limits.max_step' — did you mean limits.max_steps?"),
+    ('token = "x"\n[acess]\nguilds = []', "unknown key 'acess' — did you mean access?"),
+    ('token = "x"\nworkers = "2"', "workers must be an integer, not string"),
+    ('token = "x"\nworkers = 0', "workers must be at least 1"),
+    ('token = "x"\nworkers = true', "workers must be an integer, not boolean"),
+    ('token = "x"\nprogress_interval = "fast"', "progress_interval must be a number, not string"),
+    ('token = "x"\n[access]\nguilds = 5', "access.guilds must be a list"),
+    ('token = "x"\n[access]\nchannels = [1, "two"]', "access.channels[1] must be an integer, not string"),
+    ('token = "x"\nlimits = 3', "limits must be a table"),
+    ('token = "x"\n[[limits.roles]]\nmax_size = 9', "limits.roles[0].id is required"),
+    ('token = "x"\ndevice = "gpu"', "device must be auto, cpu, mps, cuda or cuda:N"),
+    ('token = "x"\nlog_level = "loud"', "log_level must be one of"),
+    ('token = "x"\nprefix = ""', "prefix must be non-empty"),
+    ('token = "x"\ndefaults = 3', "[defaults] must be a table"),
+    ('token = "x"\n[defaults]\nstile_weight = 1', "[defaults] unknown setting 'stile_weight' — did you mean style_weight?"),
+    ('token = "x"\n[defaults]\nsteps = "many"', "[defaults] steps must be a number"),
+    ('token = "x"\n[defaults]\nsize = 2048', "exceed [limits] max_size=1024"),
+    ('token = "x"\nworkers = ', "not valid TOML"),
+])
+def test_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert str(info.value).startswith(f"{path}: ")
+    assert message in str(info.value)
+
+
+def test_missing_file_and_no_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "nope.toml", env={"DISCORD_TOKEN": SECRET})
+    assert load_config(None, env={"DISCORD_TOKEN": SECRET}).token == SECRET
+
+
+def test_token_never_shown(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, f'token = "{SECRET}"'), env={})
+    assert SECRET not in repr(config) and SECRET not in str(config) and "token" not in repr(config)
+    with pytest.raises(ConfigError) as info:  # a mistake next to the token does not quote it
+        load_config(write(tmp_path, f'token = "{SECRET}"\nworkers = "{SECRET}"'), env={})
+    assert SECRET not in str(info.value)
+
+
+def test_caps_by_role() -> None:
+    limits = Limits(max_size=512, max_steps=100, roles=(RoleLimit(1, max_size=2048), RoleLimit(2, max_steps=900),
+                                                       RoleLimit(3, max_size=256)))
+    assert limits.caps_for([]) == Caps(512, 100)
+    assert limits.caps_for([1, 3]) == Caps(2048, 100)  # the highest cap of all one's roles
+    assert limits.caps_for([1, 2]) == Caps(2048, 900)
+    Caps(512, 100).check(Settings.parse({"size": 512, "steps": 100}))
+    with pytest.raises(ParamError, match=r"size=600 is over this server's cap of 512 .* size=512 or less"):
+        Caps(512, 100).check(Settings.parse({"size": 600}))
+    with pytest.raises(ParamError, match="steps=101 is over"):
+        Caps(512, 100).check(Settings.parse({"size": 64, "num_epoch": 1, "steps_per_epoch": 101}))
+
+
+def test_access() -> None:
+    assert Access().allows(None, 5) and Access().allows(1, 5)
+    only = Access(guilds=frozenset({1}), channels=frozenset({5}))
+    assert only.allows(1, 5) and not only.allows(1, 6) and not only.allows(2, 5) and not only.allows(None, 5)
