@@ -1,0 +1,202 @@
+"""Every hyperparameter, declared once.
+
+`Settings` is a frozen dataclass whose fields carry their own spec (type, default, range, choices,
+help, aliases). That one declaration drives validation (`Settings.parse`), the CLI flags, the bot's
+`key=value` parser, `!stylize help`, the slash-command options and the echo of the values used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+
+class ParamError(ValueError):
+    """A hyperparameter was refused; the message is written for the user who typed it."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What one hyperparameter accepts."""
+
+    name: str
+    type: type  # int, float, str, bool or tuple (a comma-separated list of floats)
+    default: Any
+    help: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    optional: bool = False  # None is a valid value ("random seed", "derived from steps")
+
+    def describe_range(self) -> str:
+        """'64–2048', 'lbfgs | adam', 'true | false' — for help texts."""
+        if self.choices:
+            return " | ".join(self.choices)
+        if self.type is bool:
+            return "true | false"
+        if self.min is not None and self.max is not None:
+            return f"{format_value(self.min)}–{format_value(self.max)}"
+        if self.min is not None:
+            return f"≥ {format_value(self.min)}"
+        return "any"
+
+    def convert(self, raw: Any) -> Any:
+        """Turn user text (or a Python value) into a checked value of this parameter's type."""
+        text = raw.strip().lower() if isinstance(raw, str) else raw
+        if self.optional and text in (None, "", "none", "random", "auto"):
+            return None
+        if text in (None, ""):
+            raise ParamError(f"{self.name} needs a value ({self.describe_range()})")
+        if self.type is bool:
+            return _to_bool(self.name, raw)
+        if self.type is tuple:
+            parts = raw.split(",") if isinstance(raw, str) else list(raw)
+            values = tuple(self._number(float, p) for p in parts)
+            return values
+        if self.type is str:
+            value = str(raw).strip().lower()
+            if self.choices and value not in self.choices:
+                raise ParamError(f"{self.name} must be one of {', '.join(self.choices)}, got {raw!r}"
+                                 + _suggest(value, self.choices))
+            return value
+        return self._number(self.type, raw)
+
+    def _number(self, kind: type, raw: Any) -> int | float:
+        text = str(raw).strip()
+        try:
+            number = float(text)
+        except ValueError:
+            raise ParamError(f"{self.name} must be a number, got {text!r}") from None
+        if not math.isfinite(number):
+            raise ParamError(f"{self.name} must be a finite number, got {text!r}")
+        if kind is int:
+            if number != int(number):
+                raise ParamError(f"{self.name} must be a whole number, got {text!r}")
+            number = int(number)
+        lo, hi = self.min, self.max
+        if (lo is not None and number < lo) or (hi is not None and number > hi):
+            raise ParamError(f"{self.name} must be between {format_value(lo)} and {format_value(hi)}, "
+                             f"got {format_value(number)}" if hi is not None else
+                             f"{self.name} must be at least {format_value(lo)}, got {format_value(number)}")
+        return number
+
+
+def _to_bool(name: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on", "y"):
+        return True
+    if text in ("0", "false", "no", "off", "n"):
+        return False
+    raise ParamError(f"{name} must be true or false, got {raw!r}")
+
+
+def _suggest(word: str, candidates: Any) -> str:
+    close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" — did you mean {close[0]}?" if close else ""
+
+
+def format_value(value: Any) -> str:
+    """Short human form: 1e5 stays 100000 → '1e+05' style only for very large/small floats."""
+    if value is None:
+        return "auto"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+            return f"{value:.3g}"
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return ",".join(format_value(v) for v in value)
+    return str(value)
+
+
+def param(default: Any, help: str, **spec: Any) -> Any:
+    """Declare a Settings field together with its Spec (completed in `_specs`)."""
+    return field(default=default, metadata={"spec": (help, spec)})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The hyperparameters of one stylization. Defaults are the product's recommended ones."""
+
+    size: int = param(512, "longest side of the output, in pixels", min=64, max=4096,
+                      aliases=("image_size", "max_size"))
+    steps: int = param(300, "optimisation steps in total, over all scales", min=1, max=5000,
+                       aliases=("iterations", "num_steps", "num_iterations"))
+    num_epoch: int = param(10, "progress reports (and previews) per run; steps = num_epoch × steps_per_epoch",
+                           min=1, max=100)
+    steps_per_epoch: int | None = param(None, "steps between progress reports (default: steps / num_epoch)",
+                                        min=1, max=5000, optional=True)
+    content_weight: float = param(1.0, "how strongly the picture keeps the photo's content", min=0, max=1e9)
+    style_weight: float = param(1e2, "how strongly the picture takes on the painting's style", min=0, max=1e12)
+    tv_weight: float = param(50.0, "smoothness: suppresses pixel noise (too much looks muddy)", min=0, max=1e6)
+    scales: int = param(2, "coarse-to-fine passes, each at twice the previous resolution", min=1, max=5)
+    style_scale: float = param(1.0, "size of the painting's brush strokes relative to the output", min=0.1, max=4)
+    style_blend: tuple | None = param(None, "weights of several style images, e.g. 2,1 (default: equal)",
+                                      optional=True, min=0, max=1000)
+    preserve_color: str = param("none", "keep the photo's colours: luminance transfer or histogram matching",
+                                choices=("none", "luminance", "histogram"), aliases=("color", "colour", "preserve_colour"))
+    init: str = param("content", "starting picture: the photo or random noise", choices=("content", "noise"))
+    optimizer: str = param("lbfgs", "L-BFGS (best pictures) or Adam (less memory)", choices=("lbfgs", "adam"))
+    lr: float = param(2.0, "Adam step size in pixel units (ignored by L-BFGS)", min=1e-4, max=100)
+    pooling: str = param("max", "VGG pooling: max, or avg as in the paper", choices=("max", "avg"))
+    precision: str = param("auto", "VGG arithmetic: bf16 is faster where the hardware has it; auto picks",
+                           choices=("auto", "fp32", "bf16"))
+    seed: int | None = param(None, "random seed for repeatable results (default: random)",
+                             min=0, max=2**31 - 1, optional=True)
+    preview: bool = param(False, "show a preview image at every progress report")
+
+    @property
+    def epoch_length(self) -> int:
+        """Steps between progress reports."""
+        return self.steps_per_epoch or max(1, math.ceil(self.steps / self.num_epoch))
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any], base: Settings | None = None) -> Settings:
+        """Validate user input (names may be aliases) on top of `base` (or the defaults)."""
+        lookup = {name: spec for spec in SPECS for name in (spec.name, *spec.aliases)}
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            name = key.strip().lower().replace("-", "_")
+            spec = lookup.get(name)
+            if spec is None:
+                raise ParamError(f"unknown setting {key!r}" + _suggest(name, lookup) +
+                                 " (see `help` for the list)")
+            if spec.name in values:
+                raise ParamError(f"{spec.name} was given twice")
+            values[spec.name] = spec.convert(value)
+        settings = dataclasses.replace(base or cls(), **values)
+        if "steps_per_epoch" in values and values["steps_per_epoch"] is not None:
+            implied = settings.num_epoch * settings.steps_per_epoch
+            if "steps" in values and values["steps"] != implied:
+                raise ParamError(f"steps={values['steps']} disagrees with num_epoch × steps_per_epoch = {implied}; "
+                                 "give one or the other")
+            settings = dataclasses.replace(settings, steps=SPEC["steps"].convert(implied))
+        elif "steps" in values or "num_epoch" in values:
+            settings = dataclasses.replace(settings, steps_per_epoch=None)
+        return settings
+
+    def items(self) -> list[tuple[Spec, Any]]:
+        """(spec, value) in declaration order, with derived values filled in — for echoes."""
+        shown = dataclasses.replace(self, steps_per_epoch=self.epoch_length)
+        return [(spec, getattr(shown, spec.name)) for spec in SPECS]
+
+
+def _specs() -> tuple[Spec, ...]:
+    out = []
+    for f in fields(Settings):
+        help_text, extra = f.metadata["spec"]
+        kind = {"int": int, "float": float, "str": str, "bool": bool}.get(
+            str(f.type).split(" |")[0], tuple)
+        out.append(Spec(name=f.name, type=kind, default=f.default, help=help_text, **extra))
+    return tuple(out)
+
+
+SPECS: tuple[Spec, ...] = _specs()
+SPEC: dict[str, Spec] = {spec.name: spec for spec in SPECS}

@@ -1,0 +1,54 @@
+"""The `stylize` command line, run in-process on tiny images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from engine import cli
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture()
+def images(tmp_path: Path) -> tuple[Path, Path]:
+    content, style = tmp_path / "c.png", tmp_path / "s.jpg"
+    Image.open(EXAMPLES / "chelsea.png").resize((48, 32)).save(content)
+    Image.open(EXAMPLES / "starry_night.jpg").resize((64, 40)).save(style)
+    return content, style
+
+
+def test_cli_writes_the_picture_and_intermediates(images: tuple[Path, Path], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.png"
+    code = cli.main([str(images[0]), str(images[1]), "-o", str(out), "--size", "64", "--steps", "4",
+                     "--scales", "1", "--save-every", "2", "--seed", "3", "--style-weight", "1e3"])
+    assert code == 0
+    assert Image.open(out).size == (64, 43)
+    assert sorted(p.name for p in tmp_path.glob("out_step*.png")) == ["out_step0002.png", "out_step0004.png"]
+    printed = capsys.readouterr().out
+    assert "seed 3" in printed and "final losses: content" in printed
+
+
+def test_cli_refuses_bad_hyperparameters(images: tuple[Path, Path], tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([str(images[0]), str(images[1]), "-o", str(tmp_path / "o.png"), "--size", "9000"])
+    assert exit_.value.code == 2
+    assert "size must be between 64 and 4096, got 9000" in capsys.readouterr().err
+
+
+def test_cli_refuses_unreadable_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "notes.txt").write_text("not an image")
+    with pytest.raises(SystemExit):
+        cli.main([str(tmp_path / "notes.txt"), str(tmp_path / "notes.txt"), "-o", str(tmp_path / "o.png")])
+    assert "cannot read image" in capsys.readouterr().err
+
+
+def test_every_hyperparameter_has_a_flag() -> None:
+    help_text = cli.build_parser().format_help()
+    from engine.params import SPECS
+    for spec in SPECS:
+        assert f"--{spec.name.replace('_', '-')}" in help_text

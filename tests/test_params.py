@@ -1,0 +1,95 @@
+"""The hyperparameter declaration: every refusal names the problem, every alias and derived value works."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, strategies as st
+
+from engine.params import SPEC, SPECS, ParamError, Settings, format_value
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"size": "5000"}, "size must be between 64 and 4096, got 5000"),
+    ({"size": "63"}, "size must be between 64 and 4096, got 63"),
+    ({"steps": "0"}, "steps must be between 1 and 5000, got 0"),
+    ({"steps": "1.5"}, "steps must be a whole number"),
+    ({"steps": "abc"}, "steps must be a number, got 'abc'"),
+    ({"style_weight": "nan"}, "style_weight must be a finite number"),
+    ({"content_weight": "inf"}, "content_weight must be a finite number"),
+    ({"tv_weight": "-1"}, "tv_weight must be between 0"),
+    ({"style_scale": "0"}, "style_scale must be between 0.1 and 4"),
+    ({"pooling": "mx"}, "did you mean max"),
+    ({"preserve_color": "lumin"}, "did you mean luminance"),
+    ({"optimizer": "sgd"}, "optimizer must be one of lbfgs, adam"),
+    ({"preview": "maybe"}, "preview must be true or false"),
+    ({"style_blend": "1,x"}, "style_blend must be a number"),
+    ({"style_blend": "1,-2"}, "style_blend must be between 0 and 1000"),
+    ({"seed": "-3"}, "seed must be between 0"),
+    ({"stlye_weight": "1"}, "unknown setting 'stlye_weight' — did you mean style_weight?"),
+    ({"bogus": "1"}, "unknown setting 'bogus'"),
+    ({"size": ""}, "size needs a value"),
+    ({"steps": "10", "iterations": "20"}, "steps was given twice"),
+    ({"num_epoch": "5", "steps_per_epoch": "10", "steps": "20"}, "disagrees with num_epoch × steps_per_epoch = 50"),
+    ({"num_epoch": "100", "steps_per_epoch": "100"}, "steps must be between 1 and 5000, got 10000"),
+])
+def test_bad_values_are_refused_with_a_clear_message(raw: dict[str, str], message: str) -> None:
+    with pytest.raises(ParamError) as error:
+        Settings.parse(raw)
+    assert message in str(error.value)
+
+
+def test_defaults_are_valid_for_their_own_specs() -> None:
+    for spec in SPECS:
+        if spec.default is not None:
+            assert spec.convert(spec.default) == spec.default, spec.name
+
+
+def test_aliases_case_and_dashes() -> None:
+    settings = Settings.parse({"Style-Weight": "1e5", "iterations": "40", "color": "Luminance", "preview": "yes"})
+    assert settings.style_weight == 1e5 and settings.steps == 40
+    assert settings.preserve_color == "luminance" and settings.preview is True
+
+
+def test_seed_notebook_epochs() -> None:
+    settings = Settings.parse({"num_epoch": "4", "steps_per_epoch": "25"})
+    assert settings.steps == 100 and settings.epoch_length == 25
+    derived = Settings.parse({"steps": "95", "num_epoch": "10"})
+    assert derived.epoch_length == 10 and derived.steps_per_epoch is None
+    assert dict((spec.name, value) for spec, value in derived.items())["steps_per_epoch"] == 10
+    # A server default for steps_per_epoch gives way when a user asks for a number of steps.
+    base = Settings.parse({"steps_per_epoch": "50"})
+    assert Settings.parse({"steps": "30"}, base).epoch_length == 3
+
+
+def test_base_settings_are_the_starting_point() -> None:
+    base = Settings.parse({"size": "256", "style_weight": "1e3"})
+    settings = Settings.parse({"steps": "10"}, base)
+    assert (settings.size, settings.style_weight, settings.steps) == (256, 1e3, 10)
+
+
+def test_optional_values_accept_auto() -> None:
+    assert Settings.parse({"seed": "random"}).seed is None
+    assert Settings.parse({"style_blend": "2, 1"}).style_blend == (2.0, 1.0)
+
+
+def test_every_spec_has_help_and_a_describable_range() -> None:
+    for spec in SPECS:
+        assert spec.help and spec.describe_range()
+    assert SPEC["size"].describe_range() == "64–4096"
+    assert format_value(1e5) == "1e+05" and format_value(0.5) == "0.5" and format_value(None) == "auto"
+
+
+@given(st.integers(64, 4096), st.floats(0, 1e12, allow_nan=False), st.sampled_from(["none", "luminance"]))
+def test_valid_values_round_trip_through_text(size: int, weight: float, color: str) -> None:
+    settings = Settings.parse({"size": str(size), "style_weight": repr(weight), "preserve_color": color})
+    assert settings.size == size and math.isclose(settings.style_weight, weight) and settings.preserve_color == color
+
+
+@given(st.dictionaries(st.text(max_size=12), st.text(max_size=12), max_size=4))
+def test_junk_only_ever_raises_param_error(raw: dict[str, str]) -> None:
+    try:
+        Settings.parse(raw)
+    except ParamError:
+        pass
