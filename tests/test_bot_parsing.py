@@ -1,0 +1,157 @@
+"""bot.parsing: `!stylize` text → links + Settings, and which picture is the photo."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
+
+from bot.parsing import (Arguments, UsageError, check_blend, parse_settings, pick_inputs, pick_slash_inputs,
+                         split_arguments)
+from engine import SPECS, ParamError, Settings, Spec
+
+BASE = Settings()
+
+
+def test_links_and_pairs() -> None:
+    args = split_arguments("https://a.example/x.png?w=1  <http://b.example/y.jpg> steps=300 "
+                           "style_weight=1e5 preserve_color=luminance")
+    assert args.links == ("https://a.example/x.png?w=1", "http://b.example/y.jpg")
+    assert args.raw == {"steps": "300", "style_weight": "1e5", "preserve_color": "luminance"}
+    assert split_arguments("   ") == Arguments()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("steps", "I don't understand `steps`"),
+    ("=5", "I don't understand `=5`"),
+    ("steps=1 steps=2", "`steps` was given twice"),
+    ("ftp://example.com/a.png", "I don't understand"),
+])
+def test_words_that_are_neither(text: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        split_arguments(text)
+
+
+def test_settings_on_top_of_server_defaults() -> None:
+    base = Settings.parse({"size": 256, "style_weight": 5})
+    settings, given = parse_settings({"Steps": "2", "image_size": "64", "colour": "histogram"}, base)
+    assert (settings.steps, settings.size, settings.preserve_color, settings.style_weight) == (2, 64, "histogram", 5)
+    assert given == {"steps", "size", "preserve_color"}  # canonical names, for the echo
+
+
+def test_seed_notebook_names() -> None:
+    settings, given = parse_settings(split_arguments("num_epoch=4 steps_per_epoch=25").raw, BASE)
+    assert settings.steps == 100 and settings.epoch_length == 25 and given == {"num_epoch", "steps_per_epoch"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("steps=abc", "steps must be a number, got 'abc'"),
+    ("stile_weight=1", "unknown setting 'stile_weight' — did you mean style_weight?"),
+    ("size=10", "size must be between 64 and 4096"),
+    ("size=64 image_size=64", "size was given twice"),
+    ("optimizer=sgd", "optimizer must be one of lbfgs, adam"),
+])
+def test_friendly_refusals(text: str, message: str) -> None:
+    with pytest.raises(ParamError, match=message):
+        parse_settings(split_arguments(text).raw, BASE)
+
+
+def test_blend_needs_one_weight_per_style() -> None:
+    check_blend(Settings.parse({"style_blend": "2,1"}), 2)
+    check_blend(BASE, 3)
+    with pytest.raises(ParamError, match="style_blend has 2 weights but you gave 1 style image — give one"):
+        check_blend(Settings.parse({"style_blend": "2,1"}), 1)
+
+
+def test_inputs_in_order() -> None:
+    assert pick_inputs([], ["a1", "a2"], [], max_styles=3) == ("a1", ["a2"])
+    assert pick_inputs([], ["a1"], ["l1"], max_styles=3) == ("a1", ["l1"])
+    assert pick_inputs([], [], ["l1", "l2", "l3"], max_styles=3) == ("l1", ["l2", "l3"])
+    assert pick_inputs(["r"], ["a1", "a2"], ["l1"], max_styles=3) == ("r", ["a1", "a2", "l1"])
+    with pytest.raises(UsageError, match="got only one image") as info:
+        pick_inputs([], ["a1"], [], max_styles=3)
+    assert info.value.show_usage
+    with pytest.raises(UsageError, match="got no image"):
+        pick_inputs([], [], [], max_styles=3)
+    with pytest.raises(UsageError, match="That's 4 style images; the limit is 3"):
+        pick_inputs(["r"], ["a", "b"], ["c", "d"], max_styles=3)
+
+
+def test_slash_inputs_by_name() -> None:
+    assert pick_slash_inputs("c", None, [None, "s2", "l"], max_styles=3) == ("c", ["s2", "l"])
+    assert pick_slash_inputs(None, "cl", ["s", None, None], max_styles=3) == ("cl", ["s"])
+    with pytest.raises(UsageError, match="not both"):
+        pick_slash_inputs("c", "cl", ["s"], max_styles=3)
+    with pytest.raises(UsageError, match=r"I need the photo \(content\)"):
+        pick_slash_inputs(None, None, ["s"], max_styles=3)
+    with pytest.raises(UsageError, match=r"I need a style image \(style\)"):
+        pick_slash_inputs("c", None, [None, None, None], max_styles=3)
+    with pytest.raises(UsageError, match="limit is 1"):
+        pick_slash_inputs("c", None, ["s", "t"], max_styles=1)
+
+
+# --------------------------------------------------------------------------- property tests
+
+
+def _number_text(spec: Spec) -> st.SearchStrategy[str]:
+    lo = spec.min if spec.min is not None else -1e6
+    hi = spec.max if spec.max is not None else 1e6
+    if spec.type is int:
+        return st.integers(int(math.ceil(lo)), int(hi)).map(str)
+    return st.floats(lo, hi, allow_nan=False).map(repr)
+
+
+def valid_text(spec: Spec) -> st.SearchStrategy[str]:
+    """Text a user could type for `spec` that the engine must accept."""
+    if spec.choices:
+        return st.sampled_from(spec.choices)
+    if spec.type is bool:
+        return st.sampled_from(["true", "false", "yes", "no", "on", "off", "1", "0"])
+    if spec.type is tuple:
+        return st.lists(_number_text(spec), min_size=1, max_size=3).map(",".join)
+    return _number_text(spec)
+
+
+def _compatible(pairs: dict[str, str]) -> bool:
+    """steps must agree with num_epoch × steps_per_epoch when all three are given (the engine refuses otherwise)."""
+    if "steps" in pairs and "steps_per_epoch" in pairs:
+        implied = int(pairs.get("num_epoch", BASE.num_epoch)) * int(pairs["steps_per_epoch"])
+        return int(pairs["steps"]) == implied
+    if "steps_per_epoch" in pairs:
+        return int(pairs.get("num_epoch", BASE.num_epoch)) * int(pairs["steps_per_epoch"]) <= 5000
+    return True
+
+
+valid_pairs = st.lists(st.sampled_from(SPECS), unique=True, max_size=len(SPECS)).flatmap(
+    lambda specs: st.fixed_dictionaries({spec.name: valid_text(spec) for spec in specs})).filter(_compatible)
+
+
+@hyp_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(valid_pairs)
+def test_typed_pairs_parse_like_the_dict(pairs: dict[str, str]) -> None:
+    text = " ".join(f"{key}={value}" for key, value in pairs.items())
+    settings, given_names = parse_settings(split_arguments(text).raw, BASE)
+    assert settings == Settings.parse(pairs, BASE)
+    assert given_names == set(pairs)
+
+
+words = st.text(st.characters(blacklist_categories=["Cs"]), max_size=30)
+
+
+@hyp_settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(words, st.builds("{}={}".format, st.sampled_from(
+    [n for s in SPECS for n in (s.name, *s.aliases)] + ["x", "Size", "STEPS"]), words)), max_size=6))
+def test_junk_raises_only_user_errors(parts: list[str]) -> None:
+    try:
+        args = split_arguments(" ".join(parts))
+        parse_settings(args.raw, BASE)
+    except (UsageError, ParamError) as error:
+        assert str(error)
+
+
+def test_every_choice_is_accepted() -> None:
+    """Including the ones that look like "no value" (preserve_color=none, precision=auto)."""
+    for spec in SPECS:
+        for choice in spec.choices:
+            assert getattr(Settings.parse({spec.name: choice}), spec.name) == choice
