@@ -1,0 +1,146 @@
+"""What users read: status lines, the result embed, `help` and `queue` — all generated from SPECS.
+
+Kept apart from the cog so Discord's size limits (2000-char messages, 25 fields and 6000 chars per
+embed, the upload limit) are handled and tested in one place.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import discord
+from PIL import Image
+
+from engine import SPECS, Settings, format_value
+
+from .config import Caps
+from .jobs import Job, Snapshot, Status
+
+MESSAGE_LIMIT = 2000
+EMBED_FIELDS = 25
+EMBED_TOTAL = 6000
+FIELD_VALUE = 1024
+BAR_WIDTH = 20
+COLOUR = discord.Colour.from_rgb(88, 101, 242)
+
+
+def usage(prefix: str) -> str:
+    """How to ask, with examples for every way of giving the two pictures."""
+    return (f"**Usage:** `{prefix}stylize` with the photo and then the style image attached, "
+            f"or as links, or reply to a photo and attach the style. Settings are key=value:\n"
+            f"`{prefix}stylize https://…/photo.jpg https://…/painting.jpg steps=300 size=512`\n"
+            f"`/stylize paint content:<photo> style:<painting> style_weight:1e5`\n"
+            f"Every setting: `{prefix}stylize help`.")
+
+
+def duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def bar(fraction: float, width: int = BAR_WIDTH) -> str:
+    filled = min(width, max(0, round(fraction * width)))
+    return "█" * filled + "░" * (width - filled)
+
+
+def status_text(job_id: str, snapshot: Snapshot) -> str:
+    """The live status line of a pending job."""
+    if snapshot.status is Status.QUEUED:
+        ahead = (snapshot.position or 1) - 1
+        return (f"⏳ Queued — number **{snapshot.position}** in line"
+                f"{f' ({ahead} ahead of you)' if ahead else ' (next up)'}. Job `{job_id}`")
+    progress = snapshot.progress
+    if progress is None:
+        return f"🎨 Starting… Job `{job_id}`"
+    fraction = progress.step / progress.total
+    eta = progress.eta
+    left = f" · about {duration(eta)} left" if eta is not None and progress.step < progress.total else ""
+    return (f"🎨 `{bar(fraction)}` **{fraction:.0%}** · step {progress.step}/{progress.total} · "
+            f"pass {progress.scale}/{progress.scales} at {progress.size[0]}×{progress.size[1]}{left}. Job `{job_id}`")
+
+
+def settings_lines(settings: Settings, given: frozenset[str]) -> str:
+    """Every effective hyperparameter, one per line; those the user set are bold with a •."""
+    return "\n".join(f"• **{spec.name} = {format_value(value)}**" if spec.name in given
+                     else f"{spec.name} = {format_value(value)}" for spec, value in settings.items())
+
+
+def result_embed(job: Job, given: frozenset[str], filename: str) -> discord.Embed:
+    """The echo that travels with the picture: settings as run (seed included), wall time, device, losses."""
+    result = job.result
+    assert result is not None
+    embed = discord.Embed(title="Your painting", colour=COLOUR,
+                          description="**Settings** (• = set by you)\n" + settings_lines(result.settings, given))
+    embed.add_field(name="Time", value=duration(result.elapsed))
+    embed.add_field(name="Device", value=result.device)
+    losses = " · ".join(f"{name} {value:.4g}" for name, value in result.losses.items())
+    embed.add_field(name="Final losses", value=losses or "—", inline=False)
+    embed.set_image(url=f"attachment://{filename}")
+    embed.set_footer(text=f"Job {job.id} · {result.steps} steps")
+    return embed
+
+
+def help_embeds(prefix: str, base: Settings, caps: Caps) -> list[discord.Embed]:
+    """One field per hyperparameter (name, aliases, meaning, default, range), split over embeds as needed."""
+    first = discord.Embed(title="Stylize — settings", colour=COLOUR,
+                          description=usage(prefix) + f"\n\nHere your caps are size ≤ {caps.max_size} "
+                          f"and steps ≤ {caps.max_steps}.")
+    embeds = [first]
+    for spec in SPECS:
+        name = spec.name + (f" (or {', '.join(spec.aliases)})" if spec.aliases else "")
+        value = (f"{spec.help}\ndefault **{format_value(getattr(base, spec.name))}** · "
+                 f"{spec.describe_range()}")[:FIELD_VALUE]
+        embed = embeds[-1]
+        if len(embed.fields) == EMBED_FIELDS or len(embed) + len(name) + len(value) > EMBED_TOTAL:
+            embed = discord.Embed(colour=COLOUR)
+            embeds.append(embed)
+        embed.add_field(name=name[:256], value=value, inline=False)
+    return embeds
+
+
+def queue_text(jobs: Sequence[Job]) -> str:
+    """Running jobs, then waiting ones in order, cut to one message."""
+    if not jobs:
+        return "The queue is empty — nothing is running or waiting."
+    lines = []
+    waiting = 0
+    for job in jobs:
+        what = f"<@{job.user_id}> · size {job.settings.size}, {job.settings.steps} steps · job `{job.id}`"
+        if job.status is Status.RUNNING:
+            done = f" · {job.progress.step / job.progress.total:.0%}" if job.progress else ""
+            lines.append(f"🎨 running: {what}{done}")
+        else:
+            waiting += 1
+            lines.append(f"{waiting}. {what}")
+    text = f"**Queue** ({waiting} waiting)\n" + "\n".join(lines)
+    if len(text) > MESSAGE_LIMIT:
+        text = text[: MESSAGE_LIMIT - 2].rsplit("\n", 1)[0] + "\n…"
+    return text
+
+
+def encode_for_upload(image: Image.Image, limit: int, name: str = "stylized") -> tuple[bytes, str] | None:
+    """PNG if it fits under `limit` bytes, else the best JPEG quality that fits; None if nothing does."""
+    png = io.BytesIO()
+    image.save(png, "PNG", optimize=False)
+    if png.tell() <= limit:
+        return png.getvalue(), f"{name}.png"
+    rgb = image.convert("RGB")
+    for quality in (95, 90, 85, 75, 60):
+        jpeg = io.BytesIO()
+        rgb.save(jpeg, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2)
+        if jpeg.tell() <= limit:
+            return jpeg.getvalue(), f"{name}.jpg"
+    return None
+
+
+def preview_png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
