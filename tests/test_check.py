@@ -1,0 +1,199 @@
+"""bot.check (`stylize-bot check`): says what it found, lists every problem, exits 0/1, never shows the token."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from PIL import Image
+
+import engine
+from bot import check
+from bot.check import run_check
+from engine import EngineError, Result, Settings
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
+TOKEN = "MTIzNDU2Nzg5.GabcDE.secret-part-of-the-token"
+
+
+def run(config: str | None, env: dict[str, str] | None = None) -> tuple[int, str]:
+    out = io.StringIO()
+    code = run_check(config, env={} if env is None else env, out=out)
+    return code, out.getvalue()
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+class FakeEngine:
+    """Stands in for engine.stylize: records the call, returns a plausible result (or raises)."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.error = error
+
+    def __call__(self, content: Image.Image, styles: list[Image.Image], settings: Settings, *,
+                 device: Any = None, **_: Any) -> Result:
+        self.calls.append({"content": content, "styles": styles, "settings": settings, "device": device})
+        if self.error is not None:
+            raise self.error
+        return Result(image=Image.new("RGB", (64, 43)), settings=settings, device=str(device), elapsed=0.01,
+                      steps=settings.steps, losses={"content": 1.0, "style": 2.0, "tv": 3.0, "total": 6.0})
+
+
+@pytest.fixture
+def fake_engine(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+    fake = FakeEngine()
+    monkeypatch.setattr(engine, "stylize", fake)
+    return fake
+
+
+@pytest.fixture(autouse=True)
+def _health_file_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no stray ./config.toml from the repository's working directory
+
+
+def test_a_ready_installation_passes_with_a_real_tiny_run(tmp_path: Path) -> None:
+    config = write(tmp_path, 'device = "cpu"\n')
+    code, out = run(config, {"DISCORD_TOKEN": TOKEN, "STYLIZE_HEALTH_FILE": str(tmp_path / "h.json")})
+    assert code == 0, out
+    assert out.rstrip().endswith("OK: ready to run the bot")
+    for label in ("config", "token", "python", "torch", "device", "weights", "test run"):
+        assert f"\n  {label} " in out
+    assert f"{config}: ok (prefix '!', device cpu, 1 worker" in out
+    assert "set (from $DISCORD_TOKEN; not shown)" in out
+    assert torch.__version__ in out and "cpu — " in out
+    assert "64×43 px, 3 steps" in out and "chelsea.png × starry_night.jpg" in out
+    assert "secret" not in out and "MTIz" not in out
+
+
+def test_the_test_run_uses_the_servers_defaults_but_stays_tiny(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    config = write(tmp_path, '[defaults]\nsize = 768\nsteps = 500\npooling = "avg"\nstyle_blend = "2,1"\n'
+                             'precision = "fp32"\npreview = true\n')
+    code, out = run(config, {"DISCORD_TOKEN": TOKEN})
+    assert code == 0, out
+    (call,) = fake_engine.calls
+    settings = call["settings"]
+    assert (settings.size, settings.steps, settings.scales, settings.seed) == (64, 3, 1, 0)
+    assert (settings.pooling, settings.precision, settings.style_blend, settings.preview) == ("avg", "fp32", None, False)
+    assert len(call["styles"]) == 1 and str(call["device"]) == "cpu"
+
+
+def test_missing_token_is_a_problem_and_the_rest_is_still_checked(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    code, out = run(write(tmp_path, 'prefix = "?"\n'))
+    assert code == 1
+    assert re.search(r"\n  token +NOT SET\n", out) and "prefix '?'" in out
+    assert "1 problem:\n  - " in out and "no bot token — set the DISCORD_TOKEN environment variable" in out
+    assert len(fake_engine.calls) == 1  # the engine was still tried
+
+
+def test_token_from_the_file_is_reported_but_never_shown(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    code, out = run(write(tmp_path, f'token = "{TOKEN}"\n'))
+    assert code == 0, out
+    assert "set (from the configuration file; not shown)" in out
+    assert TOKEN not in out and "secret" not in out
+
+
+def test_a_token_of_the_wrong_shape_gets_a_note_not_a_failure(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    code, out = run(None, {"DISCORD_TOKEN": "0123456789abcdef0123456789abcdef"})
+    assert code == 0
+    assert "does not look like a bot token" in out and "0123456789abcdef" not in out
+
+
+def test_a_broken_configuration_is_reported_and_checking_goes_on(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    code, out = run(write(tmp_path, "max_step = 50\n"), {"DISCORD_TOKEN": TOKEN})
+    assert code == 1
+    assert "NOT USABLE" in out and "unknown key 'max_step'" in out
+    assert "unknown (the configuration" not in out and "set (from $DISCORD_TOKEN; not shown)" in out
+    assert len(fake_engine.calls) == 1 and str(fake_engine.calls[0]["device"]) == "cpu"  # "auto" on this machine
+
+
+def test_a_missing_configuration_file_is_a_problem(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    code, out = run(str(tmp_path / "nope.toml"), {"DISCORD_TOKEN": TOKEN})
+    assert code == 1 and "no such file (copy config.example.toml to start)" in out
+
+
+def test_without_a_path_it_reads_config_toml_like_the_bot(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    code, out = run(None, {"DISCORD_TOKEN": TOKEN})
+    assert code == 0 and "no ./config.toml, built-in defaults: ok" in out
+    (tmp_path / "config.toml").write_text('prefix = "$"\n')
+    code, out = run(None, {"DISCORD_TOKEN": TOKEN})
+    assert code == 0 and "config.toml: ok (prefix '$'" in out
+
+
+def test_the_example_configuration_passes(fake_engine: FakeEngine) -> None:
+    code, out = run(str(EXAMPLE), {"DISCORD_TOKEN": TOKEN})
+    assert code == 0, out
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_cuda_asked_for_but_not_visible_explains_the_gpu_setup(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    code, out = run(write(tmp_path, 'device = "cuda"\n'), {"DISCORD_TOKEN": TOKEN})
+    assert code == 1
+    assert re.search(r"\n  device +cuda: NOT USABLE\n", out)
+    assert "PyTorch sees no CUDA GPU" in out and "NVIDIA Container Toolkit" in out and "--gpus all" in out
+    assert fake_engine.calls == []
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_auto_on_a_cpu_machine_notes_the_cpu_fallback(fake_engine: FakeEngine) -> None:
+    code, out = run(None, {"DISCORD_TOKEN": TOKEN})
+    assert code == 0
+    assert "note: no GPU is visible, so pictures are painted on the CPU" in out
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_device_is_described() -> None:
+    code, out = run(None, {"DISCORD_TOKEN": TOKEN})
+    assert code == 0, out
+    assert "cuda:0 — " in out and "GiB memory" in out and "compute capability" in out
+
+
+def test_an_engine_failure_is_a_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "stylize", FakeEngine(EngineError("the CPU ran out of memory at size=64")))
+    code, out = run(None, {"DISCORD_TOKEN": TOKEN})
+    assert code == 1
+    assert re.search(r"\n  test run +64 px, 3 steps on cpu: FAILED\n", out)
+    assert "could not be painted on cpu: the CPU ran out of memory at size=64" in out
+
+
+def test_without_the_examples_it_paints_generated_pictures(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                          fake_engine: FakeEngine) -> None:
+    monkeypatch.setattr(check, "_example_folders", lambda env: [tmp_path / "missing"])
+    code, out = run(None, {"DISCORD_TOKEN": TOKEN})
+    assert code == 0 and "generated pictures (examples/ not found)" in out
+    assert fake_engine.calls[0]["content"].size == (96, 96)
+
+
+def test_examples_folder_can_be_named(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    folder = tmp_path / "ex"
+    folder.mkdir()
+    Image.new("RGB", (30, 20), "red").save(folder / "chelsea.png")
+    Image.new("RGB", (20, 20), "blue").save(folder / "starry_night.jpg")
+    code, _ = run(None, {"DISCORD_TOKEN": TOKEN, "STYLIZE_EXAMPLES": str(folder)})
+    assert code == 0 and fake_engine.calls[0]["content"].size == (30, 20)
+
+
+def test_an_unwritable_health_file_location_is_a_problem(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         fake_engine: FakeEngine) -> None:
+    target = tmp_path / "ro" / "deeper" / "h.json"  # missing folders: the nearest existing one is asked
+    (tmp_path / "ro").mkdir()
+    asked: list[Path] = []
+    monkeypatch.setattr(check.os, "access", lambda path, mode: asked.append(Path(path)) or False)
+    code, out = run(None, {"DISCORD_TOKEN": TOKEN, "STYLIZE_HEALTH_FILE": str(target)})
+    assert code == 1 and asked == [tmp_path / "ro"]
+    assert f"the health file {target} cannot be written" in out and "STYLIZE_HEALTH_FILE" in out
+
+
+def test_main_takes_the_config_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_engine: FakeEngine,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", TOKEN)
+    assert check.main(["--config", write(tmp_path, 'prefix = "%"\n')]) == 0
+    assert "prefix '%'" in capsys.readouterr().out
