@@ -113,6 +113,10 @@ class JobBackend(ABC):
     async def result(self, job_id: str) -> Job:
         """Wait until the job ends, then hand over the finished copy (once: the backend forgets it)."""
 
+    @abstractmethod
+    def alive(self) -> bool:
+        """Whether jobs can still run (for the health report); cheap, called from the event loop."""
+
 
 class InProcessBackend(JobBackend):
     """`workers` threads in this process running `runner`; fair order, per-user limit and queue cap."""
@@ -214,6 +218,9 @@ class InProcessBackend(JobBackend):
         job = await asyncio.shield(future)
         self._done.pop(job_id, None)
         return job
+
+    def alive(self) -> bool:
+        return bool(self._tasks) and not self._closing and all(not task.done() for task in self._tasks)
 
     def _order(self) -> list[Job]:
         """Waiting jobs in the order they will run: round-robin over users, FIFO within a user.

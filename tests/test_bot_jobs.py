@@ -23,7 +23,8 @@ TINY = Settings.parse({"size": 64, "steps": 2, "scales": 1})
 
 
 class FakeRunner:
-    """Reports one step, then blocks until the test releases the job (or the backend cancels it)."""
+    """Reports one step (with a preview if asked), then blocks until the test releases the job or the
+    backend cancels it; the result is the content picture. Also used by the end-to-end tests."""
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -31,19 +32,25 @@ class FakeRunner:
         self._release: dict[str, threading.Event] = {}
         self.failures: dict[str, BaseException] = {}
         self.ran: list[str] = []
+        self._all = threading.Event()
 
     def release(self, job: Job) -> None:
         self._release.setdefault(job.id, threading.Event()).set()
+
+    def release_all(self) -> None:
+        """Let every job, running or still to come, finish."""
+        self._all.set()
 
     async def started(self, job: Job) -> None:
         await asyncio.wait_for(self._started[job.id].wait(), 5)
 
     def __call__(self, job: Job, report, cancel: threading.Event) -> Result:
         self.ran.append(job.id)
-        report(Progress(1, job.settings.steps, 1, 1, (8, 8), {"total": 1.0}, 0.01, preview=job.content))
+        report(Progress(1, job.settings.steps, 1, 1, (8, 8), {"total": 1.0}, 0.01,
+                        preview=job.content if job.settings.preview else None))
         self.loop.call_soon_threadsafe(self._started[job.id].set)
         release = self._release.setdefault(job.id, threading.Event())
-        while not release.wait(0.005):
+        while not (release.wait(0.005) or self._all.is_set()):
             if cancel.is_set():
                 raise Cancelled()
         if job.id in self.failures:
@@ -73,7 +80,7 @@ async def backend(runner: FakeRunner):
 
 
 async def test_runs_and_delivers(backend: InProcessBackend, runner: FakeRunner) -> None:
-    a = job(1)
+    a = job(1, Settings.parse({"preview": True}, TINY))
     assert await backend.submit(a) == 1
     await runner.started(a)
     assert await backend.position(a.id) == 0
@@ -222,7 +229,9 @@ async def test_close_cancels_running_and_waiting(runner: FakeRunner) -> None:
     await backend.submit(waiting)
     await runner.started(running)
     results = asyncio.gather(backend.result(running.id), backend.result(waiting.id))
+    assert backend.alive()
     await backend.close()
+    assert not backend.alive()
     for finished in await results:
         assert finished.status is Status.CANCELLED and finished.error == SHUTDOWN
     assert runner.ran == [running.id]

@@ -1,0 +1,382 @@
+"""`stylize`: one hybrid command group — `!stylize …` and `/stylize paint …` — plus help, cancel, queue.
+
+Design of the slash options: the group's callback takes the three attachments as ordinary
+parameters and everything else as one `StylizeOptions` flag parameter. `StylizeOptions` is a
+`commands.FlagConverter` *generated* from engine.params.SPECS at import: one flag per Spec, annotated
+with `app_commands.Range[int|float, min, max]`, `Literal[*choices]`, `bool` or `str` and described by
+the Spec's help. discord.py's hybrid machinery flattens a FlagConverter into separate slash options,
+so `/stylize paint` gets one typed option per hyperparameter, with Discord enforcing the ranges and
+offering the choices; a new Spec shows up without touching this file. On the prefix path the stock
+FlagConverter parser (which silently drops unknown keys) is replaced by our own: the rest of the
+message is split into links and key=value pairs and handed to Settings.parse, which refuses unknown
+keys with a suggestion. Both paths end in the same Settings.parse call on top of the server's
+[defaults]. A hybrid group (rather than a lone hybrid command) is what lets `!stylize help`,
+`!stylize cancel` and `!stylize queue` exist beside `!stylize <images> key=value…`; slash commands
+cannot take options and have subcommands at once, so the painting itself is the group's `paint`
+fallback subcommand.
+
+Each accepted job gets a status message (with a Cancel button) and an asyncio task that edits it
+from the backend's snapshots every `progress_interval` seconds, then replies with the picture.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import types
+from functools import partial
+from typing import TYPE_CHECKING, Any, Literal, Optional, Self
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+from PIL import Image
+
+from engine import SPECS, ParamError, Spec
+
+from ..fetch import FetchError, fetch_url
+from ..images import ImageError, decode_image
+from ..jobs import Job, QueueFull, Snapshot, Status
+from ..parsing import (Arguments, UsageError, check_blend, parse_settings, pick_inputs, pick_slash_inputs,
+                       split_arguments)
+from ..render import encode_for_upload, help_embeds, preview_png, queue_text, result_embed, status_text, usage
+
+if TYPE_CHECKING:
+    from ..app import StylizeBot
+
+log = logging.getLogger(__name__)
+
+FINAL_WORD_TIMEOUT = 15.0  # seconds cog_unload waits for jobs' last messages (shutdown)
+SLASH_DESCRIPTION = 100  # Discord's limit for option descriptions
+
+
+class _OptionsBase(commands.FlagConverter):
+    """The flags half of the command; subclassed below with one flag per Spec."""
+
+    _parsed = None  # Arguments, set on the prefix path (no annotation: FlagsMeta would make it a flag)
+
+    @classmethod
+    async def convert(cls, ctx: commands.Context[Any], argument: str) -> Self:
+        """Prefix path: links and key=value pairs, unknown keys kept for Settings.parse to refuse."""
+        options = await cls._construct_default(ctx)
+        options._parsed = split_arguments(argument)
+        return options
+
+    def arguments(self) -> Arguments:
+        """What the user gave, whichever path it came by (slash: the typed options that were set)."""
+        if self._parsed is not None:
+            return self._parsed
+        return Arguments(raw={spec.name: getattr(self, spec.name) for spec in SPECS
+                              if getattr(self, spec.name) is not None})
+
+
+def _annotation(spec: Spec) -> Any:
+    """The slash option type for one hyperparameter: ranges and choices straight from its Spec."""
+    if spec.choices:
+        return Literal[spec.choices]
+    if spec.type is bool:
+        return bool
+    if spec.type in (int, float) and (spec.min is not None or spec.max is not None):
+        lo, hi = (None if bound is None else spec.type(bound) for bound in (spec.min, spec.max))
+        return app_commands.Range[spec.type, lo, hi]
+    if spec.type in (int, float):
+        return spec.type
+    return str  # tuples, e.g. style_blend "2,1"
+
+
+def _declare(namespace: dict[str, Any]) -> None:
+    annotations: dict[str, Any] = {"content_link": str, "style_link": str}
+    namespace["content_link"] = commands.flag(default=None, description="link to the photo, instead of attaching it")
+    namespace["style_link"] = commands.flag(default=None, description="link to a style picture")
+    for spec in SPECS:
+        annotations[spec.name] = _annotation(spec)
+        namespace[spec.name] = commands.flag(default=None, description=spec.help[:SLASH_DESCRIPTION])
+    namespace["__annotations__"] = annotations
+
+
+StylizeOptions = types.new_class("StylizeOptions", (_OptionsBase,), {}, _declare)
+
+
+class CancelButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"stylize:cancel:(?P<job>[0-9a-f]+)"):
+    """The Cancel button on a status message; the job id lives in its custom_id, so no state is kept."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(discord.ui.Button(label="Cancel", emoji="🛑", style=discord.ButtonStyle.danger,
+                                           custom_id=f"stylize:cancel:{job_id}"))
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button[Any], match: Any, /
+                             ) -> CancelButton:
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        cog = interaction.client.get_cog(Stylize.__cog_name__)  # type: ignore[attr-defined]
+        if isinstance(cog, Stylize):
+            await cog.cancel_from_button(interaction, self.job_id)
+
+
+def cancel_view(job_id: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    view.add_item(CancelButton(job_id))
+    return view
+
+
+USER_ERRORS = (UsageError, ParamError, QueueFull)
+
+
+def user_facing(error: BaseException) -> Exception | None:
+    """The user's mistake inside discord.py's wrappers (CommandInvokeError, HybridCommandError…), if any."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, USER_ERRORS):
+            return seen
+        seen = getattr(seen, "original", None) or seen.__cause__
+    return None
+
+
+class Stylize(commands.Cog):
+    """Paint photos in the style of other pictures."""
+
+    def __init__(self, bot: StylizeBot) -> None:
+        self.bot = bot
+        self.config = bot.config
+        self._followers: set[asyncio.Task[None]] = set()
+
+    async def cog_load(self) -> None:
+        self.bot.add_dynamic_items(CancelButton)
+
+    async def cog_unload(self) -> None:
+        self.bot.remove_dynamic_items(CancelButton)
+        if self._followers:  # the backend has ended every job by now; let them post their last word
+            await asyncio.wait(self._followers, timeout=FINAL_WORD_TIMEOUT)
+
+    async def cog_check(self, ctx: commands.Context[Any]) -> bool:
+        return self.config.access.allows(ctx.guild.id if ctx.guild else None, ctx.channel.id)
+
+    # ---------------------------------------------------------------------------------- commands
+
+    @commands.hybrid_group(name="stylize", fallback="paint", description="Paint a photo in the style of a picture")
+    @app_commands.describe(content="the photo to paint", style="the picture whose style to copy",
+                           style2="a second style picture to blend in (see style_blend)")
+    async def stylize(self, ctx: commands.Context[Any], content: Optional[discord.Attachment] = None,
+                      style: Optional[discord.Attachment] = None, style2: Optional[discord.Attachment] = None,
+                      *, options: StylizeOptions) -> None:  # type: ignore[valid-type]
+        """Paint the first image in the style of the next: attachments, links, or a reply to a photo."""
+        args = options.arguments()
+        settings, given = parse_settings(args.raw, self.config.defaults)
+        self.config.limits.caps_for(_role_ids(ctx.author)).check(settings)
+        max_styles = self.config.limits.max_styles
+        if ctx.interaction is None:
+            replied = await self._replied_image(ctx.message)
+            photo, styles = pick_inputs(replied, ctx.message.attachments, args.links, max_styles=max_styles)
+        else:
+            photo, styles = pick_slash_inputs(content, options.content_link, [style, style2, options.style_link],
+                                              max_styles=max_styles)
+        check_blend(settings, len(styles))
+        await ctx.defer()
+        content_image = await self._load(photo, "The photo")
+        style_images = [await self._load(s, f"Style picture {n}" if len(styles) > 1 else "The style picture")
+                        for n, s in enumerate(styles, start=1)]
+        job = Job(user_id=ctx.author.id, channel_id=ctx.channel.id, guild_id=ctx.guild.id if ctx.guild else None,
+                  message_id=None if ctx.interaction else ctx.message.id, content=content_image,
+                  styles=tuple(style_images), settings=settings)
+        position = await self.bot.backend.submit(job)
+        status = await ctx.reply(status_text(job.id, Snapshot(Status.QUEUED, position, None, None)),
+                                 view=cancel_view(job.id), mention_author=False)
+        task = asyncio.create_task(self._follow(ctx, job, status.id, given), name=f"stylize-job-{job.id}")
+        self._followers.add(task)
+        task.add_done_callback(self._followers.discard)
+
+    @stylize.command(name="help", description="Every setting with its meaning, default and range")
+    async def help_(self, ctx: commands.Context[Any]) -> None:
+        """List every setting with its meaning, default and range."""
+        caps = self.config.limits.caps_for(_role_ids(ctx.author))
+        await ctx.reply(embeds=help_embeds(self.config.prefix, self.config.defaults, caps),
+                        ephemeral=True, mention_author=False)
+
+    @stylize.command(name="cancel", description="Cancel your jobs, or one job by its id")
+    @app_commands.describe(job="the job id from its status message (default: all of yours)")
+    async def cancel(self, ctx: commands.Context[Any], job: Optional[str] = None) -> None:
+        """Cancel your waiting or running jobs (moderators may cancel anyone's by id)."""
+        pending = await self.bot.backend.jobs()
+        if job is None:
+            targets = [j for j in pending if j.user_id == ctx.author.id]
+            if not targets:
+                raise UsageError("You have no job waiting or running.")
+        else:
+            targets = [j for j in pending if j.id == job.strip("`")]
+            if not targets:
+                raise UsageError(f"No job `{job.strip('`')[:16]}` is waiting or running.")
+            if targets[0].user_id != ctx.author.id and not self._is_moderator(ctx.author):
+                raise UsageError("That's someone else's job — only its owner or a moderator can cancel it.")
+        reason = self._cancel_reason(ctx.author, targets[0])
+        cancelled = [j.id for j in targets if await self.bot.backend.cancel(j.id, reason)]
+        await ctx.reply(f"🛑 Cancelled job{'s' if len(cancelled) > 1 else ''} "
+                        + ", ".join(f"`{i}`" for i in cancelled) + "." if cancelled else "Nothing left to cancel.",
+                        ephemeral=True, mention_author=False)
+
+    @stylize.command(name="queue", description="What is running and what is waiting")
+    async def queue(self, ctx: commands.Context[Any]) -> None:
+        """Show the running job(s) and the waiting ones, in the order they will run."""
+        await ctx.reply(queue_text(await self.bot.backend.jobs()), mention_author=False,
+                        allowed_mentions=discord.AllowedMentions.none())
+
+    async def cancel_from_button(self, interaction: discord.Interaction, job_id: str) -> None:
+        job = next((j for j in await self.bot.backend.jobs() if j.id == job_id), None)
+        if job is None:
+            await interaction.response.send_message("That job has already finished.", ephemeral=True)
+        elif job.user_id != interaction.user.id and not self._is_moderator(interaction.user):
+            await interaction.response.send_message(
+                f"Only <@{job.user_id}> or a moderator can cancel this job.", ephemeral=True)
+        else:  # answer first: the job's own final edit must land after this one
+            await interaction.response.edit_message(content=f"🛑 Cancelling job `{job_id}`…", view=None)
+            await self.bot.backend.cancel(job_id, self._cancel_reason(interaction.user, job))
+
+    async def cog_command_error(self, ctx: commands.Context[Any], error: Exception) -> None:  # type: ignore[override]
+        """Tell the user what went wrong and what to do; log only what is our fault."""
+        cause = user_facing(error)
+        if cause is not None:
+            text = str(cause)
+            if isinstance(cause, UsageError) and cause.show_usage:
+                text += "\n\n" + usage(self.config.prefix)
+        elif isinstance(error, commands.CheckFailure):
+            if ctx.interaction is None:
+                return  # a channel the bot is not enabled in: stay quiet
+            text = "I'm not enabled in this channel."
+        elif isinstance(error, commands.UserInputError):
+            text = f"{error}\n\n{usage(self.config.prefix)}"
+        else:
+            log.error("command %s failed", ctx.command, exc_info=error)
+            text = "Something went wrong on my side — it has been logged. Please try again later."
+        await ctx.reply(f"⚠️ {text}", ephemeral=True, mention_author=False)
+
+    # ----------------------------------------------------------------------------------- helpers
+
+    def _is_moderator(self, user: discord.abc.User) -> bool:
+        return isinstance(user, discord.Member) and (
+            user.guild_permissions.manage_messages
+            or any(role.id in self.config.access.moderator_roles for role in user.roles))
+
+    @staticmethod
+    def _cancel_reason(user: discord.abc.User, job: Job) -> str:
+        return f"cancelled by {user.mention}" + ("" if user.id == job.user_id else " (moderator)")
+
+    async def _replied_image(self, message: discord.Message) -> list[discord.Attachment]:
+        """The first attachment of the message this one replies to, if any: it is the photo."""
+        ref = message.reference
+        if ref is None or ref.message_id is None:
+            return []
+        replied = ref.resolved if isinstance(ref.resolved, discord.Message) else None
+        if replied is None:
+            try:
+                replied = await message.channel.fetch_message(ref.message_id)
+            except discord.HTTPException:
+                raise UsageError("I can't see the message you replied to — attach the photo instead.") from None
+        return replied.attachments[:1]
+
+    async def _load(self, source: discord.Attachment | str, what: str) -> Image.Image:
+        """Download (size-capped) and decode (off the loop) one input, or refuse with a friendly reason."""
+        limits = self.config.limits
+        try:
+            if isinstance(source, discord.Attachment):
+                if source.size > limits.attachment_bytes:
+                    raise ImageError(f"That file is {_megabytes(source.size)}; the limit is "
+                                     f"{_megabytes(limits.attachment_bytes)} — send a smaller image.")
+                data = await source.read()
+            else:
+                data = await fetch_url(source, max_bytes=limits.attachment_bytes, timeout=limits.fetch_timeout,
+                                       session=self.bot.fetch_session)
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(None, partial(decode_image, data, max_pixels=limits.input_pixels))
+        except (FetchError, ImageError) as error:
+            raise UsageError(f"{what}: {error}") from error
+        except discord.HTTPException as error:
+            raise UsageError(f"{what}: I couldn't download that attachment — try uploading it again.") from error
+
+    async def _follow(self, ctx: commands.Context[Any], job: Job, status_id: int, given: frozenset[str]) -> None:
+        """Edit the status message as the job moves, then deliver the outcome. Never raises."""
+        backend = self.bot.backend
+        status = ctx.channel.get_partial_message(status_id)  # type: ignore[union-attr]
+        done = asyncio.ensure_future(backend.result(job.id))
+        shown: str | None = None
+        preview: Image.Image | None = None
+        try:
+            while not (await asyncio.wait({done}, timeout=self.config.progress_interval))[0]:
+                snapshot = await backend.snapshot(job.id)
+                if snapshot is None or snapshot.status.finished:
+                    continue
+                text = status_text(job.id, snapshot)
+                changes: dict[str, Any] = {}
+                if snapshot.preview is not None and snapshot.preview is not preview:
+                    preview = snapshot.preview
+                    data = await asyncio.get_running_loop().run_in_executor(None, preview_png, preview)
+                    changes["attachments"] = [discord.File(io.BytesIO(data), "preview.png")]
+                if text != shown or changes:
+                    shown = text
+                    await _edit(status, content=text, **changes)
+            await self._conclude(ctx, done.result(), status, given)
+        except Exception:
+            log.exception("delivering job %s failed", job.id)
+
+    async def _conclude(self, ctx: commands.Context[Any], job: Job, status: discord.PartialMessage,
+                        given: frozenset[str]) -> None:
+        """Final status line, and a reply with the picture (or the reason there is none)."""
+        mention = f"<@{job.user_id}>"
+        if job.status is Status.CANCELLED:
+            await _edit(status, content=f"🛑 Job `{job.id}` {job.error}.", view=None, attachments=[])
+            if job.error != f"cancelled by {mention}":
+                await ctx.reply(f"{mention} your job `{job.id}` was {job.error}.")
+            return
+        encoded = None
+        if job.status is Status.DONE:
+            assert job.result is not None
+            loop = asyncio.get_running_loop()
+            encoded = await loop.run_in_executor(None, encode_for_upload, job.result.image, _upload_limit(ctx))
+            if encoded is None:
+                job.error = "the picture is too large to upload here — try a smaller size"
+        if encoded is None:
+            await _edit(status, content=f"❌ Job `{job.id}` failed: {job.error}.", view=None, attachments=[])
+            await ctx.reply(f"{mention} sorry, your job `{job.id}` failed: {job.error}.")
+            return
+        assert job.result is not None
+        data, filename = encoded
+        await _edit(status, content=f"✅ Job `{job.id}` done in {job.result.elapsed:.1f} s.", view=None,
+                    attachments=[])
+        try:
+            await ctx.reply(f"{mention} here is your painting!", embed=result_embed(job, given, filename),
+                            file=discord.File(io.BytesIO(data), filename))
+        except discord.HTTPException as error:
+            log.warning("could not upload the result of job %s: %s", job.id, error)
+            await ctx.reply(f"{mention} your painting is ready, but Discord refused the upload "
+                            f"({error.text or error.status}) — try a smaller size.")
+
+
+async def _edit(message: discord.PartialMessage, **changes: Any) -> None:
+    """Edit a status message; a failure (deleted, rate-limited for too long) only costs that edit."""
+    try:
+        await message.edit(**changes)
+    except discord.HTTPException as error:
+        log.warning("could not edit status message %s: %s", message.id, error)
+
+
+def _upload_limit(ctx: commands.Context[Any]) -> int:
+    """Bytes the reply may upload: the interaction's limit, else the server's (boosts raise it)."""
+    if ctx.interaction is not None:
+        return ctx.interaction.filesize_limit
+    if ctx.guild is not None:
+        return ctx.guild.filesize_limit
+    return discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+
+
+def _role_ids(user: discord.abc.User) -> list[int]:
+    return [role.id for role in user.roles] if isinstance(user, discord.Member) else []
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1_000_000:.3g} MB"
+
+
+async def setup(bot: StylizeBot) -> None:
+    await bot.add_cog(Stylize(bot))

@@ -1,0 +1,498 @@
+"""The real bot against the loopback Discord stand-in: prefix and slash paths, links, replies, cancel,
+queue, help, caps, sync and shutdown.
+
+Painting tests use the real engine (tiny settings); tests about the queue's behaviour use
+FakeRunner from test_bot_jobs so a job stays running exactly as long as the test needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import torch
+from PIL import Image
+
+import discord_standin
+from bot import check
+from bot.__main__ import main, serve
+from bot.app import StylizeBot
+from bot.config import Config, parse_config
+from bot.fetch import make_session
+from bot.health import HealthReporter, diagnose
+from bot.jobs import InProcessBackend, Runner, engine_runner
+from discord_standin import Event, FakeDiscord, Upload
+from engine import SPECS, OutOfMemory
+from test_bot_jobs import FakeRunner
+
+TINY = "steps=2 size=64 scales=1"
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """The machine is shared: OpenMP spinning on 2 busy cores makes tiny runs 20× slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def config(**table: Any) -> Config:
+    return parse_config({"token": "fake-token", "device": "cpu", "progress_interval": 0.2, **table})
+
+
+def make_bot(cfg: Config | None = None, runner: Runner | None = None,
+             session_factory: Callable[[], Any] | None = None, **extra: Any) -> StylizeBot:
+    cfg = cfg or config()
+    limits = cfg.limits
+    backend = InProcessBackend(runner or engine_runner(cfg.device), workers=cfg.workers,
+                               queue_size=limits.queue_size, per_user=limits.per_user, timeout=limits.job_timeout)
+    return StylizeBot(cfg, backend=backend, session_factory=session_factory, guild_ready_timeout=0.05, **extra)
+
+
+def permissive_session() -> Any:
+    """Test-only fetch policy: let links reach the stand-in's file host on 127.0.0.1."""
+    return make_session(allow=lambda ip: True)
+
+
+def picture(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.effect_noise((width, height), 70).convert("RGB").save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def photo_and_style() -> list[Upload]:
+    return [Upload("photo.png", picture(80, 60)), Upload("style.png", picture(40, 40))]
+
+
+class Gate:
+    """Wraps a runner: holds each job after its first step until opened, so a test can watch the
+    progress edit happen instead of racing the engine."""
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+        self.opened = threading.Event()
+
+    def __call__(self, job: Any, report: Callable[[Any], None], cancel: threading.Event) -> Any:
+        def hold(progress: Any) -> None:
+            report(progress)
+            if progress.step == 1:
+                self.opened.wait(10)
+
+        return self.runner(job, hold, cancel)
+
+
+def replying_to(message: dict[str, Any]) -> Callable[[Event], bool]:
+    return lambda e: (e.reference or {}).get("message_id") == message["id"]
+
+
+def with_file(e: Event) -> bool:
+    return bool(e.files)
+
+
+def decoded(event: Event) -> Image.Image:
+    return Image.open(io.BytesIO(event.files[0].data))
+
+
+async def status_of(fake: FakeDiscord, request: dict[str, Any], mark: int) -> Event:
+    """The status message the bot posted in reply to `request`."""
+    return await fake.wait_for(lambda e: "Queued" in (e.content or "") and replying_to(request)(e),
+                               kind="message", since=mark, timeout=15)
+
+
+async def edit_of(fake: FakeDiscord, status: Event, text: str, mark: int = 0, timeout: float = 15) -> Event:
+    return await fake.wait_for(lambda e: e.message_id == status.message_id and text in (e.content or ""),
+                               kind="edit", since=mark, timeout=timeout)
+
+
+# ------------------------------------------------------------------------------------ painting
+
+
+async def test_two_attachments_get_status_progress_and_the_picture(fake_discord: FakeDiscord, run_bot) -> None:
+    gate = Gate(engine_runner("cpu"))
+    async with run_bot(make_bot(runner=gate)):
+        request = await fake_discord.send_message(fake_discord.alice, f"!stylize {TINY} style_weight=1e5",
+                                                  attachments=photo_and_style())
+        status = await status_of(fake_discord, request, 0)
+        assert fake_discord.find_component(status.message_id, label="Cancel")["style"] == 4
+        progress = await edit_of(fake_discord, status, "50%")
+        assert "step 1/2" in progress.content
+        gate.opened.set()
+        reply = await fake_discord.wait_for(with_file, kind="message", timeout=20)
+        done = await edit_of(fake_discord, status, "done in")
+    assert replying_to(request)(reply) and reply.content.startswith(f"<@{fake_discord.alice.id}> here is")
+    assert reply.filenames == ["stylized.png"] and decoded(reply).size == (64, 48)
+    embed = reply.embeds[0]
+    for spec in SPECS:
+        assert f"{spec.name} = " in embed["description"]
+    assert "• **steps = 2**" in embed["description"] and "• **style_weight = 1e+05**" in embed["description"]
+    assert "\ncontent_weight = 1\n" in embed["description"]  # defaults shown, not marked
+    fields = {f["name"]: f["value"] for f in embed["fields"]}
+    assert fields["Device"] == "cpu" and "style" in fields["Final losses"]
+    assert embed["image"]["url"] == "attachment://stylized.png"
+    assert done.components == []  # the Cancel button is gone
+
+
+async def test_slash_command_defers_then_follows_up_with_preview(fake_discord: FakeDiscord, run_bot) -> None:
+    gate = Gate(engine_runner("cpu"))
+    photo, style = photo_and_style()
+    async with run_bot(make_bot(runner=gate)):
+        interaction = await fake_discord.send_interaction(
+            fake_discord.bob, "stylize paint",
+            {"content": photo, "style": style, "steps": 2, "size": 64, "scales": 1, "preview": True})
+        deferred = await fake_discord.wait_for(kind="interaction_response")
+        status = await fake_discord.wait_for(lambda e: "Queued" in (e.content or ""), kind="message")
+        preview = await fake_discord.wait_for(lambda e: e.filenames == ["preview.png"], kind="edit", timeout=15)
+        gate.opened.set()
+        reply = await fake_discord.wait_for(with_file, kind="message", timeout=20)
+    assert deferred.response_type == 5 and deferred.interaction_id == int(interaction["id"])
+    assert status.via == "followup" and status.message_id == deferred.message_id  # fills the "thinking" message
+    assert preview.message_id == status.message_id and "50%" in preview.content
+    assert reply.via == "followup" and reply.filenames == ["stylized.png"] and decoded(reply).size == (64, 48)
+    assert "• **preview = true**" in reply.embeds[0]["description"]
+
+
+async def test_link_to_a_local_address_is_refused_unfetched(fake_discord: FakeDiscord, run_bot) -> None:
+    photo = fake_discord.host_file("photo.png", picture(80, 60), "image/png")
+    style = fake_discord.host_file("style.png", picture(40, 40), "image/png")
+    async with run_bot(make_bot()):
+        await fake_discord.send_message(fake_discord.alice, f"!stylize {photo} {style} {TINY}")
+        reply = await fake_discord.wait_for(kind="message")
+    assert reply.content.startswith("⚠️ The photo: I can't fetch links to private or local addresses")
+    assert fake_discord.hits_for(photo) == 0 and fake_discord.hits_for(style) == 0
+    assert len(fake_discord.sent) == 1  # no job was queued
+
+
+async def test_attachment_plus_link(fake_discord: FakeDiscord, run_bot) -> None:
+    style = fake_discord.host_file("style.png", picture(40, 40), "image/png")
+    async with run_bot(make_bot(session_factory=permissive_session)):
+        request = await fake_discord.send_message(fake_discord.alice, f"!stylize <{style}> {TINY}",
+                                                  attachments=[Upload("photo.png", picture(80, 60))])
+        reply = await fake_discord.wait_for(with_file, kind="message", timeout=20)
+    assert replying_to(request)(reply) and decoded(reply).size == (64, 48)
+    assert fake_discord.hits_for(style) == 1
+
+
+async def test_reply_to_a_picture_makes_it_the_photo(fake_discord: FakeDiscord, run_bot) -> None:
+    async with run_bot(make_bot()):
+        posted = await fake_discord.send_message(fake_discord.alice, "my cat",
+                                                  attachments=[Upload("cat.png", picture(60, 80))])
+        request = await fake_discord.send_message(fake_discord.bob, f"!stylize {TINY}", reference=posted,
+                                                  attachments=[Upload("style.png", picture(80, 60))])
+        reply = await fake_discord.wait_for(with_file, kind="message", timeout=20)
+    assert replying_to(request)(reply)
+    assert decoded(reply).size == (48, 64)  # portrait: the replied-to picture is the content
+
+
+async def test_two_users_at_once(fake_discord: FakeDiscord, run_bot) -> None:
+    gate = Gate(engine_runner("cpu"))
+    async with run_bot(make_bot(runner=gate)):
+        first = await fake_discord.send_message(fake_discord.alice, f"!stylize {TINY}", attachments=photo_and_style())
+        first_status = await status_of(fake_discord, first, 0)
+        await edit_of(fake_discord, first_status, "50%")
+        mark = fake_discord.mark()
+        second = await fake_discord.send_message(fake_discord.bob, f"!stylize {TINY}", attachments=photo_and_style())
+        second_status = await status_of(fake_discord, second, mark)
+        gate.opened.set()
+        replies = [await fake_discord.wait_for(lambda e, r=r: with_file(e) and replying_to(r)(e), kind="message",
+                                               timeout=20) for r in (first, second)]
+    assert "number **1** in line (next up)" in second_status.content
+    assert [r.content.split()[0] for r in replies] == [f"<@{fake_discord.alice.id}>", f"<@{fake_discord.bob.id}>"]
+
+
+async def test_upload_limit_decides_png_or_jpeg(fake_discord: FakeDiscord, run_bot) -> None:
+    photo, style = photo_and_style()
+    png_size = len(photo.data)  # FakeRunner returns the photo itself
+    fake_discord.attachment_size_limit = png_size - 1  # what interactions report as filesize_limit
+    runner = FakeRunner()
+    async with run_bot(make_bot(runner=runner)):
+        await fake_discord.send_interaction(fake_discord.alice, "stylize paint", {"content": photo, "style": style})
+        await fake_discord.wait_for(lambda e: "Queued" in (e.content or ""), kind="message")
+        runner.release_all()
+        reply = await fake_discord.wait_for(with_file, kind="message", timeout=10)
+    assert reply.filenames == ["stylized.jpg"] and len(reply.files[0].data) < png_size
+    assert reply.embeds[0]["image"]["url"] == "attachment://stylized.jpg"
+
+
+async def test_a_refused_upload_is_still_answered(fake_discord: FakeDiscord, run_bot) -> None:
+    runner = FakeRunner()
+    async with run_bot(make_bot(runner=runner)):
+        request = await fake_discord.send_message(fake_discord.alice, "!stylize", attachments=photo_and_style())
+        await status_of(fake_discord, request, 0)
+        fake_discord.fail_next("POST", r"/channels/\d+/messages$", status=413, code=40005,
+                               message="Request entity too large")
+        runner.release_all()
+        reply = await fake_discord.wait_for(replying_to(request), kind="message", since=fake_discord.mark(),
+                                            timeout=10)
+    assert "your painting is ready, but Discord refused the upload (Request entity too large)" in reply.content
+
+
+# ------------------------------------------------------------------------------------ refusals
+
+
+async def test_bad_settings_get_a_friendly_answer(fake_discord: FakeDiscord, run_bot) -> None:
+    async with run_bot(make_bot()):
+        for text, expected in [("steps=abc", "steps must be a number, got 'abc'"),
+                               ("stile_weight=1", "unknown setting 'stile_weight' — did you mean style_weight?"),
+                               ("style_blend=2,1", "style_blend has 2 weights but you gave 1 style image")]:
+            mark = fake_discord.mark()
+            request = await fake_discord.send_message(fake_discord.alice, f"!stylize {text}",
+                                                      attachments=photo_and_style())
+            reply = await fake_discord.wait_for(kind="message", since=mark)
+            assert replying_to(request)(reply) and reply.content.startswith("⚠️ ") and expected in reply.content
+        mark = fake_discord.mark()
+        await fake_discord.send_message(fake_discord.alice, "!stylize")
+        usage = await fake_discord.wait_for(kind="message", since=mark)
+        assert "I need two pictures" in usage.content and "**Usage:** `!stylize`" in usage.content
+        mark = fake_discord.mark()
+        await fake_discord.send_interaction(fake_discord.alice, "stylize paint", {"content": photo_and_style()[0]})
+        slash = await fake_discord.wait_for(kind="message", since=mark)
+        assert slash.ephemeral and "I need a style image (style)" in slash.content
+        mark = fake_discord.mark()
+        big = Upload("huge.png", picture(8, 8), size=30_000_000)
+        await fake_discord.send_message(fake_discord.alice, "!stylize", attachments=[big, photo_and_style()[1]])
+        too_big = await fake_discord.wait_for(kind="message", since=mark)
+        assert "The photo: That file is 30 MB; the limit is 26.2 MB" in too_big.content
+    assert not [e for e in fake_discord.events if "Queued" in (e.content or "")]
+    assert not [p for p in fake_discord.request_paths if p.endswith("/huge.png")]  # never downloaded
+
+
+async def test_caps_by_role(fake_discord: FakeDiscord, run_bot) -> None:
+    painters = fake_discord.add_role("Painters")
+    painter = fake_discord.make_user("painter", roles=[painters])
+    cfg = config(limits={"max_size": 128, "max_steps": 50, "roles": [{"id": painters, "max_size": 256}]},
+                 defaults={"size": 64, "steps": 2})
+    runner = FakeRunner()
+    async with run_bot(make_bot(cfg, runner=runner)):
+        await fake_discord.send_message(fake_discord.alice, "!stylize size=256", attachments=photo_and_style())
+        refused = await fake_discord.wait_for(kind="message")
+        mark = fake_discord.mark()
+        request = await fake_discord.send_message(painter, "!stylize size=256", attachments=photo_and_style())
+        await status_of(fake_discord, request, mark)
+        mark = fake_discord.mark()
+        await fake_discord.send_message(painter, "!stylize steps=51 size=64", attachments=photo_and_style())
+        steps = await fake_discord.wait_for(kind="message", since=mark)
+        runner.release_all()
+    assert "size=256 is over this server's cap of 128 for you — ask for size=128 or less" in refused.content
+    assert "steps=51 is over this server's cap of 50" in steps.content
+
+
+# ----------------------------------------------------------------------------- help and queue
+
+
+async def test_help_lists_every_setting(fake_discord: FakeDiscord, run_bot) -> None:
+    async with run_bot(make_bot()):
+        await fake_discord.send_message(fake_discord.alice, "!stylize help")
+        prefix = await fake_discord.wait_for(kind="message")
+        mark = fake_discord.mark()
+        await fake_discord.send_interaction(fake_discord.alice, "stylize help")
+        slash = await fake_discord.wait_for(kind="message", since=mark)
+    for reply in (prefix, slash):
+        names = [f["name"].split(" ")[0] for embed in reply.embeds for f in embed["fields"]]
+        assert names == [spec.name for spec in SPECS]
+    assert slash.ephemeral
+
+
+async def test_queue_shows_running_and_waiting(fake_discord: FakeDiscord, run_bot) -> None:
+    runner = FakeRunner()
+    async with run_bot(make_bot(runner=runner)):
+        first = await fake_discord.send_message(fake_discord.alice, "!stylize", attachments=photo_and_style())
+        await status_of(fake_discord, first, 0)
+        mark = fake_discord.mark()
+        second = await fake_discord.send_message(fake_discord.bob, "!stylize size=256", attachments=photo_and_style())
+        await status_of(fake_discord, second, mark)
+        mark = fake_discord.mark()
+        await fake_discord.send_message(fake_discord.moderator, "!stylize queue")
+        listing = await fake_discord.wait_for(kind="message", since=mark)
+        runner.release_all()
+    assert listing.content.startswith("**Queue** (1 waiting)")
+    assert f"🎨 running: <@{fake_discord.alice.id}>" in listing.content
+    assert f"\n1. <@{fake_discord.bob.id}> · size 256" in listing.content
+    assert listing.payload["allowed_mentions"]["parse"] == []  # listing people does not ping them
+
+
+# --------------------------------------------------------------------------------- cancelling
+
+
+async def test_cancel_command_and_button(fake_discord: FakeDiscord, run_bot) -> None:
+    runner = FakeRunner()
+    alice, bob = fake_discord.alice, fake_discord.bob
+    async with run_bot(make_bot(runner=runner)):
+        running_request = await fake_discord.send_message(alice, "!stylize", attachments=photo_and_style())
+        running = await status_of(fake_discord, running_request, 0)
+        mark = fake_discord.mark()
+        queued_request = await fake_discord.send_message(alice, "!stylize", attachments=photo_and_style())
+        queued = await status_of(fake_discord, queued_request, mark)
+        queued_id = queued.content.split("`")[-2]
+
+        mark = fake_discord.mark()
+        await fake_discord.click_button(bob, running.message_id, label="Cancel")
+        refusal = await fake_discord.wait_for(kind="message", since=mark)
+        assert refusal.ephemeral and refusal.content == f"Only <@{alice.id}> or a moderator can cancel this job."
+
+        mark = fake_discord.mark()
+        await fake_discord.send_message(bob, "!stylize cancel")
+        assert "You have no job waiting or running." in (await fake_discord.wait_for(kind="message", since=mark)).content
+        mark = fake_discord.mark()
+        await fake_discord.send_message(bob, f"!stylize cancel {queued_id}")
+        assert "someone else's job" in (await fake_discord.wait_for(kind="message", since=mark)).content
+
+        mark = fake_discord.mark()
+        await fake_discord.send_message(alice, f"!stylize cancel {queued_id}")
+        confirmed = await fake_discord.wait_for(kind="message", since=mark)
+        assert confirmed.content == f"🛑 Cancelled job `{queued_id}`."
+        assert (await edit_of(fake_discord, queued, "cancelled by")).content == \
+            f"🛑 Job `{queued_id}` cancelled by <@{alice.id}>."
+
+        mark = fake_discord.mark()
+        await fake_discord.click_button(fake_discord.moderator, running.message_id, label="Cancel")
+        pressed = await fake_discord.wait_for(kind="interaction_response", since=mark)
+        final = await edit_of(fake_discord, running, "(moderator)", mark)
+        told = await fake_discord.wait_for(lambda e: "was cancelled" in (e.content or ""), kind="message", since=mark)
+    assert pressed.response_type == 7 and pressed.message["components"] == []
+    assert final.content.endswith(f"cancelled by <@{fake_discord.moderator.id}> (moderator).")
+    assert replying_to(running_request)(told) and told.content.startswith(f"<@{alice.id}> your job")
+    # alice cancelled her own queued job herself: she was not told again
+    assert not fake_discord.find(lambda e: replying_to(queued_request)(e) and "was cancelled" in (e.content or ""))
+
+
+async def test_own_button_cancels_a_running_job(fake_discord: FakeDiscord, run_bot) -> None:
+    runner = FakeRunner()
+    async with run_bot(make_bot(runner=runner)):
+        request = await fake_discord.send_message(fake_discord.bob, "!stylize", attachments=photo_and_style())
+        status = await status_of(fake_discord, request, 0)
+        await fake_discord.click_button(fake_discord.bob, status.message_id, label="Cancel")
+        final = await edit_of(fake_discord, status, "cancelled by")
+        mark = fake_discord.mark()
+        await fake_discord.send_message(fake_discord.bob, "!stylize queue")
+        assert "empty" in (await fake_discord.wait_for(kind="message", since=mark)).content
+    assert final.content.endswith(f"cancelled by <@{fake_discord.bob.id}>.") and final.components == []
+
+
+async def test_failed_job_is_explained_and_the_next_one_runs(fake_discord: FakeDiscord, run_bot) -> None:
+    runner = FakeRunner()
+    async with run_bot(make_bot(runner=runner)):
+        failing = await fake_discord.send_message(fake_discord.alice, "!stylize", attachments=photo_and_style())
+        failing_status = await status_of(fake_discord, failing, 0)
+        job_id = failing_status.content.split("`")[-2]
+        runner.failures[job_id] = OutOfMemory("the CUDA ran out of memory at size=512; try a smaller size")
+        mark = fake_discord.mark()
+        fine = await fake_discord.send_message(fake_discord.bob, "!stylize", attachments=photo_and_style())
+        await status_of(fake_discord, fine, mark)
+        runner.release_all()
+        sorry = await fake_discord.wait_for(lambda e: replying_to(failing)(e) and "failed" in (e.content or ""),
+                                            kind="message", timeout=10)
+        result = await fake_discord.wait_for(lambda e: with_file(e) and replying_to(fine)(e), kind="message",
+                                             timeout=10)
+    assert sorry.content.endswith("failed: the CUDA ran out of memory at size=512; try a smaller size.")
+    assert result.filenames == ["stylized.png"]
+
+
+# ------------------------------------------------------------------------------ access, admin
+
+
+async def test_only_in_allowed_channels(fake_discord: FakeDiscord, run_bot) -> None:
+    other = fake_discord.add_text_channel("painting")
+    async with run_bot(make_bot(config(access={"channels": [other]}))):
+        await fake_discord.send_message(fake_discord.alice, "!stylize help")
+        await fake_discord.assert_nothing(kind="message", within=0.3)
+        await fake_discord.send_interaction(fake_discord.alice, "stylize help")
+        refusal = await fake_discord.wait_for(kind="message")
+        mark = fake_discord.mark()
+        await fake_discord.send_message(fake_discord.alice, "!stylize help", channel_id=other)
+        allowed = await fake_discord.wait_for(kind="message", since=mark)
+    assert refusal.ephemeral and "not enabled in this channel" in refusal.content
+    assert allowed.embeds
+
+
+async def test_sync_is_owner_only_and_publishes_generated_options(fake_discord: FakeDiscord, run_bot) -> None:
+    async with run_bot(make_bot()):
+        await fake_discord.send_message(fake_discord.alice, "!sync")
+        refused = await fake_discord.wait_for(kind="message")
+        mark = fake_discord.mark()
+        await fake_discord.send_message(fake_discord.owner, "!sync")
+        synced = await fake_discord.wait_for(kind="commands_sync", since=mark)
+        confirmed = await fake_discord.wait_for(kind="message", since=mark)
+    assert refused.content == "⚠️ Only the bot's owner can do that."
+    assert synced.extra["names"] == ["stylize"] and confirmed.content.startswith("Synced 1 command(s) globally")
+    group = synced.payload[0]
+    paint = next(o for o in group["options"] if o["name"] == "paint")
+    assert {o["name"] for o in group["options"]} == {"paint", "help", "cancel", "queue"}
+    options = {o["name"]: o for o in paint["options"]}
+    assert list(options)[:5] == ["content", "style", "style2", "content_link", "style_link"]
+    for spec in SPECS:
+        option = options[spec.name]
+        assert option["description"] == spec.help[:100] and not option["required"]
+        if spec.choices:
+            assert [c["value"] for c in option["choices"]] == list(spec.choices)
+        elif spec.type in (int, float) and spec.min is not None:
+            assert option["type"] == (4 if spec.type is int else 10)
+            assert (option["min_value"], option["max_value"]) == (spec.min, spec.max)
+        else:
+            assert option["type"] == {bool: 5, tuple: 3, str: 3}[spec.type]
+
+
+# ------------------------------------------------------------------------------ process level
+
+
+async def test_sigterm_cancels_jobs_and_tells_users(fake_discord: FakeDiscord) -> None:
+    runner = FakeRunner()
+    bot = make_bot(runner=runner)
+    served = asyncio.create_task(serve(bot, "fake-token"))
+    try:
+        await fake_discord.wait_for(kind="gateway")  # logged in and identifying
+        await bot.wait_until_ready()
+        running = await fake_discord.send_message(fake_discord.alice, "!stylize", attachments=photo_and_style())
+        await status_of(fake_discord, running, 0)
+        mark = fake_discord.mark()
+        waiting = await fake_discord.send_message(fake_discord.bob, "!stylize", attachments=photo_and_style())
+        await status_of(fake_discord, waiting, mark)
+        signal.raise_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(asyncio.shield(served), 20) == 0
+    finally:
+        await bot.close()
+        await served
+    assert bot.is_closed()
+    for request, user in ((running, fake_discord.alice), (waiting, fake_discord.bob)):
+        told = fake_discord.find(lambda e, r=request: replying_to(r)(e) and "shutting down" in (e.content or ""),
+                                 kind="message")
+        assert told and told[0].content.startswith(f"<@{user.id}> your job")
+
+
+async def test_health_report_while_running(tmp_path: Any) -> None:
+    path = tmp_path / "health.json"
+    async with FakeDiscord(heartbeat_interval_ms=50) as fake:  # latency is known after the first heartbeat
+        bot = make_bot(health=HealthReporter(path, interval=0.05))
+        async with discord_standin.run_bot(bot):
+            for _ in range(200):
+                if diagnose(path) is None:
+                    break
+                await asyncio.sleep(0.02)
+            assert diagnose(path) is None and bot.backend.alive()
+            await bot.close()
+            assert not path.exists() and not bot.backend.alive()
+    assert not fake.internal_errors
+
+
+def test_cli_check_subcommand(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = []
+    monkeypatch.setattr(check, "run_check", lambda path: seen.append(path) or 0)
+    assert main(["check", "--config", "x.toml"]) == 0 and main(["check"]) == 0
+    assert seen == ["x.toml", None]
+
+
+def test_cli_refuses_a_bad_config(tmp_path: Any, capsys: pytest.CaptureFixture[str],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "bot.toml"
+    path.write_text('token = "very-secret"\nworkers = "two"\n', encoding="utf-8")
+    monkeypatch.delenv("DISCORD_TOKEN", raising=False)
+    assert main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"stylize-bot: {path}: workers must be an integer, not string\n"
+    assert main(["--config", str(tmp_path / "missing.toml")]) == 2
+    assert "no such file" in capsys.readouterr().err
