@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Access, Caps, Config, ConfigError, Limits, RoleLimit, load_config, parse_config
+from bot.config import Access, Caps, Config, ConfigError, Limits, RoleLimit, load_config
 from engine import ParamError, Settings
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"

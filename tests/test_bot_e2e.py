@@ -232,6 +232,17 @@ async def test_a_refused_upload_is_still_answered(fake_discord: FakeDiscord, run
     assert "your painting is ready, but Discord refused the upload (Request entity too large)" in reply.content
 
 
+async def test_no_status_message_no_job(fake_discord: FakeDiscord, run_bot, caplog: pytest.LogCaptureFixture) -> None:
+    runner = FakeRunner()
+    async with run_bot(make_bot(runner=runner)) as bot:
+        fake_discord.fail_next("POST", r"/channels/\d+/messages$", status=403, code=50013,
+                               message="Missing Permissions", times=2)  # the status, then the error reply
+        await fake_discord.send_message(fake_discord.alice, "!stylize", attachments=photo_and_style())
+        await fake_discord.wait_quiet(0.2)
+        assert await bot.backend.jobs() == []
+    assert "Missing Permissions" in caplog.text  # logged as our problem, not the user's
+
+
 # ------------------------------------------------------------------------------------ refusals
 
 

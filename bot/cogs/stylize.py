@@ -183,8 +183,13 @@ class Stylize(commands.Cog):
                   message_id=None if ctx.interaction else ctx.message.id, content=content_image,
                   styles=tuple(style_images), settings=settings)
         position = await self.bot.backend.submit(job)
-        status = await ctx.reply(status_text(job.id, Snapshot(Status.QUEUED, position, None, None)),
-                                 view=cancel_view(job.id), mention_author=False)
+        try:
+            status = await ctx.reply(status_text(job.id, Snapshot(Status.QUEUED, position, None, None)),
+                                     view=cancel_view(job.id), mention_author=False)
+        except discord.HTTPException:  # nobody could follow this job: don't paint it
+            await self.bot.backend.cancel(job.id, "cancelled: its status message could not be posted")
+            await self.bot.backend.result(job.id)
+            raise
         task = asyncio.create_task(self._follow(ctx, job, status.id, given), name=f"stylize-job-{job.id}")
         self._followers.add(task)
         task.add_done_callback(self._followers.discard)
@@ -250,7 +255,10 @@ class Stylize(commands.Cog):
         else:
             log.error("command %s failed", ctx.command, exc_info=error)
             text = "Something went wrong on my side — it has been logged. Please try again later."
-        await ctx.reply(f"⚠️ {text}", ephemeral=True, mention_author=False)
+        try:
+            await ctx.reply(f"⚠️ {text}", ephemeral=True, mention_author=False)
+        except discord.HTTPException as failure:  # e.g. no permission to post here: nothing more to do
+            log.warning("could not answer %s in channel %s: %s", ctx.author.id, ctx.channel.id, failure)
 
     # ----------------------------------------------------------------------------------- helpers
 
