@@ -434,6 +434,7 @@ async def test_sync_is_owner_only_and_publishes_generated_options(fake_discord: 
     group = synced.payload[0]
     paint = next(o for o in group["options"] if o["name"] == "paint")
     assert {o["name"] for o in group["options"]} == {"paint", "help", "cancel", "queue"}
+    assert len(paint["options"]) <= 25, "Discord allows 25 options per command: too many Specs for /stylize paint"
     options = {o["name"]: o for o in paint["options"]}
     assert list(options)[:5] == ["content", "style", "style2", "content_link", "style_link"]
     for spec in SPECS:
