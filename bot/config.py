@@ -4,6 +4,7 @@ Every table maps onto a frozen dataclass. Unknown keys, wrong types and out-of-r
 the bot with one clear line naming the file and the key, because a typo that is silently ignored
 ("max_step = 50") is worse than a refusal to start. The token may come from the environment
 (DISCORD_TOKEN, which wins) or the file; it is kept out of repr(), str() and every error message.
+So is [jobs] redis_url, which STYLIZE_REDIS_URL overrides the same way (the workers read that too).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 from engine import ParamError, Settings
 
 TOKEN_ENV = "DISCORD_TOKEN"
+REDIS_URL_ENV = "STYLIZE_REDIS_URL"  # wins over [jobs] redis_url (it may hold a password); workers read it too
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
@@ -95,6 +97,20 @@ class Access:
         return not self.channels or channel_id in self.channels
 
 
+BACKENDS = ("inprocess", "celery")
+_REDIS_URL = re.compile(r"(rediss?|unix)://\S+")
+
+
+@dataclass(frozen=True)
+class Jobs:
+    """Where jobs run: in this process (default), or on Celery workers through Redis (docs/scale.md)."""
+
+    backend: str = "inprocess"
+    redis_url: str = field(default="redis://localhost:6379/0", repr=False)  # may hold a password
+    key_prefix: str = "stylize"  # Redis keys of this bot start with it; one bot per prefix
+    keep: float = _at_least(60, default=86400.0)  # seconds a job's pictures and record stay in Redis
+
+
 @dataclass(frozen=True)
 class Config:
     token: str = field(default="", repr=False)
@@ -106,6 +122,7 @@ class Config:
     owner_ids: frozenset[int] = frozenset()  # empty: the application's owner(s)
     access: Access = Access()
     limits: Limits = Limits()
+    jobs: Jobs = Jobs()
     defaults: Settings = Settings()  # the `base` of every job's settings
 
 
@@ -142,6 +159,15 @@ def parse_config(table: Mapping[str, Any], *, where: str = "configuration",
         raise ConfigError(f"{where}: prefix must be non-empty, without spaces around it")
     if not _DEVICE.fullmatch(config.device):
         raise ConfigError(f"{where}: device must be auto, cpu, mps, cuda or cuda:N, not {config.device!r}")
+    redis_url = (env or {}).get(REDIS_URL_ENV)
+    if redis_url:
+        config = dataclasses.replace(config, jobs=dataclasses.replace(config.jobs, redis_url=redis_url.strip()))
+    if config.jobs.backend not in BACKENDS:
+        raise ConfigError(f"{where}: jobs.backend must be one of {', '.join(BACKENDS)}, not {config.jobs.backend!r}")
+    if not _REDIS_URL.fullmatch(config.jobs.redis_url):
+        raise ConfigError(f"{where}: jobs.redis_url must look like redis://host:6379/0 (or rediss://, unix://)")
+    if not re.fullmatch(r"[\w.-]+", config.jobs.key_prefix):
+        raise ConfigError(f"{where}: jobs.key_prefix may hold only letters, digits, '_', '.' and '-'")
     if config.log_level.upper() not in LOG_LEVELS:
         raise ConfigError(f"{where}: log_level must be one of {', '.join(LOG_LEVELS)}")
     try:

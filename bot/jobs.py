@@ -2,8 +2,9 @@
 
 Nothing here knows about Discord: a Job carries plain ids, pictures and Settings. The in-process
 backend runs `workers` jobs at a time in its own threads (the engine blocks, the event loop must
-not) and picks the next job fairly: users take turns, each user's own jobs stay in order. A later
-backend (Celery) implements the same interface.
+not) and picks the next job fairly: users take turns, each user's own jobs stay in order. The
+Celery backend (bot.celery_backend) implements the same interface with GPU worker processes on
+other machines; both paint through `engine_runner` and settle a job's outcome with `settle`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from engine import Cancelled, EngineError, Progress, Result, Settings, stylize
 log = logging.getLogger(__name__)
 
 SHUTDOWN = "the bot is shutting down — try again when it is back"
+UNEXPECTED = "something went wrong on my side — it has been logged; try again, maybe with other settings"
 
 
 class Status(enum.Enum):
@@ -58,6 +60,8 @@ class Job:
     preview: Image.Image | None = None  # latest epoch preview (settings.preview)
     result: Result | None = None
     error: str | None = None  # why it failed or was cancelled, for the user
+    given: frozenset[str] = frozenset()  # settings the user set themselves (the result echo marks them)
+    status_message_id: int | None = None  # the bot's status message, once posted (see JobBackend.track)
 
 
 @dataclass(frozen=True)
@@ -68,10 +72,16 @@ class Snapshot:
     position: int | None  # 1-based place in line while queued
     progress: Progress | None
     preview: Image.Image | None
+    note: str | None = None  # something the user should know, e.g. "retrying on another worker"
 
 
 class QueueFull(Exception):
-    """submit() refused the job; str(e) tells the user why and what to do."""
+    """submit() refused the job (or the queue cannot be reached); str(e) tells the user why and what to do."""
+
+
+class Detached(Exception):
+    """result() will not answer in this run of the bot: the job lives on in the backend's store, and
+    the next run gets it back from recover() and delivers it then."""
 
 
 Runner = Callable[[Job, Callable[[Progress], None], threading.Event], Result]
@@ -87,7 +97,19 @@ class JobBackend(ABC):
 
     @abstractmethod
     async def close(self, reason: str = SHUTDOWN) -> None:
-        """Cancel running jobs, end waiting ones as CANCELLED with `reason`, stop. Idempotent."""
+        """Cancel running jobs, end waiting ones as CANCELLED with `reason`, stop. Idempotent.
+
+        A backend whose jobs outlive the bot (Celery) leaves them alone instead: pending result()
+        calls raise Detached, and recover() hands the jobs to the next run."""
+
+    async def recover(self) -> list[Job]:
+        """Jobs a previous run of the bot left pending (queued, running or finished but not delivered),
+        now followed by this backend: snapshot() and result() work for them. Called once, after start();
+        may wait until the backend's store is reachable. Default: none (jobs die with the process)."""
+        return []
+
+    async def track(self, job_id: str, status_message_id: int) -> None:
+        """Remember the job's status message, so that a later run can edit it (see recover). Default: no-op."""
 
     @abstractmethod
     async def submit(self, job: Job) -> int:
@@ -253,16 +275,12 @@ class InProcessBackend(JobBackend):
             result = await loop.run_in_executor(self._executor, self._runner, job, partial(_record, job), cancel)
         except Cancelled:
             if job.id in self._expired:
-                self._finish(job, Status.FAILED, error=f"it took longer than the {_duration(self._timeout)} "
-                                                       "limit — try a smaller size or fewer steps")
+                self._finish(job, Status.FAILED, error=timeout_error(self._timeout))
             else:
                 self._finish(job, Status.CANCELLED, error=job.error or "the job was cancelled")
-        except EngineError as error:
-            self._finish(job, Status.FAILED, error=str(error))
-        except Exception:
-            log.exception("job %s failed unexpectedly", job.id)
-            self._finish(job, Status.FAILED, error="something went wrong on my side — it has been logged; "
-                                                   "try again, maybe with other settings")
+        except Exception as error:
+            status, why = settle(job, error)
+            self._finish(job, status, error=why)
         else:
             self._finish(job, Status.DONE, result=result)
         finally:
@@ -289,6 +307,20 @@ def _record(job: Job, progress: Progress) -> None:
     job.progress = progress
     if progress.preview is not None:
         job.preview = progress.preview
+
+
+def settle(job: Job, error: Exception) -> tuple[Status, str]:
+    """How a job that raised `error` ends, and what its owner reads (our own faults are logged)."""
+    if isinstance(error, Cancelled):
+        return Status.CANCELLED, job.error or "the job was cancelled"
+    if isinstance(error, EngineError):
+        return Status.FAILED, str(error)
+    log.error("job %s failed unexpectedly", job.id, exc_info=error)
+    return Status.FAILED, UNEXPECTED
+
+
+def timeout_error(seconds: float | None) -> str:
+    return f"it took longer than the {_duration(seconds)} limit — try a smaller size or fewer steps"
 
 
 def _duration(seconds: float | None) -> str:

@@ -51,7 +51,12 @@ def bar(fraction: float, width: int = BAR_WIDTH) -> str:
 
 
 def status_text(job_id: str, snapshot: Snapshot) -> str:
-    """The live status line of a pending job."""
+    """The live status line of a pending job, and the backend's note (e.g. a retry) under it."""
+    line = _status_line(job_id, snapshot)
+    return f"{line}\n🔁 {snapshot.note}" if snapshot.note else line
+
+
+def _status_line(job_id: str, snapshot: Snapshot) -> str:
     if snapshot.status is Status.QUEUED:
         ahead = (snapshot.position or 1) - 1
         return (f"⏳ Queued — number **{snapshot.position}** in line"

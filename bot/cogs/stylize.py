@@ -16,7 +16,9 @@ cannot take options and have subcommands at once, so the painting itself is the 
 fallback subcommand.
 
 Each accepted job gets a status message (with a Cancel button) and an asyncio task that edits it
-from the backend's snapshots every `progress_interval` seconds, then replies with the picture.
+from the backend's snapshots every `progress_interval` seconds, then replies with the picture. A
+backend whose jobs outlive the bot (Celery) hands the jobs of the previous run to `recover()` at
+start; they are followed the same way, answering in their channel, in reply to their command.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import asyncio
 import io
 import logging
 import types
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, Optional, Self
 
@@ -37,7 +41,7 @@ from engine import SPECS, ParamError, Spec
 
 from ..fetch import FetchError, fetch_url
 from ..images import ImageError, decode_image
-from ..jobs import Job, QueueFull, Snapshot, Status
+from ..jobs import Detached, Job, QueueFull, Snapshot, Status
 from ..parsing import (Arguments, UsageError, check_blend, parse_settings, pick_inputs, pick_slash_inputs,
                        split_arguments)
 from ..render import encode_for_upload, help_embeds, preview_png, queue_text, result_embed, status_text, usage
@@ -124,6 +128,33 @@ def cancel_view(job_id: str) -> discord.ui.View:
 
 
 USER_ERRORS = (UsageError, ParamError, QueueFull)
+RESTARTING = "⏸️ I'm restarting — job `{id}` keeps its place, and I'll post the picture here when I'm back."
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a job's messages go: the command's context, or — for a job recovered after a restart —
+    its channel, replying to the command message (slash commands' follow-ups don't survive a restart)."""
+
+    channel: Any  # a messageable channel with get_partial_message
+    reply: Callable[..., Awaitable[discord.Message]]
+    upload_limit: int
+
+    @classmethod
+    def of(cls, ctx: commands.Context[Any]) -> Origin:
+        return cls(ctx.channel, ctx.reply, _upload_limit(ctx))
+
+    @classmethod
+    def resumed(cls, channel: Any, message_id: int | None) -> Origin:
+        async def reply(content: str | None = None, **options: Any) -> discord.Message:
+            if message_id is not None:
+                options.setdefault("reference", discord.MessageReference(
+                    message_id=message_id, channel_id=channel.id, fail_if_not_exists=False))
+            return await channel.send(content, **options)
+
+        guild = getattr(channel, "guild", None)
+        return cls(channel, reply, guild.filesize_limit if guild is not None
+                   else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES)
 
 
 def user_facing(error: BaseException) -> Exception | None:
@@ -143,12 +174,16 @@ class Stylize(commands.Cog):
         self.bot = bot
         self.config = bot.config
         self._followers: set[asyncio.Task[None]] = set()
+        self._recovery: asyncio.Task[None] | None = None
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(CancelButton)
+        self._recovery = asyncio.create_task(self._resume(), name="stylize-recover")
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(CancelButton)
+        if self._recovery is not None:
+            self._recovery.cancel()
         if self._followers:  # the backend has ended every job by now; let them post their last word
             await asyncio.wait(self._followers, timeout=FINAL_WORD_TIMEOUT)
 
@@ -181,7 +216,7 @@ class Stylize(commands.Cog):
                         for n, s in enumerate(styles, start=1)]
         job = Job(user_id=ctx.author.id, channel_id=ctx.channel.id, guild_id=ctx.guild.id if ctx.guild else None,
                   message_id=None if ctx.interaction else ctx.message.id, content=content_image,
-                  styles=tuple(style_images), settings=settings)
+                  styles=tuple(style_images), settings=settings, given=given)
         position = await self.bot.backend.submit(job)
         try:
             status = await ctx.reply(status_text(job.id, Snapshot(Status.QUEUED, position, None, None)),
@@ -190,9 +225,8 @@ class Stylize(commands.Cog):
             await self.bot.backend.cancel(job.id, "cancelled: its status message could not be posted")
             await self.bot.backend.result(job.id)
             raise
-        task = asyncio.create_task(self._follow(ctx, job, status.id, given), name=f"stylize-job-{job.id}")
-        self._followers.add(task)
-        task.add_done_callback(self._followers.discard)
+        await self.bot.backend.track(job.id, status.id)
+        self._start_following(Origin.of(ctx), job, ctx.channel.get_partial_message(status.id))  # type: ignore[union-attr]
 
     @stylize.command(name="help", description="Every setting with its meaning, default and range")
     async def help_(self, ctx: commands.Context[Any]) -> None:
@@ -229,7 +263,11 @@ class Stylize(commands.Cog):
                         allowed_mentions=discord.AllowedMentions.none())
 
     async def cancel_from_button(self, interaction: discord.Interaction, job_id: str) -> None:
-        job = next((j for j in await self.bot.backend.jobs() if j.id == job_id), None)
+        try:
+            job = next((j for j in await self.bot.backend.jobs() if j.id == job_id), None)
+        except QueueFull as busy:
+            await interaction.response.send_message(str(busy), ephemeral=True)
+            return
         if job is None:
             await interaction.response.send_message("That job has already finished.", ephemeral=True)
         elif job.user_id != interaction.user.id and not self._is_moderator(interaction.user):
@@ -303,10 +341,39 @@ class Stylize(commands.Cog):
         except discord.HTTPException as error:
             raise UsageError(f"{what}: I couldn't download that attachment — try uploading it again.") from error
 
-    async def _follow(self, ctx: commands.Context[Any], job: Job, status_id: int, given: frozenset[str]) -> None:
+    def _start_following(self, origin: Origin, job: Job, status: discord.PartialMessage) -> None:
+        task = asyncio.create_task(self._follow(origin, job, status), name=f"stylize-job-{job.id}")
+        self._followers.add(task)
+        task.add_done_callback(self._followers.discard)
+
+    async def _resume(self) -> None:
+        """Follow the jobs the previous run left pending (recover() may wait for the backend's store)."""
+        try:
+            jobs = await self.bot.backend.recover()
+            if not jobs:
+                return
+            await self.bot.wait_until_ready()
+            for job in jobs:
+                try:
+                    channel = self.bot.get_channel(job.channel_id) or await self.bot.fetch_channel(job.channel_id)
+                    origin = Origin.resumed(channel, job.message_id)
+                    if job.status_message_id is not None:
+                        status = channel.get_partial_message(job.status_message_id)  # type: ignore[union-attr]
+                    else:  # it was submitted, but its status message never got recorded
+                        posted = await origin.reply(f"🎨 Job `{job.id}`…", view=cancel_view(job.id))
+                        await self.bot.backend.track(job.id, posted.id)
+                        status = channel.get_partial_message(posted.id)  # type: ignore[union-attr]
+                except discord.HTTPException as error:  # left in the backend: the next start tries again
+                    log.warning("cannot reach channel %s for recovered job %s: %s", job.channel_id, job.id, error)
+                    continue
+                log.info("following job %s again (%s)", job.id, job.status.value)
+                self._start_following(origin, job, status)
+        except Exception:
+            log.exception("recovering jobs failed")
+
+    async def _follow(self, origin: Origin, job: Job, status: discord.PartialMessage) -> None:
         """Edit the status message as the job moves, then deliver the outcome. Never raises."""
         backend = self.bot.backend
-        status = ctx.channel.get_partial_message(status_id)  # type: ignore[union-attr]
         done = asyncio.ensure_future(backend.result(job.id))
         shown: str | None = None
         preview: Image.Image | None = None
@@ -324,41 +391,42 @@ class Stylize(commands.Cog):
                 if text != shown or changes:
                     shown = text
                     await _edit(status, content=text, **changes)
-            await self._conclude(ctx, done.result(), status, given)
+            await self._conclude(origin, done.result(), status)
+        except Detached:  # the bot is stopping; the job is not: the next run delivers it
+            await _edit(status, content=RESTARTING.format(id=job.id))
         except Exception:
             log.exception("delivering job %s failed", job.id)
 
-    async def _conclude(self, ctx: commands.Context[Any], job: Job, status: discord.PartialMessage,
-                        given: frozenset[str]) -> None:
+    async def _conclude(self, origin: Origin, job: Job, status: discord.PartialMessage) -> None:
         """Final status line, and a reply with the picture (or the reason there is none)."""
         mention = f"<@{job.user_id}>"
         if job.status is Status.CANCELLED:
             await _edit(status, content=f"🛑 Job `{job.id}` {job.error}.", view=None, attachments=[])
             if job.error != f"cancelled by {mention}":
-                await ctx.reply(f"{mention} your job `{job.id}` was {job.error}.")
+                await origin.reply(f"{mention} your job `{job.id}` was {job.error}.")
             return
         encoded = None
         if job.status is Status.DONE:
             assert job.result is not None
             loop = asyncio.get_running_loop()
-            encoded = await loop.run_in_executor(None, encode_for_upload, job.result.image, _upload_limit(ctx))
+            encoded = await loop.run_in_executor(None, encode_for_upload, job.result.image, origin.upload_limit)
             if encoded is None:
                 job.error = "the picture is too large to upload here — try a smaller size"
         if encoded is None:
             await _edit(status, content=f"❌ Job `{job.id}` failed: {job.error}.", view=None, attachments=[])
-            await ctx.reply(f"{mention} sorry, your job `{job.id}` failed: {job.error}.")
+            await origin.reply(f"{mention} sorry, your job `{job.id}` failed: {job.error}.")
             return
         assert job.result is not None
         data, filename = encoded
         await _edit(status, content=f"✅ Job `{job.id}` done in {job.result.elapsed:.1f} s.", view=None,
                     attachments=[])
         try:
-            await ctx.reply(f"{mention} here is your painting!", embed=result_embed(job, given, filename),
-                            file=discord.File(io.BytesIO(data), filename))
+            await origin.reply(f"{mention} here is your painting!", embed=result_embed(job, job.given, filename),
+                               file=discord.File(io.BytesIO(data), filename))
         except discord.HTTPException as error:
             log.warning("could not upload the result of job %s: %s", job.id, error)
-            await ctx.reply(f"{mention} your painting is ready, but Discord refused the upload "
-                            f"({error.text or error.status}) — try a smaller size.")
+            await origin.reply(f"{mention} your painting is ready, but Discord refused the upload "
+                               f"({error.text or error.status}) — try a smaller size.")
 
 
 async def _edit(message: discord.PartialMessage, **changes: Any) -> None:
