@@ -144,7 +144,7 @@ class Settings:
                                 choices=("none", "luminance", "histogram"), aliases=("color", "colour", "preserve_colour"))
     init: str = param("content", "starting picture: the photo or random noise", choices=("content", "noise"))
     optimizer: str = param("lbfgs", "L-BFGS (best pictures) or Adam (less memory)", choices=("lbfgs", "adam"))
-    lr: float = param(2.0, "Adam step size in pixel units (ignored by L-BFGS)", min=1e-4, max=100)
+    lr: float = param(5.0, "Adam step size in 0–255 pixel units (ignored by L-BFGS)", min=1e-4, max=100)
     pooling: str = param("max", "VGG pooling: max, or avg as in the paper", choices=("max", "avg"))
     precision: str = param("auto", "VGG arithmetic: bf16 is faster where the hardware has it; auto picks",
                            choices=("auto", "fp32", "bf16"))
