@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stylize-bot: {error}", file=sys.stderr)
         return 2
     discord.utils.setup_logging(handler=logging.StreamHandler(sys.stdout), level=getattr(logging, config.log_level))
-    log.info("starting: prefix %r, device %s, %d worker(s)", config.prefix, config.device, config.workers)
+    log.info("starting: prefix %r, device %s, %d worker(s), %s jobs", config.prefix, config.device, config.workers,
+             config.jobs.backend)
     return asyncio.run(serve(StylizeBot(config, health=HealthReporter()), config.token))
 
 

@@ -1,7 +1,8 @@
 """The bot: a commands.Bot that owns the job backend and the link-fetching session.
 
-Tests (and a future deployment with another queue) inject `backend` and `session_factory`;
-production gets the in-process engine backend and the SSRF-guarded session from bot.fetch.
+Tests inject `backend` and `session_factory`; production gets the backend that `[jobs] backend`
+names (make_backend: in-process engine threads, or Celery GPU workers through Redis) and the
+SSRF-guarded session from bot.fetch.
 """
 
 from __future__ import annotations
@@ -49,9 +50,7 @@ class StylizeBot(commands.Bot):
         )
         self.config = config
         limits = config.limits
-        self.backend: JobBackend = backend or InProcessBackend(
-            engine_runner(config.device), workers=config.workers, queue_size=limits.queue_size,
-            per_user=limits.per_user, timeout=limits.job_timeout)
+        self.backend: JobBackend = backend or make_backend(config)
         self._session_factory = session_factory or partial(make_session, timeout=limits.fetch_timeout)
         self.fetch_session: aiohttp.ClientSession | None = None
         self.health = health
@@ -82,3 +81,16 @@ class StylizeBot(commands.Bot):
             await self.fetch_session.close()
         if self.health is not None:
             await self.health.stop()
+
+
+def make_backend(config: Config) -> JobBackend:
+    """The job backend `[jobs] backend` selects; Celery is imported only when it is used."""
+    limits = config.limits
+    if config.jobs.backend == "celery":
+        from .celery_backend import CeleryBackend
+
+        return CeleryBackend(config.jobs.redis_url, prefix=config.jobs.key_prefix, workers=config.workers,
+                             queue_size=limits.queue_size, per_user=limits.per_user, timeout=limits.job_timeout,
+                             keep=config.jobs.keep)
+    return InProcessBackend(engine_runner(config.device), workers=config.workers, queue_size=limits.queue_size,
+                            per_user=limits.per_user, timeout=limits.job_timeout)

@@ -1,0 +1,440 @@
+"""The Celery side of the job queue: the app, the one task, and the GPU worker (`stylize-worker`).
+
+Nothing here imports Discord. A worker process loads the VGG-19 once, pins itself to one GPU and
+paints one job at a time with the same `engine_runner` as the in-process backend. Messages carry
+only a job id: the job's record, pictures, progress and result live in Redis under
+`<prefix>:job:<id>` keys that expire (bot.celery_backend writes and reads the bot's half).
+
+Redis layout (prefix "stylize" by default, one bot per prefix):
+
+    <p>:job:<id>              hash: who asked where, settings, status, attempt, progress, result…
+    <p>:job:<id>:img:<n>      PNG bytes: 0 is the photo, 1… the style pictures (expire after `keep`)
+    <p>:job:<id>:result       PNG bytes of the painting
+    <p>:job:<id>:preview      PNG bytes of the latest preview (record field preview_v counts them)
+    <p>:job:<id>:beat         exists while a worker is painting the job (refreshed, short expiry)
+    <p>:job:<id>:cancel       the reason, once someone asked to cancel a running job
+    <p>:waiting               zset: jobs the bot has not handed to Celery yet, in fair order
+    <p>:released              zset: handed to Celery, not started (FIFO)
+    <p>:running               set: being painted
+    <p>:finished              zset: finished, not yet delivered by the bot
+    <p>:user:<uid>            set: a user's waiting, released and running jobs (per-user limit)
+
+A worker claims a job atomically when it starts it. A message for a job that is finished, cancelled,
+or being painted by a live worker (its beat key exists) is acknowledged and dropped, so a message
+delivered twice never paints twice. A job whose worker died (beat expired) is taken over by the next
+worker that receives its message again — Celery re-queues it (acks_late + reject_on_worker_lost) —
+once; a second death fails it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import io
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from celery import Celery, signals
+from PIL import Image
+
+from engine import Cancelled, Progress, Result, Settings
+
+from .jobs import Job, Runner, Status, settle, timeout_error
+
+log = logging.getLogger(__name__)
+
+TASK = "stylize.paint"
+QUEUE = "stylize"
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+MAX_ATTEMPTS = 2  # a job whose worker dies is retried once on another worker
+RETRY_NOTE = "the worker painting this stopped — retrying on another worker"
+GAVE_UP = "the workers painting it stopped twice — please try again later, maybe with a smaller size"
+LOST_PICTURES = "its pictures expired before a worker was free — please send it again"
+PROGRESS_EVERY = 0.5  # seconds between progress writes (the last step and every preview are always written)
+# Longer than any job may run ([limits] job_timeout): a message a dead *machine* held is handed out
+# again after this long. A worker process that dies is noticed at once by its pool instead.
+VISIBILITY_TIMEOUT = 3600
+
+
+# -------------------------------------------------------------------------------- shared with the bot
+
+class Keys:
+    """Names of one bot's Redis keys (see the module docstring)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.waiting = f"{prefix}:waiting"
+        self.released = f"{prefix}:released"
+        self.running = f"{prefix}:running"
+        self.finished = f"{prefix}:finished"
+        self.seq = f"{prefix}:seq"
+
+    def job(self, job_id: str, part: str | None = None) -> str:
+        return f"{self.prefix}:job:{job_id}" + (f":{part}" if part else "")
+
+    def image(self, job_id: str, n: int) -> str:
+        return self.job(job_id, f"img:{n}")
+
+    def user(self, user_id: int | str) -> str:
+        return f"{self.prefix}:user:{user_id}"
+
+
+def png(image: Image.Image) -> bytes:
+    """Lossless and quick to write: pictures cross Redis as PNG at the lowest compression."""
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def unpng(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image.convert("RGB") if image.mode != "RGB" else image
+
+
+def settings_json(settings: Settings) -> str:
+    return json.dumps({name: getattr(settings, name) for name in settings.__dataclass_fields__})
+
+
+def settings_from(text: str) -> Settings:
+    values = json.loads(text)
+    return Settings(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def progress_json(progress: Progress) -> str:
+    return json.dumps({"step": progress.step, "total": progress.total, "scale": progress.scale,
+                       "scales": progress.scales, "size": list(progress.size), "losses": progress.losses,
+                       "elapsed": progress.elapsed})
+
+
+def progress_from(text: str | None) -> Progress | None:
+    if not text:
+        return None
+    values = json.loads(text)
+    return Progress(values["step"], values["total"], values["scale"], values["scales"], tuple(values["size"]),
+                    values["losses"], values["elapsed"])
+
+
+def result_json(result: Result) -> str:
+    return json.dumps({"settings": json.loads(settings_json(result.settings)), "device": result.device,
+                       "elapsed": result.elapsed, "steps": result.steps, "losses": result.losses})
+
+
+def result_from(text: str, image: Image.Image) -> Result:
+    values = json.loads(text)
+    return Result(image=image, settings=settings_from(json.dumps(values["settings"])), device=values["device"],
+                  elapsed=values["elapsed"], steps=values["steps"], losses=values["losses"])
+
+
+def make_app(redis_url: str | None = None) -> Celery:
+    """The Celery app, Redis as broker and result store; the same settings on the bot and the workers."""
+    url = redis_url or os.environ.get("STYLIZE_REDIS_URL") or DEFAULT_REDIS_URL
+    app = Celery("stylize", broker=url, backend=url, set_as_current=False)
+    app.conf.update(
+        task_default_queue=QUEUE,
+        task_serializer="json", result_serializer="json", accept_content=["json"],
+        # One job at a time per worker, acknowledged only when it is over: a job whose worker dies
+        # goes back to the queue instead of being lost.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_concurrency=1,
+        worker_cancel_long_running_tasks_on_connection_loss=False,  # never stop a GPU job mid-step
+        task_track_started=True,
+        result_expires=86400,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=3,
+        redis_socket_connect_timeout=3,
+        worker_send_task_events=True, task_send_sent_event=True,  # what Flower shows
+    )
+    app.task(name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True)(_paint_task)
+    return app
+
+
+# ------------------------------------------------------------------------------------ worker side
+
+_CLAIM = """
+-- KEYS: record, released, running, beat, waiting   ARGV: id, worker, pid, now, beat_ttl, max_attempts, note
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'gone', 0} end
+if status == 'done' or status == 'failed' or status == 'cancelled' then return {'finished', 0} end
+if status == 'queued' then return {'early', 0} end
+if status == 'running' then
+  if redis.call('EXISTS', KEYS[4]) == 1 then return {'busy', 0} end
+  local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt') or '1')
+  if attempt >= tonumber(ARGV[6]) then return {'exhausted', attempt} end
+  attempt = attempt + 1
+  redis.call('HSET', KEYS[1], 'attempt', attempt, 'worker', ARGV[2], 'pid', ARGV[3], 'note', ARGV[7],
+             'started', ARGV[4])
+  redis.call('SET', KEYS[4], ARGV[2], 'EX', ARGV[5])
+  return {'run', attempt}
+end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[1], 'status', 'running', 'attempt', 1, 'worker', ARGV[2], 'pid', ARGV[3],
+           'started', ARGV[4], 'note', '')
+redis.call('SET', KEYS[4], ARGV[2], 'EX', ARGV[5])
+return {'run', 1}
+"""
+
+_FINISH = """
+-- KEYS: record, running, finished, beat, cancel   ARGV: id, attempt, status, error, result, progress, now, prefix
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'status', ARGV[3], 'error', ARGV[4], 'result', ARGV[5], 'finished', ARGV[7], 'note', '')
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'progress', ARGV[6]) end
+local user = redis.call('HGET', KEYS[1], 'user_id')
+redis.call('SREM', ARGV[8] .. ':user:' .. user, ARGV[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1])
+redis.call('DEL', KEYS[4], KEYS[5])
+return 1
+"""
+
+
+class _Worker:
+    """Per-process state: the device, the painter, the Redis client (made after the fork)."""
+
+    def __init__(self) -> None:
+        self.device = os.environ.get("STYLIZE_DEVICE", "auto")
+        self.beat_ttl = float(os.environ.get("STYLIZE_BEAT_TTL", "6"))
+        self.runner: Runner | None = None
+        self.redis: Any = None
+        self.url: str | None = None
+
+    def ready(self, url: str) -> None:
+        """Load what a job needs, once per process (worker_process_init does it before the first job)."""
+        if self.runner is None:
+            import torch
+
+            from engine import load_vgg, pick_device
+
+            threads = os.environ.get("STYLIZE_TORCH_THREADS")
+            if threads:
+                torch.set_num_threads(int(threads))
+            device = str(pick_device(self.device))
+            started = time.perf_counter()
+            load_vgg(device)
+            self.device = device
+            self.runner = _load_runner(os.environ.get("STYLIZE_RUNNER", "bot.jobs:engine_runner"))(device)
+            log.info("worker process %d ready on %s (VGG-19 loaded in %.1f s)", os.getpid(), device,
+                     time.perf_counter() - started)
+        if self.redis is None or url != self.url:
+            import redis
+
+            self.redis = redis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30,
+                                              health_check_interval=30)
+            self.url = url
+            self.claim = self.redis.register_script(_CLAIM)
+            self.finish = self.redis.register_script(_FINISH)
+
+
+_worker = _Worker()
+
+
+def _load_runner(spec: str) -> Callable[[str], Runner]:
+    """'module:factory' → factory(device) → Runner (tests swap in a painter they can hold)."""
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+@signals.worker_process_init.connect
+def _warm_up(**_: Any) -> None:
+    """Each pool process loads the VGG-19 before it takes a job (not again per job)."""
+    app = _current_app
+    _worker.ready(app.conf.broker_url if app is not None else DEFAULT_REDIS_URL)
+
+
+def _paint_task(task: Any, job_id: str, prefix: str) -> dict[str, Any]:
+    """Celery task: paint job `job_id` of the bot whose keys start with `prefix`."""
+    _worker.ready(task.app.conf.broker_url)
+    return paint(job_id, Keys(prefix), hostname=task.request.hostname or socket.gethostname())
+
+
+def paint(job_id: str, keys: Keys, *, hostname: str) -> dict[str, Any]:
+    """Claim the job, paint it, store the outcome. Returns what Celery stores as the task's result."""
+    r = _worker.redis
+    record = keys.job(job_id)
+    beat = keys.job(job_id, "beat")
+    me = f"{hostname}/{os.getpid()}"
+    deadline = time.monotonic() + _worker.beat_ttl + 2
+    while True:  # a redelivered message: wait for the dead worker's beat to expire before taking over
+        verdict, attempt = _claim(r, keys, job_id, me)
+        if verdict != "busy" or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    if verdict in ("busy", "gone", "finished", "early"):
+        log.info("job %s: %s, nothing to do", job_id, verdict)
+        return {"job": job_id, "outcome": verdict}
+    if verdict == "exhausted":
+        _finish(r, keys, job_id, attempt, Status.FAILED, GAVE_UP)
+        return {"job": job_id, "outcome": "failed", "attempt": attempt}
+
+    fields = {k.decode(): v.decode() for k, v in r.hgetall(record).items()}
+    reason = r.get(keys.job(job_id, "cancel"))
+    if reason is not None:
+        _finish(r, keys, job_id, attempt, Status.CANCELLED, reason.decode())
+        return {"job": job_id, "outcome": "cancelled", "attempt": attempt}
+    pictures = r.mget([keys.image(job_id, n) for n in range(1 + int(fields["styles"]))])
+    if any(p is None for p in pictures):
+        _finish(r, keys, job_id, attempt, Status.FAILED, LOST_PICTURES)
+        return {"job": job_id, "outcome": "failed", "attempt": attempt}
+    job = Job(user_id=int(fields["user_id"]), channel_id=int(fields["channel_id"]),
+              guild_id=int(fields["guild_id"]) if fields.get("guild_id") else None,
+              message_id=int(fields["message_id"]) if fields.get("message_id") else None,
+              content=unpng(pictures[0]), styles=tuple(unpng(p) for p in pictures[1:]),
+              settings=settings_from(fields["settings"]), id=job_id, status=Status.RUNNING)
+    timeout = float(fields["timeout"]) if fields.get("timeout") else None
+    keep = int(float(fields.get("keep") or 86400))
+    log.info("job %s: painting (attempt %d) for user %s", job_id, attempt, job.user_id)
+
+    cancel = threading.Event()
+    watch = _Watch(r, keys, job, cancel, timeout, me, _worker.beat_ttl)
+    reporter = _Reporter(r, keys, job, keep)
+    watch.start()
+    try:
+        assert _worker.runner is not None
+        result = _worker.runner(job, reporter, cancel)
+    except Exception as error:
+        if isinstance(error, Cancelled) and watch.expired:
+            status, why = Status.FAILED, timeout_error(timeout)
+        else:
+            status, why = settle(job, error)
+        _finish(r, keys, job_id, attempt, status, why, progress=reporter.last)
+        return {"job": job_id, "outcome": status.value, "attempt": attempt}
+    finally:
+        watch.stop()
+    r.set(keys.job(job_id, "result"), png(result.image), ex=keep)
+    _finish(r, keys, job_id, attempt, Status.DONE, "", result=result_json(result), progress=reporter.last)
+    log.info("job %s: done in %.1f s", job_id, result.elapsed)
+    return {"job": job_id, "outcome": "done", "attempt": attempt, "elapsed": result.elapsed}
+
+
+def _claim(r: Any, keys: Keys, job_id: str, me: str) -> tuple[str, int]:
+    verdict, attempt = _worker.claim(
+        keys=[keys.job(job_id), keys.released, keys.running, keys.job(job_id, "beat"), keys.waiting],
+        args=[job_id, me, os.getpid(), time.time(), max(1, round(_worker.beat_ttl)), MAX_ATTEMPTS, RETRY_NOTE])
+    return verdict.decode(), int(attempt)
+
+
+def _finish(r: Any, keys: Keys, job_id: str, attempt: int, status: Status, error: str, *, result: str = "",
+            progress: Progress | None = None) -> None:
+    """Record the outcome — unless another worker took the job over meanwhile (then it is theirs)."""
+    _worker.finish(keys=[keys.job(job_id), keys.running, keys.finished, keys.job(job_id, "beat"),
+                         keys.job(job_id, "cancel")],
+                   args=[job_id, attempt, status.value, error, result,
+                         progress_json(progress) if progress else "", time.time(), keys.prefix])
+
+
+class _Reporter:
+    """The engine's progress callback: the latest step into the record (throttled), every preview as PNG."""
+
+    def __init__(self, r: Any, keys: Keys, job: Job, keep: int) -> None:
+        self.r, self.keys, self.job, self.keep = r, keys, job, keep
+        self.last: Progress | None = None
+        self._written = 0.0
+
+    def __call__(self, progress: Progress) -> None:
+        self.last = progress
+        now = time.monotonic()
+        if progress.preview is None and progress.step < progress.total and now - self._written < PROGRESS_EVERY:
+            return
+        self._written = now
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self.keys.job(self.job.id), "progress", progress_json(progress))
+        if progress.preview is not None:
+            pipe.set(self.keys.job(self.job.id, "preview"), png(progress.preview), ex=self.keep)
+            pipe.hincrby(self.keys.job(self.job.id), "preview_v", 1)
+        try:
+            pipe.execute()
+        except Exception as error:  # Redis away for a moment: the painting goes on, the bar catches up later
+            log.warning("job %s: could not store progress: %s", self.job.id, error)
+
+
+class _Watch(threading.Thread):
+    """While a job paints: keep its beat alive, and set the cancel event when asked to or out of time.
+
+    The engine checks the event before every step, so a job stops between steps — the GPU process
+    itself is never killed."""
+
+    def __init__(self, r: Any, keys: Keys, job: Job, cancel: threading.Event, timeout: float | None,
+                 me: str, ttl: float) -> None:
+        super().__init__(name=f"stylize-watch-{job.id}", daemon=True)
+        self.r, self.keys, self.job, self.cancel, self.timeout, self.me, self.ttl = (
+            r, keys, job, cancel, timeout, me, ttl)
+        self.expired = False
+        self._stop_event = threading.Event()
+        self._start = time.monotonic()
+
+    def run(self) -> None:
+        interval = max(0.2, self.ttl / 4)
+        while not self._stop_event.wait(interval):
+            try:
+                pipe = self.r.pipeline(transaction=False)
+                pipe.set(self.keys.job(self.job.id, "beat"), self.me, ex=max(1, round(self.ttl)))
+                pipe.get(self.keys.job(self.job.id, "cancel"))
+                _, reason = pipe.execute()
+            except Exception as error:
+                log.warning("job %s: Redis unreachable from the worker: %s", self.job.id, error)
+                continue
+            if reason is not None and not self.cancel.is_set():
+                self.job.error = reason.decode()
+                self.cancel.set()
+            if self.timeout and time.monotonic() - self._start > self.timeout and not self.cancel.is_set():
+                self.expired = True
+                self.cancel.set()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+# ---------------------------------------------------------------------------------------- the CLI
+
+def main(argv: list[str] | None = None) -> int:
+    """`stylize-worker`: one Celery worker process that paints on one GPU, one job at a time."""
+    parser = argparse.ArgumentParser(
+        prog="stylize-worker",
+        description="Paint Stylize jobs from Redis on one GPU (start one per GPU, on any number of machines).",
+        epilog="Arguments after -- go to `celery worker` unchanged (e.g. -- --without-heartbeat).")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--gpu", type=int, metavar="N",
+                       help="paint on GPU number N (sets CUDA_VISIBLE_DEVICES=N)")
+    where.add_argument("--device", default=None,
+                       help="torch device instead: auto (default), cpu, cuda, cuda:1, mps")
+    parser.add_argument("--redis-url", default=None,
+                        help=f"the bot's Redis (default: $STYLIZE_REDIS_URL, else {DEFAULT_REDIS_URL})")
+    parser.add_argument("--name", default=None, help="worker name (default: gpuN@host, or stylize@host)")
+    parser.add_argument("--torch-threads", type=int, default=None, help="CPU threads for torch (CPU workers)")
+    parser.add_argument("--loglevel", default="INFO")
+    args, extra = parser.parse_known_args(argv)
+    extra = [a for a in extra if a != "--"]
+    if args.gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(args.gpu)  # before CUDA starts: this process sees one GPU
+        os.environ["STYLIZE_DEVICE"] = "cuda"
+    elif args.device:
+        os.environ["STYLIZE_DEVICE"] = args.device
+    if args.torch_threads:
+        os.environ["STYLIZE_TORCH_THREADS"] = str(args.torch_threads)
+    _worker.device = os.environ.get("STYLIZE_DEVICE", "auto")
+    url = args.redis_url or os.environ.get("STYLIZE_REDIS_URL") or DEFAULT_REDIS_URL
+    app.conf.update(broker_url=url, result_backend=url)
+    name = args.name or (f"gpu{args.gpu}@%h" if args.gpu is not None else "stylize@%h")
+    app.worker_main(["worker", "--pool=prefork", "--concurrency=1", f"--queues={QUEUE}", f"--hostname={name}",
+                     f"--loglevel={args.loglevel}", "--task-events", "--without-gossip", "--without-mingle",
+                     *extra])
+    return 0
+
+
+app = make_app()  # `celery --app bot.celery_app worker …` finds it here; STYLIZE_REDIS_URL picks the Redis
+_current_app: Celery | None = app
+
+if __name__ == "__main__":
+    sys.exit(main())

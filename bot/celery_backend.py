@@ -1,0 +1,491 @@
+"""`CeleryBackend`: the bot's half of the Celery + Redis job queue (the workers' half is bot.celery_app).
+
+The bot keeps the queue's order and limits; Celery only ever holds the jobs that are about to run.
+
+* submit() stores the pictures (PNG, expiring keys) and the job record, then — in one Lua script,
+  so the checks and the insert cannot race — refuses it over the per-user limit or the global cap, or
+  puts it in the `waiting` sorted set. Its score is (round, arrival): the round is how many jobs the
+  user already had pending, exactly as in the in-process backend, so users take turns and each
+  user's own jobs keep their order.
+* A dispatcher task releases waiting jobs to Celery in that order, keeping at most `workers` jobs
+  released-or-running. With `workers` = the number of GPU workers, a job goes to Celery only when a
+  worker is about to be free, so a newcomer's first job still overtakes a heavy user's backlog; the
+  price is at most `workers` jobs whose order is fixed early. (Celery's own queue is FIFO: handing it
+  everything at once would lose the fair order.)
+* Progress, previews, the outcome and the result picture come back through Redis; the dispatcher
+  notices finished jobs every `poll` seconds and wakes their result() calls.
+* cancel() removes a job that has not started, or sets a flag the worker checks every beat (about a
+  second) — the engine then stops before its next step; the GPU process is never killed.
+* Nothing lives only in this process. close() leaves every job where it is (result() calls end
+  with Detached); recover() in the next run picks them all up again, delivered or not.
+* A worker that dies mid-job: Celery gives its message to another worker, which takes the job
+  over once (see bot.celery_app). If a whole machine vanished, its message would come back only
+  after Celery's visibility timeout, so the dispatcher also re-sends a running job whose beat has
+  been gone for `stall_after` seconds.
+* If Redis is down, submit() and jobs() raise QueueFull with a "busy, try later" text; snapshot()
+  answers from its last good reading; result() keeps waiting. Every Redis call has a time limit,
+  and publishing to Celery (a blocking client) runs in a thread: the event loop never hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import redis.asyncio as aioredis
+from PIL import Image
+from redis.exceptions import RedisError
+
+from .celery_app import (MAX_ATTEMPTS, RETRY_NOTE, TASK, Keys, make_app, png, progress_from, result_from,
+                         settings_from, settings_json, unpng)
+from .jobs import SHUTDOWN, Detached, Job, JobBackend, QueueFull, Snapshot, Status
+
+log = logging.getLogger(__name__)
+
+BUSY = "I can't reach the job queue right now — I'm busy, please try again in a few minutes."
+STALL_NOTE = "the worker painting this stopped responding — retrying on another worker"
+NO_PICTURE = Image.new("RGB", (1, 1))  # jobs() and recover() copies: the pictures stay in Redis
+FINISHED = {s.value for s in Status if s.finished}
+
+_SUBMIT = """
+-- KEYS: record, waiting, released, user set, seq   ARGV: id, per_user, queue_size, keep, field, value, …
+local mine = redis.call('SCARD', KEYS[4])
+if mine >= tonumber(ARGV[2]) then return {'user', mine} end
+local queued = redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3])
+if queued >= tonumber(ARGV[3]) then return {'full', queued} end
+local seq = redis.call('INCR', KEYS[5])
+redis.call('HSET', KEYS[1], 'status', 'queued', 'round', mine, 'seq', seq, unpack(ARGV, 5))
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('ZADD', KEYS[2], mine * 1e12 + seq, ARGV[1])
+redis.call('SADD', KEYS[4], ARGV[1])
+return {'ok', redis.call('ZCARD', KEYS[3]) + redis.call('ZRANK', KEYS[2], ARGV[1]) + 1}
+"""
+
+_RELEASE = """
+-- KEYS: waiting, released, seq, running   ARGV: prefix, window
+if redis.call('ZCARD', KEYS[2]) + redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[2]) then return false end
+local popped = redis.call('ZPOPMIN', KEYS[1])
+if #popped == 0 then return false end
+local id = popped[1]
+local record = ARGV[1] .. ':job:' .. id
+if redis.call('HGET', record, 'status') ~= 'queued' then return {id, 'gone'} end
+redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), id)
+redis.call('HSET', record, 'status', 'released', 'released', ARGV[3])
+return {id, 'ok'}
+"""
+
+_CANCEL = """
+-- KEYS: record, waiting, released, finished, cancel   ARGV: id, reason, now, prefix, keep
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'queued' or status == 'released' then
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('SREM', ARGV[4] .. ':user:' .. redis.call('HGET', KEYS[1], 'user_id'), ARGV[1])
+  redis.call('HSET', KEYS[1], 'status', 'cancelled', 'error', ARGV[2], 'finished', ARGV[3])
+  redis.call('ZADD', KEYS[4], ARGV[3], ARGV[1])
+  return 2
+end
+if status == 'running' and redis.call('EXISTS', KEYS[5]) == 0 then
+  redis.call('SET', KEYS[5], ARGV[2], 'EX', ARGV[5])
+  return 1
+end
+return 0
+"""
+
+
+class CeleryBackend(JobBackend):
+    """Jobs on Celery GPU workers through Redis; fair order, per-user limit and queue cap kept in Redis."""
+
+    def __init__(self, redis_url: str, *, prefix: str = "stylize", workers: int = 1, queue_size: int = 20,
+                 per_user: int = 2, timeout: float | None = None, keep: float = 86400.0, poll: float = 0.5,
+                 op_timeout: float = 5.0, stall_after: float = 60.0) -> None:
+        self._url = redis_url
+        self._keys = Keys(prefix)
+        self._window = workers
+        self._queue_size = queue_size
+        self._per_user = per_user
+        self._timeout = timeout
+        self._keep = int(keep)
+        self._poll = poll
+        self._op_timeout = op_timeout
+        self._stall_after = stall_after
+        self._redis: Any = None
+        self._celery: Any = None
+        self._publisher: ThreadPoolExecutor | None = None
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._finished: dict[str, asyncio.Future[None]] = {}  # the jobs this run follows
+        self._last: dict[str, Snapshot] = {}  # last good snapshot, shown while Redis is away
+        self._previews: dict[str, tuple[int, Image.Image]] = {}
+        self._stalled: dict[str, float] = {}
+        self._reached = 0.0  # monotonic time of the last Redis answer
+        self._closing = False
+        self._recovered = False
+
+    # ------------------------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        self._redis = aioredis.Redis.from_url(self._url, socket_connect_timeout=2, socket_timeout=self._op_timeout,
+                                              health_check_interval=15)
+        self._celery = make_app(self._url)
+        self._publisher = ThreadPoolExecutor(1, thread_name_prefix="stylize-publish")
+        self._submit = self._redis.register_script(_SUBMIT)
+        self._release = self._redis.register_script(_RELEASE)
+        self._cancel = self._redis.register_script(_CANCEL)
+        self._reached = time.monotonic()
+        self._dispatcher = asyncio.create_task(self._dispatch(), name="stylize-dispatcher")
+
+    async def close(self, reason: str = SHUTDOWN) -> None:
+        """Stop following jobs; they stay queued or running in Redis and Celery for the next run."""
+        if self._closing or self._dispatcher is None:
+            return
+        self._closing = True
+        self._dispatcher.cancel()
+        await asyncio.gather(self._dispatcher, return_exceptions=True)
+        for future in self._finished.values():
+            if not future.done():
+                future.set_exception(Detached())
+                future.exception()  # retrieved: nobody waiting on it is not an error
+        if self._publisher is not None:
+            self._publisher.shutdown(wait=False, cancel_futures=True)
+        await self._redis.aclose()
+
+    def alive(self) -> bool:
+        return (self._dispatcher is not None and not self._dispatcher.done() and not self._closing
+                and time.monotonic() - self._reached < max(30.0, 6 * self._poll))
+
+    # --------------------------------------------------------------------------------- queue
+
+    async def submit(self, job: Job) -> int:
+        if self._closing or self._dispatcher is None:
+            raise QueueFull("I'm not taking jobs right now — " + SHUTDOWN)
+        keys = self._keys
+        loop = asyncio.get_running_loop()
+        pictures = await loop.run_in_executor(None, lambda: [png(p) for p in (job.content, *job.styles)])
+        record = {
+            "user_id": job.user_id, "channel_id": job.channel_id, "guild_id": job.guild_id or "",
+            "message_id": job.message_id or "", "status_message_id": job.status_message_id or "",
+            "settings": settings_json(job.settings), "given": json.dumps(sorted(job.given)),
+            "styles": len(job.styles), "timeout": self._timeout or "", "keep": self._keep,
+            "created": time.time(), "attempt": 0,
+        }
+        flat = [str(v) for pair in record.items() for v in pair]
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for n, data in enumerate(pictures):
+                    pipe.set(keys.image(job.id, n), data, ex=self._keep)
+                await self._call(pipe.execute())
+            verdict, number = await self._call(self._submit(
+                keys=[keys.job(job.id), keys.waiting, keys.released, keys.user(job.user_id), keys.seq],
+                args=[job.id, self._per_user, self._queue_size, self._keep, *flat]))
+        except (RedisError, OSError, asyncio.TimeoutError) as error:
+            log.warning("submit %s: Redis unreachable: %s", job.id, error)
+            raise QueueFull(BUSY) from None
+        verdict = verdict.decode()
+        if verdict != "ok":
+            await self._quietly(self._redis.delete(*(keys.image(job.id, n) for n in range(len(pictures)))))
+            if verdict == "user":
+                raise QueueFull(f"You already have {number} job{'s' if number > 1 else ''} in the queue — wait for "
+                                "one to finish, or cancel one.")
+            raise QueueFull(f"The queue is full ({self._queue_size} jobs waiting) — try again in a few minutes.")
+        job.status = Status.QUEUED
+        self._follow(job.id)
+        return int(number)
+
+    async def track(self, job_id: str, status_message_id: int) -> None:
+        await self._quietly(self._redis.hset(self._keys.job(job_id), "status_message_id", status_message_id))
+
+    async def cancel(self, job_id: str, reason: str) -> bool:
+        keys = self._keys
+        try:
+            done = await self._call(self._cancel(
+                keys=[keys.job(job_id), keys.waiting, keys.released, keys.finished, keys.job(job_id, "cancel")],
+                args=[job_id, reason, time.time(), keys.prefix, self._keep]))
+        except (RedisError, OSError, asyncio.TimeoutError):
+            raise QueueFull(BUSY) from None
+        if done == 2:  # ended here; a running job ends when its worker notices the flag
+            self._wake(job_id)
+        return bool(done)
+
+    async def position(self, job_id: str) -> int | None:
+        snapshot = await self.snapshot(job_id)
+        if snapshot is None or snapshot.status.finished:
+            return None
+        return 0 if snapshot.status is Status.RUNNING else snapshot.position
+
+    async def jobs(self) -> list[Job]:
+        keys = self._keys
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.smembers(keys.running).zrange(keys.released, 0, -1).zrange(keys.waiting, 0, -1)
+                running, released, waiting = await self._call(pipe.execute())
+            ids = [i.decode() for i in (*running, *released, *waiting)]
+            records = await self._records(ids)
+        except (RedisError, OSError, asyncio.TimeoutError):
+            raise QueueFull(BUSY) from None
+        found = [(fields, self._job(job_id, fields)) for job_id, fields in zip(ids, records) if fields]
+        runs = sorted((pair for pair in found if pair[1].status is Status.RUNNING),
+                      key=lambda pair: float(pair[0].get("started") or 0))
+        return [j for _, j in runs] + [j for _, j in found if j.status is Status.QUEUED]
+
+    async def snapshot(self, job_id: str) -> Snapshot | None:
+        if job_id not in self._finished:
+            return None
+        keys = self._keys
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.hgetall(keys.job(job_id)).zrank(keys.released, job_id).zcard(keys.released)
+                pipe.zrank(keys.waiting, job_id)
+                fields, released_rank, released, waiting_rank = await self._call(pipe.execute())
+            fields = _text(fields)
+            if not fields:
+                return self._last.get(job_id)
+            status = _status(fields["status"])
+            position = None
+            if fields["status"] == "released" and released_rank is not None:
+                position = released_rank + 1
+            elif fields["status"] == "queued" and waiting_rank is not None:
+                position = released + waiting_rank + 1
+            preview = await self._preview(job_id, int(fields.get("preview_v") or 0))
+        except (RedisError, OSError, asyncio.TimeoutError):
+            return self._last.get(job_id)
+        note = fields.get("note") or None
+        if status is Status.RUNNING and job_id in self._stalled:
+            note = STALL_NOTE
+        snapshot = Snapshot(status, position, progress_from(fields.get("progress")), preview, note)
+        self._last[job_id] = snapshot
+        return snapshot
+
+    async def result(self, job_id: str) -> Job:
+        future = self._finished[job_id]
+        await asyncio.shield(future)
+        while True:
+            try:
+                job = await self._collect(job_id)
+                break
+            except (RedisError, OSError, asyncio.TimeoutError) as error:
+                log.warning("job %s: cannot fetch its outcome yet: %s", job_id, error)
+            if self._closing:
+                raise Detached()
+            await asyncio.sleep(self._poll)
+        self._finished.pop(job_id, None)
+        self._last.pop(job_id, None)
+        self._previews.pop(job_id, None)
+        self._stalled.pop(job_id, None)
+        return job
+
+    async def recover(self) -> list[Job]:
+        """Every job of this prefix not yet delivered; waits (retrying) until Redis answers."""
+        if self._recovered:
+            return []
+        keys = self._keys
+        delay = self._poll
+        while not self._closing:
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    pipe.smembers(keys.running).zrange(keys.released, 0, -1).zrange(keys.waiting, 0, -1)
+                    pipe.zrange(keys.finished, 0, -1)
+                    groups = await self._call(pipe.execute())
+                ids = list(dict.fromkeys(i.decode() for group in groups for i in group))
+                records = await self._records(ids)
+                break
+            except (RedisError, OSError, asyncio.TimeoutError) as error:
+                log.warning("recovering jobs: Redis unreachable (%s); retrying", error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+        else:
+            return []
+        self._recovered = True
+        found = []
+        for job_id, fields in zip(ids, records):
+            if not fields:
+                await self._forget(job_id)  # expired meanwhile
+                continue
+            if job_id not in self._finished:
+                self._follow(job_id)
+                found.append(self._job(job_id, fields))
+        if found:
+            log.info("re-attached to %d job(s) left by the previous run", len(found))
+        return found
+
+    # ------------------------------------------------------------------------------ internals
+
+    def _follow(self, job_id: str) -> None:
+        self._finished[job_id] = asyncio.get_running_loop().create_future()
+
+    def _wake(self, job_id: str) -> None:
+        future = self._finished.get(job_id)
+        if future is not None and not future.done():
+            future.set_result(None)
+
+    async def _call(self, awaitable: Any) -> Any:
+        result = await asyncio.wait_for(awaitable, self._op_timeout)
+        self._reached = time.monotonic()
+        return result
+
+    async def _quietly(self, awaitable: Any) -> Any:
+        try:
+            return await self._call(awaitable)
+        except (RedisError, OSError, asyncio.TimeoutError) as error:
+            log.warning("Redis unreachable: %s", error)
+            return None
+
+    async def _records(self, ids: list[str]) -> list[dict[str, str]]:
+        if not ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hgetall(self._keys.job(job_id))
+            return [_text(fields) for fields in await self._call(pipe.execute())]
+
+    def _job(self, job_id: str, fields: dict[str, str], content: Image.Image = NO_PICTURE,
+             styles: tuple[Image.Image, ...] | None = None) -> Job:
+        """A Job from its record (pictures left in Redis unless given)."""
+        return Job(user_id=int(fields["user_id"]), channel_id=int(fields["channel_id"]),
+                   guild_id=_int(fields.get("guild_id")), message_id=_int(fields.get("message_id")),
+                   content=content, styles=styles or (NO_PICTURE,) * int(fields.get("styles") or 1),
+                   settings=settings_from(fields["settings"]), id=job_id, status=_status(fields["status"]),
+                   progress=progress_from(fields.get("progress")), error=fields.get("error") or None,
+                   given=frozenset(json.loads(fields.get("given") or "[]")),
+                   status_message_id=_int(fields.get("status_message_id")))
+
+    async def _collect(self, job_id: str) -> Job:
+        """The finished job with its picture; then its keys are deleted (handed over once)."""
+        keys = self._keys
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.job(job_id)).get(keys.job(job_id, "result"))
+            fields, data = await self._call(pipe.execute())
+        fields = _text(fields)
+        if not fields:
+            job = Job(user_id=0, channel_id=0, guild_id=None, message_id=None, content=NO_PICTURE,
+                      styles=(NO_PICTURE,), settings=settings_from("{}"), id=job_id, status=Status.FAILED,
+                      error="its record expired before it could be delivered")
+        else:
+            job = self._job(job_id, fields)
+            if job.status is Status.DONE:
+                if data is None:
+                    job.status, job.error = Status.FAILED, "its picture expired before it could be delivered"
+                else:
+                    image = await asyncio.get_running_loop().run_in_executor(None, unpng, data)
+                    job.result = result_from(fields["result"], image)
+            preview = self._previews.get(job_id)
+            job.preview = preview[1] if preview else None
+        await self._forget(job_id, 1 + int(fields.get("styles") or 0))
+        return job
+
+    async def _forget(self, job_id: str, pictures: int = 0) -> None:
+        """Delete the job's keys (pictures not counted expire on their own)."""
+        keys = self._keys
+        doomed = [keys.job(job_id), keys.job(job_id, "result"), keys.job(job_id, "preview"),
+                  keys.job(job_id, "beat"), keys.job(job_id, "cancel"),
+                  *(keys.image(job_id, n) for n in range(pictures))]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(keys.finished, job_id).zrem(keys.waiting, job_id).zrem(keys.released, job_id)
+            pipe.srem(keys.running, job_id).delete(*doomed)
+            await self._call(pipe.execute())
+
+    async def _preview(self, job_id: str, version: int) -> Image.Image | None:
+        """The latest preview, decoded once per version (the same object until a new one arrives)."""
+        cached = self._previews.get(job_id)
+        if version == 0:
+            return None
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        data = await self._call(self._redis.get(self._keys.job(job_id, "preview")))
+        if data is None:
+            return cached[1] if cached else None
+        image = await asyncio.get_running_loop().run_in_executor(None, unpng, data)
+        self._previews[job_id] = (version, image)
+        return image
+
+    async def _dispatch(self) -> None:
+        """Forever: release jobs in fair order while workers are free, notice finished and stalled jobs."""
+        while True:
+            try:
+                await self._tick()
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError, asyncio.TimeoutError) as error:
+                log.warning("job queue: Redis unreachable: %s", error)
+            except Exception:
+                log.exception("job queue: dispatcher step failed")
+            await asyncio.sleep(self._poll)
+
+    async def _tick(self) -> None:
+        keys = self._keys
+        while True:  # release
+            released = await self._call(self._release(
+                keys=[keys.waiting, keys.released, keys.seq, keys.running],
+                args=[keys.prefix, self._window, time.time()]))
+            if not released:
+                break
+            job_id, verdict = (v.decode() for v in released)
+            if verdict == "ok":
+                await self._send(job_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(keys.finished, 0, -1).zrange(keys.released, 0, -1).smembers(keys.running)
+            finished, released_ids, running = await self._call(pipe.execute())
+        for job_id in finished:
+            self._wake(job_id.decode())
+        unsent = [i.decode() for i in released_ids]
+        if unsent:  # published? (a crash between release and publish would strand the job)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for job_id in unsent:
+                    pipe.hget(keys.job(job_id), "sent")
+                flags = await self._call(pipe.execute())
+            for job_id, flag in zip(unsent, flags):
+                if flag is None:
+                    await self._send(job_id)
+        await self._check_beats([i.decode() for i in running])
+
+    async def _check_beats(self, running: list[str]) -> None:
+        """A running job without a beat: its worker died. Celery normally re-queues it at once; if the
+        whole machine went, re-send it ourselves after `stall_after` (duplicates are harmless)."""
+        if not running:
+            self._stalled.clear()
+            return
+        keys = self._keys
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in running:
+                pipe.exists(keys.job(job_id, "beat")).hmget(keys.job(job_id), "attempt", "resent")
+            answers = await self._call(pipe.execute())
+        now = time.monotonic()
+        for n, job_id in enumerate(running):
+            beating, (attempt, resent) = answers[2 * n], answers[2 * n + 1]
+            if beating:
+                self._stalled.pop(job_id, None)
+                continue
+            since = self._stalled.setdefault(job_id, now)
+            if now - since >= self._stall_after and attempt is not None and resent != attempt:
+                await self._call(self._redis.hset(keys.job(job_id), "resent", attempt))
+                if int(attempt) < MAX_ATTEMPTS:
+                    log.warning("job %s: its worker vanished; sending it to another", job_id)
+                await self._send(job_id)
+
+    async def _send(self, job_id: str) -> None:
+        """Publish the job's Celery message (kombu blocks: in a thread, with a time limit)."""
+        assert self._publisher is not None
+        loop = asyncio.get_running_loop()
+        send = lambda: self._celery.send_task(  # noqa: E731
+            TASK, args=[job_id, self._keys.prefix], task_id=f"{job_id}-{time.time_ns()}",
+            retry=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5})
+        await asyncio.wait_for(loop.run_in_executor(self._publisher, send), self._op_timeout * 2)
+        await self._call(self._redis.hset(self._keys.job(job_id), "sent", time.time()))
+
+
+def _text(fields: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in fields.items()}
+
+
+def _int(text: str | None) -> int | None:
+    return int(text) if text else None
+
+
+def _status(text: str) -> Status:
+    return Status.RUNNING if text == "running" else Status(text) if text in FINISHED else Status.QUEUED
+
+
+__all__ = ["BUSY", "CeleryBackend", "RETRY_NOTE", "STALL_NOTE"]

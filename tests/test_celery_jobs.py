@@ -1,0 +1,384 @@
+"""The Celery backend against a real Redis server and real Celery worker processes.
+
+Two workers (prefork, one pool process each, CPU, torch on one thread) start once for the module;
+their painter is the real engine held after its first step while the test holds a gate file
+(tests/celery_runners.py), so the test decides when a job may finish. Each test uses its own
+Redis key prefix, so the tests do not see each other's jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shutil
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import redis
+from PIL import Image
+
+from bot.app import StylizeBot, make_backend
+from bot.celery_app import RETRY_NOTE, Keys
+from bot.celery_backend import BUSY, CeleryBackend
+from bot.config import parse_config
+from bot.jobs import Detached, Job, QueueFull, Status
+from celery_harness import RedisServer, Workers, free_port, start_redis, start_workers
+from discord_standin import FakeDiscord
+from engine import Settings
+from test_bot_e2e import decoded, edit_of, photo_and_style, replying_to, status_of, with_file
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
+                                reason="redis-server is not installed (Debian: apt-get install redis-server)")
+
+TINY = Settings.parse({"size": 64, "steps": 3, "scales": 1})
+PHOTO = Image.new("RGB", (80, 60), (200, 120, 40))
+STYLE = Image.effect_noise((32, 32), 64).convert("RGB")
+_prefixes = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = start_redis(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def workers(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workers]:
+    started = start_workers(redis_server, tmp_path_factory.mktemp("workers"), count=2)
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"test{os.getpid()}-{next(_prefixes)}"
+
+
+@pytest.fixture
+async def backend(workers: Workers, prefix: str) -> AsyncIterator[CeleryBackend]:
+    backend = CeleryBackend(workers.redis.url, prefix=prefix, workers=1, queue_size=3, per_user=2, poll=0.1)
+    await backend.start()
+    yield backend
+    workers.release()
+    for job in await backend.jobs():
+        await backend.cancel(job.id, "test over")
+    await backend.close()
+
+
+def job(user: int, settings: Settings = TINY, **extra: Any) -> Job:
+    return Job(user_id=user, channel_id=10, guild_id=20, message_id=30, content=PHOTO, styles=(STYLE,),
+               settings=settings, **extra)
+
+
+async def until(check: Any, timeout: float = 20, every: float = 0.05) -> Any:
+    """Poll the async `check` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s (last: {value!r})")
+        await asyncio.sleep(every)
+
+
+async def running(backend: CeleryBackend, j: Job, step: int = 1) -> Any:
+    async def check() -> Any:
+        snapshot = await backend.snapshot(j.id)
+        return snapshot if snapshot and snapshot.progress and snapshot.progress.step >= step else None
+    return await until(check)
+
+
+def record(workers: Workers, prefix: str, job_id: str) -> dict[str, str]:
+    r = redis.Redis.from_url(workers.redis.url)
+    try:
+        return {k.decode(): v.decode() for k, v in r.hgetall(Keys(prefix).job(job_id)).items()}
+    finally:
+        r.close()
+
+
+# ------------------------------------------------------------------------------------- running
+
+
+async def test_a_job_runs_on_a_worker_with_progress_and_preview(backend: CeleryBackend, workers: Workers) -> None:
+    a = job(1, Settings.parse({"preview": True, "num_epoch": 3}, TINY), given=frozenset({"steps"}))
+    workers.hold(a.id)
+    assert await backend.submit(a) == 1
+    snapshot = await running(backend, a)
+    assert snapshot.status is Status.RUNNING and snapshot.position is None and snapshot.note is None
+    assert snapshot.progress.total == 3 and snapshot.progress.size == (64, 48)
+    assert snapshot.preview is not None and snapshot.preview.size == (64, 48)
+    assert await backend.position(a.id) == 0
+    assert [j.id for j in await backend.jobs()] == [a.id]
+    workers.release(a.id)
+    done = await asyncio.wait_for(backend.result(a.id), 30)
+    assert done.status is Status.DONE and done.error is None, done.error
+    assert done.result.image.size == (64, 48) and done.result.steps == 3 and done.result.device == "cpu"
+    assert done.result.settings.seed is not None and set(done.result.losses) >= {"content", "style", "total"}
+    assert done.progress.step == 3 and done.given == frozenset({"steps"}) and done.message_id == 30
+    assert await backend.snapshot(a.id) is None and await backend.position(a.id) is None
+    r = redis.Redis.from_url(workers.redis.url)
+    assert not r.keys(f"{backend._keys.prefix}:job:{a.id}*")  # handed over: nothing left behind
+    r.close()
+
+
+async def test_fair_order_limits_and_positions(workers: Workers, prefix: str) -> None:
+    backend = CeleryBackend(workers.redis.url, prefix=prefix, workers=1, queue_size=3, per_user=2, poll=0.1)
+    await backend.start()
+    workers.hold()
+    try:
+        a1, a2, b1, c1 = job(1), job(1), job(2), job(3)
+        await backend.submit(a1)
+        await running(backend, a1)
+        assert await backend.submit(a2) == 1
+        assert await backend.submit(b1) == 1  # a newcomer goes before a heavy user's second job
+        with pytest.raises(QueueFull, match="You already have 2 jobs in the queue"):
+            await backend.submit(job(1))
+        assert [await backend.position(j.id) for j in (a1, b1, a2)] == [0, 1, 2]
+        listed = await backend.jobs()
+        assert [j.id for j in listed] == [a1.id, b1.id, a2.id]
+        assert [j.status for j in listed] == [Status.RUNNING, Status.QUEUED, Status.QUEUED]
+        assert await backend.submit(c1) == 2  # round 0 too: before a2
+        with pytest.raises(QueueFull, match=r"The queue is full \(3 jobs waiting\)"):
+            await backend.submit(job(4))
+        workers.release()
+        finished = [await asyncio.wait_for(backend.result(j.id), 30) for j in (a1, b1, a2, c1)]
+        assert all(j.status is Status.DONE for j in finished)
+        assert await backend.submit(job(4)) == 1  # room again once the line moved
+    finally:
+        workers.release()
+        await backend.close()
+
+
+async def test_jobs_go_to_celery_in_fair_order(workers: Workers, prefix: str) -> None:
+    """The bot releases jobs one at a time (workers=1 here): the start order is round-robin over users."""
+    backend = CeleryBackend(workers.redis.url, prefix=prefix, workers=1, queue_size=10, per_user=3, poll=0.05)
+    await backend.start()
+    workers.hold()
+    r = redis.Redis.from_url(workers.redis.url)
+    try:
+        first = job(9)
+        await backend.submit(first)
+        await running(backend, first)
+        queued = [job(1), job(1), job(2), job(1), job(3), job(2)]
+        for j in queued:
+            await backend.submit(j)
+        expected = [queued[i].id for i in (0, 2, 4, 1, 5, 3)]  # rounds: 1, 2, 3 | 1, 2 | 1
+        assert [j.id for j in await backend.jobs()][1:] == expected
+        order: list[str] = []
+
+        async def watch() -> None:
+            while len(order) < len(expected):
+                for j_id in expected:
+                    if j_id not in order and r.hget(Keys(prefix).job(j_id), "status") in (b"running", b"done"):
+                        order.append(j_id)
+                await asyncio.sleep(0.02)
+
+        watcher = asyncio.create_task(watch())
+        workers.release()
+        for j in (first, *queued):
+            assert (await asyncio.wait_for(backend.result(j.id), 40)).status is Status.DONE
+        await asyncio.wait_for(watcher, 5)
+        assert order == expected
+    finally:
+        workers.release()
+        r.close()
+        await backend.close()
+
+
+# ---------------------------------------------------------------------------------- cancelling
+
+
+async def test_cancel_waiting_and_running_jobs(backend: CeleryBackend, workers: Workers) -> None:
+    a, b = job(1, Settings.parse({"steps": 200}, TINY)), job(2)
+    workers.hold(a.id)
+    await backend.submit(a)
+    await running(backend, a)
+    await backend.submit(b)
+    assert await backend.cancel(b.id, "cancelled by <@2>")
+    cancelled = await asyncio.wait_for(backend.result(b.id), 10)
+    assert cancelled.status is Status.CANCELLED and cancelled.error == "cancelled by <@2>"
+    assert not await backend.cancel(b.id, "again") and not await backend.cancel("unknown", "no such job")
+
+    assert await backend.cancel(a.id, "cancelled by <@9> (moderator)")
+    assert not await backend.cancel(a.id, "twice")  # already asked: the worker stops at its next step
+    stopped = await asyncio.wait_for(backend.result(a.id), 15)
+    assert stopped.status is Status.CANCELLED and stopped.error == "cancelled by <@9> (moderator)"
+    assert stopped.progress.step < 200  # stopped between steps, long before the end
+    assert await backend.jobs() == []
+
+
+async def test_timeout_stops_the_job_on_the_worker(workers: Workers, prefix: str) -> None:
+    backend = CeleryBackend(workers.redis.url, prefix=prefix, timeout=1.0, poll=0.1)
+    await backend.start()
+    slow = job(1)
+    workers.hold(slow.id)
+    try:
+        await backend.submit(slow)
+        failed = await asyncio.wait_for(backend.result(slow.id), 20)
+        assert failed.status is Status.FAILED and "longer than the 1-second limit" in failed.error
+    finally:
+        workers.release(slow.id)
+        await backend.close()
+
+
+# ----------------------------------------------------------------------------- failures, restarts
+
+
+async def test_a_killed_worker_process_means_a_retry_on_another(backend: CeleryBackend, workers: Workers,
+                                                                prefix: str) -> None:
+    a = job(1)
+    workers.hold(a.id)
+    await backend.submit(a)
+    await running(backend, a)
+    first = record(workers, prefix, a.id)
+    assert first["attempt"] == "1"
+    os.kill(int(first["pid"]), signal.SIGKILL)  # the painting process dies mid-job, as a GPU crash would
+
+    async def retried() -> Any:
+        snapshot = await backend.snapshot(a.id)
+        return snapshot if snapshot and snapshot.note == RETRY_NOTE and snapshot.progress else None
+    snapshot = await until(retried, timeout=30)
+    second = record(workers, prefix, a.id)
+    assert snapshot.status is Status.RUNNING and second["attempt"] == "2" and second["pid"] != first["pid"]
+    print(f"attempt 1 on {first['worker']}, attempt 2 on {second['worker']}")
+    workers.release(a.id)
+    done = await asyncio.wait_for(backend.result(a.id), 30)
+    assert done.status is Status.DONE and done.result.image.size == (64, 48)
+    # the pool replaced its process; both workers take jobs again
+    await asyncio.get_running_loop().run_in_executor(None, _wait_for_replacement, workers)
+
+
+def _wait_for_replacement(workers: Workers) -> None:
+    deadline = time.monotonic() + 30
+    while sum(w.ready_count() for w in workers.items) < 3:
+        assert time.monotonic() < deadline, "the killed pool process was not replaced"
+        time.sleep(0.1)
+
+
+async def test_a_restarted_bot_reattaches_to_running_and_waiting_jobs(workers: Workers, prefix: str) -> None:
+    old = CeleryBackend(workers.redis.url, prefix=prefix, workers=1, poll=0.1)
+    await old.start()
+    running_job, waiting_job = job(1), job(2)
+    workers.hold()
+    try:
+        await old.submit(running_job)
+        await old.track(running_job.id, 777)
+        await running(old, running_job)
+        await old.submit(waiting_job)
+        pending = asyncio.ensure_future(old.result(running_job.id))
+        await old.close()  # the bot stops; its jobs do not
+        with pytest.raises(Detached):
+            await pending
+
+        new = CeleryBackend(workers.redis.url, prefix=prefix, workers=1, poll=0.1)
+        await new.start()
+        try:
+            found = {j.id: j for j in await new.recover()}
+            assert set(found) == {running_job.id, waiting_job.id}
+            again = found[running_job.id]
+            assert (again.user_id, again.channel_id, again.guild_id, again.message_id) == (1, 10, 20, 30)
+            assert again.status_message_id == 777 and again.status is Status.RUNNING
+            assert found[waiting_job.id].status is Status.QUEUED and await new.position(waiting_job.id) == 1
+            assert await new.recover() == []  # once
+            workers.release()
+            for j in (running_job, waiting_job):
+                done = await asyncio.wait_for(new.result(j.id), 30)
+                assert done.status is Status.DONE and done.result.image.size == (64, 48)
+        finally:
+            await new.close()
+    finally:
+        workers.release()
+
+
+async def test_redis_down_means_busy_not_a_crash(workers: Workers, prefix: str) -> None:
+    backend = CeleryBackend(f"redis://127.0.0.1:{free_port()}/0", prefix=prefix, poll=0.1, op_timeout=1)
+    await backend.start()  # starts anyway: it keeps trying in the background
+    try:
+        began = time.monotonic()
+        with pytest.raises(QueueFull) as refused:
+            await backend.submit(job(1))
+        assert str(refused.value) == BUSY and time.monotonic() - began < 5
+        with pytest.raises(QueueFull):
+            await backend.jobs()
+        with pytest.raises(QueueFull):
+            await backend.cancel("abcd", "no")
+        assert await backend.snapshot("abcd") is None
+        recovering = asyncio.create_task(backend.recover())  # waits for Redis without blocking anyone
+        await asyncio.sleep(0.3)
+        assert not recovering.done()
+    finally:
+        await backend.close()
+    assert await asyncio.wait_for(recovering, 5) == []
+
+
+def test_config_selects_the_backend() -> None:
+    inprocess = make_backend(parse_config({"token": "t"}))
+    celery = make_backend(parse_config({"token": "t", "workers": 2, "jobs": {"backend": "celery",
+                                                                             "key_prefix": "guild-1"}},
+                                       env={"STYLIZE_REDIS_URL": "redis://redis:6379/1"}))
+    assert type(inprocess).__name__ == "InProcessBackend"
+    assert isinstance(celery, CeleryBackend) and celery._url == "redis://redis:6379/1"
+    assert celery._keys.prefix == "guild-1" and celery._window == 2
+
+
+# ------------------------------------------------------------------------------- the whole bot
+
+
+def celery_config(url: str, prefix: str) -> Any:
+    return parse_config({"token": "fake-token", "device": "cpu", "progress_interval": 0.2,
+                         "jobs": {"backend": "celery", "key_prefix": prefix}}, env={"STYLIZE_REDIS_URL": url})
+
+
+def celery_bot(url: str, prefix: str) -> StylizeBot:
+    cfg = celery_config(url, prefix)
+    backend = CeleryBackend(url, prefix=prefix, workers=1, poll=0.1, timeout=cfg.limits.job_timeout)
+    return StylizeBot(cfg, backend=backend, guild_ready_timeout=0.05)
+
+
+async def test_after_a_restart_the_bot_answers_the_right_message(fake_discord: FakeDiscord, run_bot,
+                                                                  workers: Workers, prefix: str) -> None:
+    workers.hold()
+    try:
+        async with run_bot(celery_bot(workers.redis.url, prefix)):
+            request = await fake_discord.send_message(fake_discord.alice, "!stylize steps=2 size=64 scales=1",
+                                                      attachments=photo_and_style())
+            status = await status_of(fake_discord, request, 0)
+            await edit_of(fake_discord, status, "50%")
+        paused = await edit_of(fake_discord, status, "I'm restarting")  # the bot is gone, the job is not
+        assert f"job `{status.content.split('`')[-2]}` keeps its place" in paused.content
+        mark = fake_discord.mark()
+        async with run_bot(celery_bot(workers.redis.url, prefix)):
+            await edit_of(fake_discord, status, "50%", mark)  # following it again
+            workers.release()
+            reply = await fake_discord.wait_for(with_file, kind="message", since=mark, timeout=30)
+            done = await edit_of(fake_discord, status, "done in", mark)
+    finally:
+        workers.release()
+    assert replying_to(request)(reply) and reply.content.startswith(f"<@{fake_discord.alice.id}> here is")
+    assert reply.channel_id == int(request["channel_id"]) and decoded(reply).size == (64, 48)
+    assert "• **steps = 2**" in reply.embeds[0]["description"]  # what the user set is still marked
+    assert done.components == []
+
+
+async def test_without_redis_the_bot_says_busy_and_keeps_serving(fake_discord: FakeDiscord, run_bot,
+                                                                 prefix: str) -> None:
+    async with run_bot(StylizeBot(celery_config(f"redis://127.0.0.1:{free_port()}/0", prefix),
+                                  guild_ready_timeout=0.05)):
+        await fake_discord.send_message(fake_discord.alice, "!stylize help")
+        helped = await fake_discord.wait_for(kind="message")
+        mark = fake_discord.mark()
+        request = await fake_discord.send_message(fake_discord.alice, "!stylize steps=2 size=64 scales=1",
+                                                  attachments=photo_and_style())
+        busy = await fake_discord.wait_for(kind="message", since=mark, timeout=15)
+        mark = fake_discord.mark()
+        await fake_discord.send_message(fake_discord.bob, "!stylize queue")
+        queue = await fake_discord.wait_for(kind="message", since=mark, timeout=15)
+    assert helped.embeds
+    assert replying_to(request)(busy) and busy.content == f"⚠️ {BUSY}"
+    assert queue.content == f"⚠️ {BUSY}"
