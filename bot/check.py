@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TextIO
 
 import numpy as np
+import torch
 from PIL import Image
 
 from .config import TOKEN_ENV, Config, ConfigError, load_config
@@ -70,13 +71,11 @@ def check(config_path: str | None, *, env: Mapping[str, str]) -> Report:
     report = Report()
     config = _check_config(report, config_path, env)
     _check_health_file(report, env)
-    import torch  # after the configuration: a typo is reported even where torch cannot load
-
     report.add("python", f"{platform.python_version()} ({sys.executable})")
-    report.add("torch", _versions(torch))
-    device = _check_device(report, torch, config.device)
+    report.add("torch", _versions())
+    device = _check_device(report, config.device)
     if device is not None:
-        _check_engine(report, torch, device, config, env)
+        _check_engine(report, device, config, env)
     return report
 
 
@@ -131,14 +130,14 @@ def _check_health_file(report: Report, env: Mapping[str, str]) -> None:
                                "container health check would fail: set STYLIZE_HEALTH_FILE to a writable path")
 
 
-def _versions(torch: object) -> str:
+def _versions() -> str:
     import torchvision
 
-    text = f"{torch.__version__}, torchvision {torchvision.__version__}"  # type: ignore[attr-defined]
-    cuda = torch.version.cuda  # type: ignore[attr-defined]
+    text = f"{torch.__version__}, torchvision {torchvision.__version__}"
+    cuda = torch.version.cuda
     if cuda:
         text += f", built for CUDA {cuda}"
-        cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None  # type: ignore[attr-defined]
+        cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
         if cudnn:
             text += f" / cuDNN {cudnn // 10000}.{cudnn // 100 % 100}.{cudnn % 100}"
     else:
@@ -146,14 +145,14 @@ def _versions(torch: object) -> str:
     return text
 
 
-def _check_device(report: Report, torch: object, setting: str) -> object | None:
+def _check_device(report: Report, setting: str) -> torch.device | None:
     """The torch.device the bot would use, described; None if it cannot be used."""
     from engine import pick_device
 
     with warnings.catch_warnings(record=True) as caught:  # e.g. "the NVIDIA driver on your system is too old"
         warnings.simplefilter("always")
-        cuda_ok = torch.cuda.is_available()  # type: ignore[attr-defined]
-        count = torch.cuda.device_count() if cuda_ok else 0  # type: ignore[attr-defined]
+        cuda_ok = torch.cuda.is_available()
+        count = torch.cuda.device_count() if cuda_ok else 0
     for warning in caught:
         report.notes.append(f"PyTorch: {' '.join(str(warning.message).split())}")
     try:
@@ -167,25 +166,26 @@ def _check_device(report: Report, torch: object, setting: str) -> object | None:
             report.add("device", f"{setting}: NOT USABLE")
             report.problems.append(f"device = {setting!r} but PyTorch sees no CUDA GPU — {GPU_HINT}")
             return None
-        index = device.index if device.index is not None else torch.cuda.current_device()  # type: ignore[attr-defined]
+        index = device.index if device.index is not None else torch.cuda.current_device()
         if index >= count:
             report.add("device", f"{setting}: NOT USABLE")
-            report.problems.append(f"device = {setting!r} but PyTorch sees {count} CUDA GPU(s) (cuda:0…cuda:{count - 1})")
+            report.problems.append(f"device = {setting!r} but PyTorch sees {count} CUDA GPU(s) "
+                                   f"(cuda:0…cuda:{count - 1})")
             return None
-        device = torch.device("cuda", index)  # type: ignore[attr-defined]
-        props = torch.cuda.get_device_properties(index)  # type: ignore[attr-defined]
-        free, total = torch.cuda.mem_get_info(index)  # type: ignore[attr-defined]
+        device = torch.device("cuda", index)
+        props = torch.cuda.get_device_properties(index)
+        free, total = torch.cuda.mem_get_info(index)
         report.add("device", f"cuda:{index} — {props.name}, compute capability {props.major}.{props.minor}, "
                              f"{_gib(total)} GiB memory ({_gib(free)} GiB free); {count} GPU(s) visible")
     elif device.type == "mps":
-        if not torch.backends.mps.is_available():  # type: ignore[attr-defined]
+        if not torch.backends.mps.is_available():
             report.add("device", f"{setting}: NOT USABLE")
             report.problems.append(f"device = {setting!r} but this machine has no Apple GPU (MPS)")
             return None
         report.add("device", "mps — Apple GPU (Metal)")
     elif device.type == "cpu":
-        threads = torch.get_num_threads()  # type: ignore[attr-defined]
-        bf16 = torch.cpu._is_avx512_bf16_supported()  # type: ignore[attr-defined]
+        threads = torch.get_num_threads()
+        bf16 = torch.cpu._is_avx512_bf16_supported()
         report.add("device", f"cpu — {platform.machine()}, {threads} thread(s), "
                              f"{'native bf16' if bf16 else 'no native bf16'}")
         if setting == "auto":
@@ -200,7 +200,7 @@ def _gib(n: int) -> str:
     return f"{n / 2**30:.1f}"
 
 
-def _check_engine(report: Report, torch: object, device: object, config: Config, env: Mapping[str, str]) -> None:
+def _check_engine(report: Report, device: torch.device, config: Config, env: Mapping[str, str]) -> None:
     """Load the weights on the device and paint a tiny picture with the server's defaults."""
     from engine import EngineError, ParamError, Settings, load_vgg, stylize
     from engine.vgg import CAFFE_SHA256, caffe_weights_path, file_sha256
@@ -231,8 +231,8 @@ def _check_engine(report: Report, torch: object, device: object, config: Config,
     try:
         settings = Settings.parse(TEST_RUN, base=config.defaults)
         result = stylize(content, [style], settings, device=device)
-        if device.type == "cuda":  # type: ignore[attr-defined]
-            torch.cuda.synchronize(device)  # type: ignore[attr-defined]
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
     except (EngineError, ParamError, RuntimeError) as error:
         report.add("test run", f"64 px, 3 steps on {device}: FAILED")
         report.problems.append(f"the test picture could not be painted on {device}: {_one_line(error)}")
