@@ -300,22 +300,47 @@ def paint(job_id: str, keys: Keys, *, hostname: str) -> dict[str, Any]:
     watch = _Watch(r, keys, job, cancel, timeout, me, _worker.beat_ttl)
     reporter = _Reporter(r, keys, job, keep)
     watch.start()
-    try:
-        assert _worker.runner is not None
-        result = _worker.runner(job, reporter, cancel)
-    except Exception as error:
-        if isinstance(error, Cancelled) and watch.expired:
-            status, why = Status.FAILED, timeout_error(timeout)
-        else:
-            status, why = settle(job, error)
-        _finish(r, keys, job_id, attempt, status, why, progress=reporter.last)
-        return {"job": job_id, "outcome": status.value, "attempt": attempt}
+    try:  # the beat goes on until the outcome is stored: nobody takes over a job that is only saving
+        try:
+            assert _worker.runner is not None
+            result = _worker.runner(job, reporter, cancel)
+        except Exception as error:
+            if isinstance(error, Cancelled) and watch.expired:
+                status, why = Status.FAILED, timeout_error(timeout)
+            else:
+                status, why = settle(job, error)
+            _persist(lambda: _finish(r, keys, job_id, attempt, status, why, progress=reporter.last), job_id)
+            return {"job": job_id, "outcome": status.value, "attempt": attempt}
+        image = png(result.image)
+
+        def store() -> None:
+            r.set(keys.job(job_id, "result"), image, ex=keep)
+            _finish(r, keys, job_id, attempt, Status.DONE, "", result=result_json(result), progress=reporter.last)
+
+        _persist(store, job_id)
     finally:
         watch.stop()
-    r.set(keys.job(job_id, "result"), png(result.image), ex=keep)
-    _finish(r, keys, job_id, attempt, Status.DONE, "", result=result_json(result), progress=reporter.last)
     log.info("job %s: done in %.1f s", job_id, result.elapsed)
     return {"job": job_id, "outcome": "done", "attempt": attempt, "elapsed": result.elapsed}
+
+
+def _persist(store: Callable[[], None], job_id: str, patience: float = 300) -> None:
+    """Store a job's outcome, retrying while Redis is away (up to `patience` s): a finished painting
+    is not thrown away because the store blinked."""
+    import redis
+
+    deadline = time.monotonic() + patience
+    delay = 0.5
+    while True:
+        try:
+            store()
+            return
+        except (redis.RedisError, OSError) as error:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("job %s: cannot store the outcome yet (%s); retrying", job_id, error)
+            time.sleep(delay)
+            delay = min(delay * 2, 10)
 
 
 def _claim(r: Any, keys: Keys, job_id: str, me: str) -> tuple[str, int]:

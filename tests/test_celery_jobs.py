@@ -382,3 +382,33 @@ async def test_without_redis_the_bot_says_busy_and_keeps_serving(fake_discord: F
     assert helped.embeds
     assert replying_to(request)(busy) and busy.content == f"⚠️ {BUSY}"
     assert queue.content == f"⚠️ {BUSY}"
+
+
+# ------------------------------------------------------------- last: it leaves one worker dead
+
+
+async def test_a_vanished_worker_machine_means_a_retry_on_another(workers: Workers, prefix: str) -> None:
+    """The whole worker (pool parent and all) dies, as with a lost machine: Celery cannot re-queue the
+    message, so the bot notices the missing heartbeat and hands the job to another worker itself."""
+    backend = CeleryBackend(workers.redis.url, prefix=prefix, poll=0.1, stall_after=1.0)
+    await backend.start()
+    a = job(1)
+    workers.hold(a.id)
+    try:
+        await backend.submit(a)
+        await running(backend, a)
+        first = record(workers, prefix, a.id)
+        victim = next(w for w in workers.items if first["worker"].startswith(w.name))
+        os.killpg(victim.process.pid, signal.SIGKILL)
+
+        async def moved() -> Any:
+            now = record(workers, prefix, a.id)
+            return now if now.get("attempt") == "2" and now.get("progress") else None
+        second = await until(moved, timeout=30)
+        assert not second["worker"].startswith(victim.name)
+        workers.release(a.id)
+        done = await asyncio.wait_for(backend.result(a.id), 30)
+        assert done.status is Status.DONE and done.result.image.size == (64, 48)
+    finally:
+        workers.release(a.id)
+        await backend.close()
