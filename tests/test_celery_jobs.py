@@ -24,8 +24,9 @@ from PIL import Image
 from bot.app import StylizeBot, make_backend
 from bot.celery_app import RETRY_NOTE, Keys
 from bot.celery_backend import BUSY, CeleryBackend
-from bot.config import parse_config
-from bot.jobs import Detached, Job, QueueFull, Status
+from bot.config import ConfigError, parse_config
+from bot.jobs import Detached, Job, QueueFull, Snapshot, Status
+from bot.render import status_text
 from celery_harness import RedisServer, Workers, free_port, start_redis, start_workers
 from discord_standin import FakeDiscord
 from engine import Settings
@@ -325,6 +326,17 @@ def test_config_selects_the_backend() -> None:
     assert type(inprocess).__name__ == "InProcessBackend"
     assert isinstance(celery, CeleryBackend) and celery._url == "redis://redis:6379/1"
     assert celery._keys.prefix == "guild-1" and celery._window == 2
+    with pytest.raises(ConfigError, match="jobs.backend must be one of inprocess, celery, not 'kafka'"):
+        parse_config({"token": "t", "jobs": {"backend": "kafka"}})
+    with pytest.raises(ConfigError, match="jobs.redis_url must look like") as refused:
+        parse_config({"token": "t", "jobs": {"redis_url": "http://user:secret@redis"}})
+    assert "secret" not in str(refused.value) and "secret" not in repr(parse_config(
+        {"token": "t", "jobs": {"redis_url": "redis://:secret@redis:6379/0"}}))
+
+
+def test_the_retry_note_shows_under_the_status_line() -> None:
+    text = status_text("ab12", Snapshot(Status.RUNNING, None, None, None, note=RETRY_NOTE))
+    assert text == f"🎨 Starting… Job `ab12`\n🔁 {RETRY_NOTE}"
 
 
 # ------------------------------------------------------------------------------- the whole bot
