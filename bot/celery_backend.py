@@ -52,13 +52,16 @@ NO_PICTURE = Image.new("RGB", (1, 1))  # jobs() and recover() copies: the pictur
 FINISHED = {s.value for s in Status if s.finished}
 
 _SUBMIT = """
--- KEYS: record, waiting, released, user set, seq   ARGV: id, per_user, queue_size, keep, field, value, …
+-- KEYS: record, waiting, released, user set, seq   ARGV: id, per_user, queue_size, keep, prefix, field, value, …
+for _, other in ipairs(redis.call('SMEMBERS', KEYS[4])) do  -- a record that expired no longer counts
+  if redis.call('EXISTS', ARGV[5] .. ':job:' .. other) == 0 then redis.call('SREM', KEYS[4], other) end
+end
 local mine = redis.call('SCARD', KEYS[4])
 if mine >= tonumber(ARGV[2]) then return {'user', mine} end
 local queued = redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3])
 if queued >= tonumber(ARGV[3]) then return {'full', queued} end
 local seq = redis.call('INCR', KEYS[5])
-redis.call('HSET', KEYS[1], 'status', 'queued', 'round', mine, 'seq', seq, unpack(ARGV, 5))
+redis.call('HSET', KEYS[1], 'status', 'queued', 'round', mine, 'seq', seq, unpack(ARGV, 6))
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('ZADD', KEYS[2], mine * 1e12 + seq, ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
@@ -180,7 +183,7 @@ class CeleryBackend(JobBackend):
                 await self._call(pipe.execute())
             verdict, number = await self._call(self._submit(
                 keys=[keys.job(job.id), keys.waiting, keys.released, keys.user(job.user_id), keys.seq],
-                args=[job.id, self._per_user, self._queue_size, self._keep, *flat]))
+                args=[job.id, self._per_user, self._queue_size, self._keep, keys.prefix, *flat]))
         except (RedisError, OSError, asyncio.TimeoutError) as error:
             log.warning("submit %s: Redis unreachable: %s", job.id, error)
             raise QueueFull(BUSY) from None
