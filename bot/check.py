@@ -277,11 +277,14 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Check the configuration, the token, the device and the engine.")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    return run_check(None if args.config is None else str(args.config))
+    config = getattr(args, "config", None)
+    return run_check(None if config is None else str(config))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, default=None,
+    """`--config` for a `check` subcommand. Its default is SUPPRESS so that, as a subparser, it does not
+    overwrite a `--config` given before the subcommand (`stylize-bot --config X check`)."""
+    parser.add_argument("--config", type=Path, default=argparse.SUPPRESS,
                         help=f"TOML configuration (default: ./{DEFAULT_CONFIG} if it exists)")
 
 

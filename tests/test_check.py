@@ -198,3 +198,18 @@ def test_main_takes_the_config_option(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("DISCORD_TOKEN", TOKEN)
     assert check.main(["--config", write(tmp_path, 'prefix = "%"\n')]) == 0
     assert "prefix '%'" in capsys.readouterr().out
+
+
+def test_stylize_bot_check_takes_the_config_before_or_after_the_subcommand(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_engine: FakeEngine,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.__main__ import main as stylize_bot
+
+    monkeypatch.setenv("DISCORD_TOKEN", TOKEN)
+    (tmp_path / "elsewhere").mkdir()
+    config = write(tmp_path / "elsewhere", 'prefix = "%"\n')
+    for argv in (["check", "--config", config], ["--config", config, "check"]):
+        assert stylize_bot(argv) == 0
+        assert "prefix '%'" in capsys.readouterr().out, argv
+    assert stylize_bot(["check"]) == 0  # no ./config.toml here: the defaults
+    assert "no ./config.toml, built-in defaults: ok" in capsys.readouterr().out
