@@ -503,29 +503,12 @@ class FakeDiscord:
         self.bot_role_id = self._snowflake()
         self.channel_id = self._snowflake()
 
-        everyone = discord.Permissions(
-            view_channel=True,
-            send_messages=True,
-            send_messages_in_threads=True,
-            read_message_history=True,
-            attach_files=True,
-            embed_links=True,
-            add_reactions=True,
-            use_external_emojis=True,
-            use_application_commands=True,
-            create_instant_invite=True,
-            change_nickname=True,
-        )
-        bot_perms = bot_permissions or discord.Permissions(
-            view_channel=True,
-            send_messages=True,
-            send_messages_in_threads=True,
-            read_message_history=True,
-            attach_files=True,
-            embed_links=True,
-            add_reactions=True,
-            use_external_emojis=True,
-        )
+        chat = dict(view_channel=True, send_messages=True, send_messages_in_threads=True,
+                    read_message_history=True, attach_files=True, embed_links=True, add_reactions=True,
+                    use_external_emojis=True)
+        everyone = discord.Permissions(**chat, use_application_commands=True, create_instant_invite=True,
+                                       change_nickname=True)
+        bot_perms = bot_permissions or discord.Permissions(**chat)
         self.roles: Dict[int, Dict[str, Any]] = {}
         self._add_role(self.guild_id, "@everyone", everyone.value, position=0)
         self._add_role(self.moderator_role_id, "Moderator", discord.Permissions(manage_messages=True).value, position=1)
