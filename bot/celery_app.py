@@ -29,6 +29,7 @@ once; a second death fails it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import io
 import json
@@ -100,36 +101,37 @@ def unpng(data: bytes) -> Image.Image:
 
 
 def settings_json(settings: Settings) -> str:
-    return json.dumps({name: getattr(settings, name) for name in settings.__dataclass_fields__})
+    return json.dumps(dataclasses.asdict(settings))
 
 
-def settings_from(text: str) -> Settings:
-    values = json.loads(text)
+def _settings(values: dict[str, Any]) -> Settings:
     return Settings(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
+def settings_from(text: str) -> Settings:
+    return _settings(json.loads(text))
+
+
 def progress_json(progress: Progress) -> str:
-    return json.dumps({"step": progress.step, "total": progress.total, "scale": progress.scale,
-                       "scales": progress.scales, "size": list(progress.size), "losses": progress.losses,
-                       "elapsed": progress.elapsed})
+    """Progress without its preview (previews travel as PNG under their own key)."""
+    return json.dumps(dataclasses.asdict(dataclasses.replace(progress, preview=None)))
 
 
 def progress_from(text: str | None) -> Progress | None:
     if not text:
         return None
     values = json.loads(text)
-    return Progress(values["step"], values["total"], values["scale"], values["scales"], tuple(values["size"]),
-                    values["losses"], values["elapsed"])
+    return Progress(**{**values, "size": tuple(values["size"])})
 
 
 def result_json(result: Result) -> str:
-    return json.dumps({"settings": json.loads(settings_json(result.settings)), "device": result.device,
+    return json.dumps({"settings": dataclasses.asdict(result.settings), "device": result.device,
                        "elapsed": result.elapsed, "steps": result.steps, "losses": result.losses})
 
 
 def result_from(text: str, image: Image.Image) -> Result:
     values = json.loads(text)
-    return Result(image=image, settings=settings_from(json.dumps(values["settings"])), device=values["device"],
+    return Result(image=image, settings=_settings(values["settings"]), device=values["device"],
                   elapsed=values["elapsed"], steps=values["steps"], losses=values["losses"])
 
 
