@@ -184,21 +184,14 @@ def stylize(
     try:
         return _run(content, list(styles), settings, blend, init_image, dev, weights, progress, cancel,
                     preview_every)
-    except torch.OutOfMemoryError as error:
-        _free(dev)
-        raise OutOfMemory(f"the {dev.type.upper()} ran out of memory at size={settings.size}; "
-                          "try a smaller size or optimizer=adam") from error
-    except RuntimeError as error:
-        if "out of memory" not in str(error).lower() or isinstance(error, EngineError):
+    except RuntimeError as error:  # torch.OutOfMemoryError (CUDA) is one; MPS says so only in its text
+        out_of_memory = isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
+        if not out_of_memory or isinstance(error, EngineError):
             raise
-        _free(dev)
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
         raise OutOfMemory(f"the {dev.type.upper()} ran out of memory at size={settings.size}; "
                           "try a smaller size or optimizer=adam") from error
-
-
-def _free(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.empty_cache()
 
 
 def _run(content_img: Image.Image, style_imgs: list[Image.Image], settings: Settings, blend: tuple[float, ...],

@@ -258,14 +258,27 @@ def test_cancellation_stops_within_a_step(photo: Image.Image, painting: Image.Im
     assert seen == [1, 2]
 
 
+@pytest.mark.parametrize("error", [torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+                                   RuntimeError("MPS backend out of memory (MPS allocated: 9.00 GB)")])
 def test_out_of_memory_becomes_an_engine_error(monkeypatch: pytest.MonkeyPatch, photo: Image.Image,
-                                               painting: Image.Image) -> None:
+                                               painting: Image.Image, error: RuntimeError) -> None:
     def boom(*args: object) -> None:
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        raise error
 
     monkeypatch.setattr(transfer, "_run", boom)
     with pytest.raises(OutOfMemory, match="smaller size"):
         stylize(photo, [painting], tiny())
+
+
+def test_other_runtime_errors_pass_through(monkeypatch: pytest.MonkeyPatch, photo: Image.Image,
+                                           painting: Image.Image) -> None:
+    def boom(*args: object) -> None:
+        raise RuntimeError("shapes do not match")
+
+    monkeypatch.setattr(transfer, "_run", boom)
+    with pytest.raises(RuntimeError, match="shapes") as raised:
+        stylize(photo, [painting], tiny())
+    assert not isinstance(raised.value, EngineError)
 
 
 def test_init_image_is_the_start(photo: Image.Image, painting: Image.Image) -> None:
