@@ -30,8 +30,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from bot.celery_app import Keys  # noqa: E402
-from bot.celery_backend import CeleryBackend  # noqa: E402
+from bot.jobs.worker import Keys  # noqa: E402
+from bot.jobs.celery import CeleryBackend  # noqa: E402
 from bot.jobs import Job, Status  # noqa: E402
 from celery_harness import start_redis, start_workers  # noqa: E402
 from engine import Settings  # noqa: E402

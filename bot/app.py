@@ -2,7 +2,7 @@
 
 Tests inject `backend` and `session_factory`; production gets the backend that `[jobs] backend`
 names (make_backend: in-process engine threads, or Celery GPU workers through Redis) and the
-SSRF-guarded session from bot.fetch.
+SSRF-guarded session from bot.inputs.fetch.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import discord
 from discord.ext import commands
 
 from .config import Config
-from .fetch import make_session
+from .inputs.fetch import make_session
 from .health import HealthReporter, gateway_connected
 from .jobs import InProcessBackend, JobBackend, engine_runner
 
@@ -30,7 +30,7 @@ class StylizeBot(commands.Bot):
     """Prefix and slash commands from the cogs in EXTENSIONS; jobs go to `backend`.
 
     `session_factory` makes the aiohttp session used for image links. It must return a session
-    from bot.fetch.make_session (fetch_url refuses others); tests pass one with a permissive
+    from bot.inputs.fetch.make_session (fetch_url refuses others); tests pass one with a permissive
     address policy to reach their loopback file host. `health`, when given, keeps the container's
     health file fresh (gateway connected, job workers alive) while the bot runs.
     """
@@ -87,7 +87,7 @@ def make_backend(config: Config) -> JobBackend:
     """The job backend `[jobs] backend` selects; Celery is imported only when it is used."""
     limits = config.limits
     if config.jobs.backend == "celery":
-        from .celery_backend import CeleryBackend
+        from .jobs.celery import CeleryBackend
 
         return CeleryBackend(config.jobs.redis_url, prefix=config.jobs.key_prefix, workers=config.workers,
                              queue_size=limits.queue_size, per_user=limits.per_user, timeout=limits.job_timeout,

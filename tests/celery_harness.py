@@ -1,7 +1,7 @@
 """A real Redis server and real Celery worker processes for the Celery backend's tests and bench/load_celery.py.
 
 Redis runs from the Debian `redis-server` binary on a free loopback port with its files in a temp
-folder (no persistence); workers are `python -m bot.celery_app` subprocesses (prefork, one pool
+folder (no persistence); workers are `python -m bot.jobs.worker` subprocesses (prefork, one pool
 process each, torch on one thread). Tests swap the painter for tests/celery_runners.py:gated, the
 real engine with a hold after the first step that a file controls.
 """
@@ -108,7 +108,7 @@ def start_workers(redis: RedisServer, folder: Path, count: int = 2, *, gated: bo
     for n in range(1, count + 1):
         log = folder / f"worker{n}.log"
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot.celery_app", "--device", "cpu", "--redis-url", redis.url,
+            [sys.executable, "-m", "bot.jobs.worker", "--device", "cpu", "--redis-url", redis.url,
              "--name", f"w{n}@test", "--loglevel", "INFO"],
             cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
         workers.items.append(Worker(f"w{n}@test", process, log))

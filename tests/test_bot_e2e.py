@@ -23,7 +23,7 @@ from bot import check
 from bot.__main__ import main, serve
 from bot.app import StylizeBot
 from bot.config import Config, parse_config
-from bot.fetch import make_session
+from bot.inputs.fetch import make_session
 from bot.health import HealthReporter, diagnose
 from bot.jobs import InProcessBackend, Runner, engine_runner
 from discord_standin import Event, FakeDiscord, Upload

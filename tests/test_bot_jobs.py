@@ -1,4 +1,4 @@
-"""bot.jobs: fair order, caps, positions, cancel, timeouts, failure isolation and shutdown.
+"""bot.jobs (in-process backend): fair order, caps, positions, cancel, timeouts, failure isolation and shutdown.
 
 A fake runner stands in for the engine so every step is under the test's control; one test runs
 the real engine through the same backend.

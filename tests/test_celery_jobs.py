@@ -22,8 +22,8 @@ import redis
 from PIL import Image
 
 from bot.app import StylizeBot, make_backend
-from bot.celery_app import RETRY_NOTE, Keys
-from bot.celery_backend import BUSY, CeleryBackend
+from bot.jobs.worker import RETRY_NOTE, Keys
+from bot.jobs.celery import BUSY, CeleryBackend
 from bot.config import ConfigError, parse_config
 from bot.jobs import Detached, Job, QueueFull, Snapshot, Status
 from bot.render import status_text

@@ -11,7 +11,7 @@ from io import BytesIO
 import pytest
 from PIL import Image, PngImagePlugin
 
-from bot.images import ImageError, decode_image
+from bot.inputs.images import ImageError, decode_image
 
 BIG = 10**8
 RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)

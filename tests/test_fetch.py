@@ -23,7 +23,7 @@ from aiohttp.typedefs import Handler
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.fetch import (
+from bot.inputs.fetch import (
     BlockedAddressError,
     FetchError,
     SafeResolver,

@@ -39,8 +39,8 @@ from PIL import Image
 
 from engine import SPECS, ParamError, Spec
 
-from ..fetch import FetchError, fetch_url
-from ..images import ImageError, decode_image
+from ..inputs.fetch import FetchError, fetch_url
+from ..inputs.images import ImageError, decode_image
 from ..jobs import Detached, Job, QueueFull, Snapshot, Status
 from ..parsing import (Arguments, UsageError, check_blend, parse_settings, pick_inputs, pick_slash_inputs,
                        split_arguments)

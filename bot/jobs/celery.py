@@ -1,4 +1,4 @@
-"""`CeleryBackend`: the bot's half of the Celery + Redis job queue (the workers' half is bot.celery_app).
+"""`CeleryBackend`: the bot's half of the Celery + Redis job queue (the workers' half is bot.jobs.worker).
 
 The bot keeps the queue's order and limits; Celery only ever holds the jobs that are about to run.
 
@@ -19,7 +19,7 @@ The bot keeps the queue's order and limits; Celery only ever holds the jobs that
 * Nothing lives only in this process. close() leaves every job where it is (result() calls end
   with Detached); recover() in the next run picks them all up again, delivered or not.
 * A worker that dies mid-job: Celery gives its message to another worker, which takes the job
-  over once (see bot.celery_app). If a whole machine vanished, its message would come back only
+  over once (see bot.jobs.worker). If a whole machine vanished, its message would come back only
   after Celery's visibility timeout, so the dispatcher also re-sends a running job whose beat has
   been gone for `stall_after` seconds.
 * If Redis is down, submit() and jobs() raise QueueFull with a "busy, try later" text; snapshot()
@@ -40,9 +40,9 @@ import redis.asyncio as aioredis
 from PIL import Image
 from redis.exceptions import RedisError
 
-from .celery_app import (MAX_ATTEMPTS, RETRY_NOTE, TASK, Keys, make_app, png, progress_from, result_from,
+from .worker import (MAX_ATTEMPTS, RETRY_NOTE, TASK, Keys, make_app, png, progress_from, result_from,
                          settings_from, settings_json, unpng)
-from .jobs import SHUTDOWN, Detached, Job, JobBackend, QueueFull, Snapshot, Status
+from .base import SHUTDOWN, Detached, Job, JobBackend, QueueFull, Snapshot, Status
 
 log = logging.getLogger(__name__)
 

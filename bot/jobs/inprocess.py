@@ -1,143 +1,20 @@
-"""The job queue, behind `JobBackend` so the cog never knows where the painting happens.
+"""`InProcessBackend`: `workers` threads of this process paint the jobs, picked fairly.
 
-Nothing here knows about Discord: a Job carries plain ids, pictures and Settings. The in-process
-backend runs `workers` jobs at a time in its own threads (the engine blocks, the event loop must
-not) and picks the next job fairly: users take turns, each user's own jobs stay in order. The
-Celery backend (bot.celery_backend) implements the same interface with GPU worker processes on
-other machines; both paint through `engine_runner` and settle a job's outcome with `settle`.
+The engine blocks, the event loop must not: jobs run in the backend's own threads. The next job is
+picked fairly: users take turns, each user's own jobs stay in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import enum
-import logging
-import secrets
 import threading
-from abc import ABC, abstractmethod
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import partial
 
-from PIL import Image
+from engine import Cancelled, Progress, Result
 
-from engine import Cancelled, EngineError, Progress, Result, Settings, stylize
-
-log = logging.getLogger(__name__)
-
-SHUTDOWN = "the bot is shutting down — try again when it is back"
-UNEXPECTED = "something went wrong on my side — it has been logged; try again, maybe with other settings"
-
-
-class Status(enum.Enum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in (Status.DONE, Status.FAILED, Status.CANCELLED)
-
-
-@dataclass(eq=False)
-class Job:
-    """One request: who asked where, the pictures, the settings, and (filled in) how it went."""
-
-    user_id: int
-    channel_id: int
-    guild_id: int | None
-    message_id: int | None  # the command message (None for slash commands)
-    content: Image.Image
-    styles: tuple[Image.Image, ...]
-    settings: Settings
-    id: str = field(default_factory=lambda: secrets.token_hex(4))
-    status: Status = Status.QUEUED
-    progress: Progress | None = None  # latest report from the engine
-    preview: Image.Image | None = None  # latest epoch preview (settings.preview)
-    result: Result | None = None
-    error: str | None = None  # why it failed or was cancelled, for the user
-    given: frozenset[str] = frozenset()  # settings the user set themselves (the result echo marks them)
-    status_message_id: int | None = None  # the bot's status message, once posted (see JobBackend.track)
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """What a status message shows: where the job is and how far it got."""
-
-    status: Status
-    position: int | None  # 1-based place in line while queued
-    progress: Progress | None
-    preview: Image.Image | None
-    note: str | None = None  # something the user should know, e.g. "retrying on another worker"
-
-
-class QueueFull(Exception):
-    """submit() refused the job (or the queue cannot be reached); str(e) tells the user why and what to do."""
-
-
-class Detached(Exception):
-    """result() will not answer in this run of the bot: the job lives on in the backend's store, and
-    the next run gets it back from recover() and delivers it then."""
-
-
-Runner = Callable[[Job, Callable[[Progress], None], threading.Event], Result]
-"""Paints one job (blocking, in a worker thread): report progress, raise Cancelled when the event is set."""
-
-
-class JobBackend(ABC):
-    """Where jobs wait and run. Every method is called on the bot's event loop."""
-
-    @abstractmethod
-    async def start(self) -> None:
-        """Begin taking jobs."""
-
-    @abstractmethod
-    async def close(self, reason: str = SHUTDOWN) -> None:
-        """Cancel running jobs, end waiting ones as CANCELLED with `reason`, stop. Idempotent.
-
-        A backend whose jobs outlive the bot (Celery) leaves them alone instead: pending result()
-        calls raise Detached, and recover() hands the jobs to the next run."""
-
-    async def recover(self) -> list[Job]:
-        """Jobs a previous run of the bot left pending (queued, running or finished but not delivered),
-        now followed by this backend: snapshot() and result() work for them. Called once, after start();
-        may wait until the backend's store is reachable. Default: none (jobs die with the process)."""
-        return []
-
-    async def track(self, job_id: str, status_message_id: int) -> None:
-        """Remember the job's status message, so that a later run can edit it (see recover). Default: no-op."""
-
-    @abstractmethod
-    async def submit(self, job: Job) -> int:
-        """Queue `job`; return its 1-based position. Raises QueueFull (per-user limit, queue cap)."""
-
-    @abstractmethod
-    async def cancel(self, job_id: str, reason: str) -> bool:
-        """Cancel a waiting or running job (`reason` becomes its error); False if it is not pending."""
-
-    @abstractmethod
-    async def position(self, job_id: str) -> int | None:
-        """1-based place in line while waiting, 0 while running, None once finished or unknown."""
-
-    @abstractmethod
-    async def jobs(self) -> list[Job]:
-        """Copies of the pending jobs: running ones first, then waiting ones in the order they will run."""
-
-    @abstractmethod
-    async def snapshot(self, job_id: str) -> Snapshot | None:
-        """Status, position and latest progress of a pending job (None once it is handed over)."""
-
-    @abstractmethod
-    async def result(self, job_id: str) -> Job:
-        """Wait until the job ends, then hand over the finished copy (once: the backend forgets it)."""
-
-    @abstractmethod
-    def alive(self) -> bool:
-        """Whether jobs can still run (for the health report); cheap, called from the event loop."""
+from .base import SHUTDOWN, Job, JobBackend, QueueFull, Runner, Snapshot, Status, settle, timeout_error
 
 
 class InProcessBackend(JobBackend):
@@ -307,31 +184,3 @@ def _record(job: Job, progress: Progress) -> None:
     job.progress = progress
     if progress.preview is not None:
         job.preview = progress.preview
-
-
-def settle(job: Job, error: Exception) -> tuple[Status, str]:
-    """How a job that raised `error` ends, and what its owner reads (our own faults are logged)."""
-    if isinstance(error, Cancelled):
-        return Status.CANCELLED, job.error or "the job was cancelled"
-    if isinstance(error, EngineError):
-        return Status.FAILED, str(error)
-    log.error("job %s failed unexpectedly", job.id, exc_info=error)
-    return Status.FAILED, UNEXPECTED
-
-
-def timeout_error(seconds: float | None) -> str:
-    return f"it took longer than the {_duration(seconds)} limit — try a smaller size or fewer steps"
-
-
-def _duration(seconds: float | None) -> str:
-    seconds = seconds or 0
-    return f"{seconds / 60:g}-minute" if seconds >= 60 else f"{seconds:g}-second"
-
-
-def engine_runner(device: str) -> Runner:
-    """The real painter: engine.stylize on `device` ("auto", "cpu", "cuda:1"…)."""
-
-    def run(job: Job, report: Callable[[Progress], None], cancel: threading.Event) -> Result:
-        return stylize(job.content, job.styles, job.settings, device=device, progress=report, cancel=cancel)
-
-    return run

@@ -3,7 +3,7 @@
 Nothing here imports Discord. A worker process loads the VGG-19 once, pins itself to one GPU and
 paints one job at a time with the same `engine_runner` as the in-process backend. Messages carry
 only a job id: the job's record, pictures, progress and result live in Redis under
-`<prefix>:job:<id>` keys that expire (bot.celery_backend writes and reads the bot's half).
+`<prefix>:job:<id>` keys that expire (bot.jobs.celery writes and reads the bot's half).
 
 Redis layout (prefix "stylize" by default, one bot per prefix):
 
@@ -47,7 +47,7 @@ from PIL import Image
 
 from engine import Cancelled, Progress, Result, Settings
 
-from .jobs import Job, Runner, Status, settle, timeout_error
+from .base import Job, Runner, Status, settle, timeout_error
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ class _Worker:
             started = time.perf_counter()
             load_vgg(device)
             self.device = device
-            self.runner = _load_runner(os.environ.get("STYLIZE_RUNNER", "bot.jobs:engine_runner"))(device)
+            self.runner = _load_runner(os.environ.get("STYLIZE_RUNNER", "bot.jobs.base:engine_runner"))(device)
             log.info("worker process %d ready on %s (VGG-19 loaded in %.1f s)", os.getpid(), device,
                      time.perf_counter() - started)
         if self.redis is None or url != self.url:
@@ -460,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-app = make_app()  # `celery --app bot.celery_app worker …` finds it here; STYLIZE_REDIS_URL picks the Redis
+app = make_app()  # `celery --app bot.jobs.worker worker …` finds it here; STYLIZE_REDIS_URL picks the Redis
 _current_app: Celery | None = app
 
 if __name__ == "__main__":

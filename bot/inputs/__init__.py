@@ -1,0 +1,1 @@
+"""Untrusted input: links fetched safely (`fetch`) and pictures decoded within limits (`images`)."""
