@@ -13,6 +13,23 @@ import math
 from dataclasses import dataclass, field, fields
 from typing import Any, Mapping
 
+from .vgg import CONTENT_LAYERS, LAYERS, STYLE_LAYERS
+
+# Colours a mask may be painted in (regions=red:1,…); any other colour is written #rrggbb.
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "white": (255, 255, 255), "black": (0, 0, 0), "red": (255, 0, 0), "green": (0, 255, 0),
+    "blue": (0, 0, 255), "yellow": (255, 255, 0), "cyan": (0, 255, 255), "magenta": (255, 0, 255),
+    "grey": (128, 128, 128), "orange": (255, 128, 0), "purple": (128, 0, 128)}
+REGION_TARGETS = "a style number, photo (kept as it is) or blend (the style_blend mix)"
+
+
+class Names(tuple):
+    """Declaration type: a comma-separated list of names from Spec.choices, e.g. relu1_1,relu2_1."""
+
+
+class Regions(tuple):
+    """Declaration type: colour:target pairs, e.g. red:1,blue:2,white:photo — stored as (colour, target)."""
+
 
 class ParamError(ValueError):
     """A hyperparameter was refused; the message is written for the user who typed it."""
@@ -23,7 +40,7 @@ class Spec:
     """What one hyperparameter accepts."""
 
     name: str
-    type: type  # int, float, str, bool or tuple (a comma-separated list of floats)
+    type: type  # int, float, str, bool, tuple (comma-separated floats), Names or Regions
     default: Any
     help: str
     min: float | None = None
@@ -31,9 +48,14 @@ class Spec:
     choices: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     optional: bool = False  # None is a valid value ("random seed", "derived from steps")
+    slash: bool = True  # offered as its own /stylize option (Discord allows 25); else prefix, CLI and API only
 
     def describe_range(self) -> str:
         """'64–2048', 'lbfgs | adam', 'true | false' — for help texts."""
+        if self.type is Names:
+            return f"comma-separated VGG-19 layers: {self.choices[0]} … {self.choices[-1]}"
+        if self.type is Regions:
+            return f"colour:target,… — colours {', '.join(COLOURS)} or #rrggbb; target {REGION_TARGETS}"
         if self.choices:
             return " | ".join(self.choices)
         if self.type is bool:
@@ -53,10 +75,11 @@ class Spec:
             raise ParamError(f"{self.name} needs a value ({self.describe_range()})")
         if self.type is bool:
             return _to_bool(self.name, raw)
-        if self.type is tuple:
-            parts = raw.split(",") if isinstance(raw, str) else list(raw)
-            values = tuple(self._number(float, p) for p in parts)
-            return values
+        if self.type in (tuple, Names, Regions):
+            parts = [p.strip() for p in raw.split(",")] if isinstance(raw, str) else list(raw)
+            if self.type is Names:
+                return self._names(parts)
+            return self._regions(parts) if self.type is Regions else tuple(self._number(float, p) for p in parts)
         if self.type is str:
             value = str(raw).strip().lower()
             if self.choices and value not in self.choices:
@@ -64,6 +87,32 @@ class Spec:
                                  + _suggest(value, self.choices))
             return value
         return self._number(self.type, raw)
+
+    def _names(self, parts: list[Any]) -> tuple[str, ...]:
+        names = tuple(str(p).strip().lower() for p in parts)
+        for name in names:
+            if name not in self.choices:
+                raise ParamError(f"{self.name}: {name!r} is not a VGG-19 layer" + _suggest(name, self.choices))
+        if len(set(names)) != len(names):
+            raise ParamError(f"{self.name} names a layer twice")
+        return names
+
+    def _regions(self, parts: list[Any]) -> tuple[tuple[str, str], ...]:
+        pairs: list[tuple[str, str]] = []
+        for part in parts:
+            colour, sep, target = (str(part).partition(":") if isinstance(part, str) else (part[0], ":", part[1]))
+            colour, target = str(colour).strip().lower(), str(target).strip().lower()
+            if not sep or not colour or not target:
+                raise ParamError(f"{self.name} pairs look like colour:target (e.g. red:1,white:photo), got {part!r}")
+            if colour not in COLOURS and not _is_hex(colour):
+                raise ParamError(f"{self.name}: {colour!r} is not a colour I know ({', '.join(COLOURS)} or #rrggbb)"
+                                 + _suggest(colour, COLOURS))
+            if target not in ("photo", "blend") and not (target.isdigit() and 1 <= int(target) <= 10):
+                raise ParamError(f"{self.name}: the target of {colour} must be {REGION_TARGETS}, got {target!r}")
+            if colour in (c for c, _ in pairs):
+                raise ParamError(f"{self.name} names {colour} twice")
+            pairs.append((colour, str(int(target)) if target.isdigit() else target))
+        return tuple(pairs)
 
     def _number(self, kind: type, raw: Any) -> int | float:
         text = str(raw).strip()
@@ -96,6 +145,10 @@ def _to_bool(name: str, raw: Any) -> bool:
     raise ParamError(f"{name} must be true or false, got {raw!r}")
 
 
+def _is_hex(text: str) -> bool:
+    return len(text) == 7 and text[0] == "#" and all(c in "0123456789abcdef" for c in text[1:])
+
+
 def _suggest(word: str, candidates: Any) -> str:
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f" — did you mean {close[0]}?" if close else ""
@@ -112,7 +165,7 @@ def format_value(value: Any) -> str:
             return f"{value:.3g}"
         return f"{value:g}"
     if isinstance(value, tuple):
-        return ",".join(format_value(v) for v in value)
+        return ",".join(":".join(v) if isinstance(v, tuple) else format_value(v) for v in value)
     return str(value)
 
 
@@ -142,10 +195,27 @@ class Settings:
                                       optional=True, min=0, max=1000)
     preserve_color: str = param("none", "keep the photo's colours: luminance transfer or histogram matching",
                                 choices=("none", "luminance", "histogram"), aliases=("color", "colour", "preserve_colour"))
+    regions: Regions | None = param(
+        None, "with a mask: which colour gets which style, e.g. red:1,blue:2,white:photo (default: white → "
+        "style 1, black → style 2, or the photo with one style)", optional=True, slash=False)
+    feather: float = param(8.0, "with a mask: soft edges between regions, in pixels of the output", min=0, max=256,
+                           slash=False)
+    erode: bool = param(True, "with a mask: leave features at a region's edge out of its style, against bleeding",
+                        slash=False)
+    fine_style: int | None = param(None, "scale control: the style (1, 2, …) whose brushwork paints the fine layers "
+                                   "relu1/relu2; the others give the composition", min=1, max=10, optional=True,
+                                   slash=False)
     init: str = param("content", "starting picture: the photo or random noise", choices=("content", "noise"))
     optimizer: str = param("lbfgs", "L-BFGS (best pictures) or Adam (less memory)", choices=("lbfgs", "adam"))
     lr: float = param(5.0, "Adam step size in 0–255 pixel units (ignored by L-BFGS)", min=1e-4, max=100)
     pooling: str = param("max", "VGG pooling: max, or avg as in the paper", choices=("max", "avg"))
+    content_layers: Names = param(CONTENT_LAYERS, "VGG-19 layers the content is compared at",
+                                  choices=tuple(LAYERS), slash=False)
+    style_layers: Names = param(STYLE_LAYERS, "VGG-19 layers the style (Gram matrices) is compared at",
+                                choices=tuple(LAYERS), slash=False)
+    style_layer_weights: tuple | None = param(
+        None, "weight of each style layer, e.g. 256,64,16,4,1 (default: equal; normalised, so style_weight "
+        "keeps its meaning)", optional=True, min=0, max=1e6, slash=False)
     precision: str = param("auto", "VGG arithmetic: bf16 is faster where the hardware has it; auto picks",
                            choices=("auto", "fp32", "bf16"))
     seed: int | None = param(None, "random seed for repeatable results (default: random)",
@@ -180,6 +250,12 @@ class Settings:
             settings = dataclasses.replace(settings, steps=SPEC["steps"].convert(implied))
         elif "steps" in values or "num_epoch" in values:
             settings = dataclasses.replace(settings, steps_per_epoch=None)
+        weights = settings.style_layer_weights
+        if weights is not None and len(weights) != len(settings.style_layers):
+            raise ParamError(f"style_layer_weights has {len(weights)} weights for {len(settings.style_layers)} "
+                             "style_layers — give one weight per layer")
+        if weights is not None and sum(weights) <= 0:
+            raise ParamError("style_layer_weights must not all be zero")
         return settings
 
     def items(self) -> list[tuple[Spec, Any]]:
@@ -192,7 +268,7 @@ def _specs() -> tuple[Spec, ...]:
     out = []
     for f in fields(Settings):
         help_text, extra = f.metadata["spec"]
-        kind = {"int": int, "float": float, "str": str, "bool": bool}.get(
+        kind = {"int": int, "float": float, "str": str, "bool": bool, "Names": Names, "Regions": Regions}.get(
             str(f.type).split(" |")[0], tuple)
         out.append(Spec(name=f.name, type=kind, default=f.default, help=help_text, **extra))
     return tuple(out)

@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from . import color
-from .losses import content_loss, gram, style_loss, tv_loss
-from .params import Settings
-from .vgg import CONTENT_LAYERS, STYLE_LAYERS, VGG19, load_vgg
+from . import color, masks
+from .losses import content_loss, gram, guided_gram, style_loss, tv_loss
+from .params import ParamError, Settings
+from .vgg import VGG19, depth_for, load_vgg
 
 MIN_SIDE = 32  # relu5_1 sees 2×2 cells here; smaller coarse passes would see nothing
 LBFGS_HISTORY_BYTES = 1 << 30  # cap on L-BFGS's stored curvature pairs, so huge outputs still fit
@@ -121,27 +121,52 @@ def split_steps(steps: int, passes: int) -> list[int]:
     return [steps // passes + (1 if i < steps % passes else 0) for i in range(passes)]
 
 
-class _Targets:
-    """Content activations and blended style Grams at one scale; computed once, reused every step."""
+@dataclass
+class _Area:
+    """One painted part of the picture: its share of the pixels, its guide at each style layer (None:
+    the whole picture, plain Grams) and the Grams it should have there."""
 
-    def __init__(self, vgg: VGG19, content: Tensor, styles: list[Tensor], blend: Tensor, pooling: str):
+    share: float
+    guides: dict[str, Tensor] | None
+    grams: dict[str, Tensor]
+
+
+class _Targets:
+    """Content activations and each area's style Grams at one scale; computed once, reused every step.
+    `keep`/`fill` composite the photo into regions mapped to photo (image·keep + fill)."""
+
+    def __init__(self, vgg: VGG19, content: Tensor, styles: list[Tensor], settings: Settings, mixes: list[dict[str, Tensor]],
+                 areas: list[tuple[float, dict[str, Tensor] | None]], style_guides: list[dict[str, Tensor] | None],
+                 photo: Tensor | None = None):
+        layers = settings.style_layers
         with torch.no_grad():
-            self.content = vgg(content[None], CONTENT_LAYERS, pooling)
-            self.grams: dict[str, Tensor] = {}
-            for style, weight in zip(styles, blend):
-                feats = vgg(style[None], STYLE_LAYERS, pooling)
-                for name in STYLE_LAYERS:
-                    g = gram(feats[name]) * weight
-                    self.grams[name] = self.grams[name] + g if name in self.grams else g
+            self.content = vgg(content[None], settings.content_layers, settings.pooling)
+            grams = []
+            for style, guide in zip(styles, style_guides):
+                feats = vgg(style[None], layers, settings.pooling)
+                grams.append({k: gram(feats[k]) if guide is None else guided_gram(feats[k], guide[k]) for k in layers})
+            self.areas = [_Area(share, g, {k: sum(w * s[k] for w, s in zip(m[k], grams) if w) for k in layers})
+                          for m, (share, g) in zip(mixes, areas)]
+        raw = torch.tensor(settings.style_layer_weights or (1.0,) * len(layers), device=content.device)
+        self.layer_weights = raw / raw.sum()
+        self.keep = None if photo is None else 1 - photo
+        self.fill = None if photo is None else content * photo
+
+    def composite(self, image: Tensor) -> Tensor:
+        return image if self.keep is None else image * self.keep + self.fill
 
 
 def _objective(vgg: VGG19, image: Tensor, targets: _Targets, settings: Settings) -> tuple[Tensor, dict[str, Tensor]]:
+    image = targets.composite(image)
+    content_layers, style_layers = settings.content_layers, settings.style_layers
     with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16"):
-        feats = vgg(image, CONTENT_LAYERS + STYLE_LAYERS, settings.pooling)
+        feats = vgg(image, content_layers + style_layers, settings.pooling)
     feats = {k: v.float() for k, v in feats.items()}  # losses and Grams in fp32 whatever the trunk ran in
     parts = {
-        "content": sum(content_loss(feats[k], targets.content[k]) for k in CONTENT_LAYERS),
-        "style": style_loss({k: gram(feats[k]) for k in STYLE_LAYERS}, targets.grams),
+        "content": sum(content_loss(feats[k], targets.content[k]) for k in content_layers) / len(content_layers),
+        "style": sum(area.share * style_loss({k: gram(feats[k]) if area.guides is None else
+                                              guided_gram(feats[k], area.guides[k]) for k in style_layers},
+                                             area.grams, targets.layer_weights) for area in targets.areas),
         "tv": tv_loss(image),
     }
     total = (settings.content_weight * parts["content"] + settings.style_weight * parts["style"]
@@ -160,8 +185,14 @@ def stylize(
     progress: Callable[[Progress], None] | None = None,
     cancel: threading.Event | None = None,
     preview_every: int | None = None,
+    mask: Image.Image | None = None,
+    style_masks: Sequence[Image.Image | None] | None = None,
 ) -> Result:
     """Paint `content` in the style of `styles` (blended by settings.style_blend).
+
+    `mask` (the photo's shape, any size) paints each of its colours with its own style or keeps it as
+    the photo, as settings.regions says; `style_masks` (one per style, None for all of it) marks in white
+    the part of each painting to take the style from.
 
     `progress` is called after every step from this thread, with a preview picture every
     `preview_every` steps (default: at each epoch end if settings.preview); `cancel` is checked before
@@ -174,6 +205,10 @@ def stylize(
         raise EngineError(f"style_blend has {len(blend)} weights for {len(styles)} style images")
     if sum(blend) <= 0:
         raise EngineError("style_blend weights must not all be zero")
+    try:
+        control = _control(content, list(styles), settings, blend, mask, style_masks)
+    except ParamError as error:
+        raise EngineError(str(error)) from None
     dev = pick_device(str(device) if device is not None else None)
     settings = dataclasses.replace(  # the echo shows what ran, not "auto"
         settings,
@@ -182,7 +217,7 @@ def stylize(
     if preview_every is None and settings.preview:
         preview_every = settings.epoch_length
     try:
-        return _run(content, list(styles), settings, blend, init_image, dev, weights, progress, cancel,
+        return _run(content, list(styles), settings, control, init_image, dev, weights, progress, cancel,
                     preview_every)
     except RuntimeError as error:  # torch.OutOfMemoryError (CUDA) is one; MPS says so only in its text
         out_of_memory = isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
@@ -194,14 +229,62 @@ def stylize(
                           "try a smaller size or optimizer=adam") from error
 
 
-def _run(content_img: Image.Image, style_imgs: list[Image.Image], settings: Settings, blend: tuple[float, ...],
+@dataclass(frozen=True)
+class _Control:
+    """A job's spatial control: its regions, their one-hot maps at the output size, the style masks."""
+
+    regions: tuple[masks.Region, ...]
+    mixes: tuple[dict[str, Tensor], ...]  # per painted region (or the whole picture): style weights per layer
+    labels: Tensor | None
+    style_masks: tuple[Image.Image | None, ...]
+
+    def areas(self, content: Tensor, settings: Settings, dev: torch.device
+              ) -> tuple[list[tuple[float, dict[str, Tensor] | None]], Tensor | None, Tensor | None]:
+        """At one pass: (share, layer guides) of each painted region, the photo regions' guide, hard labels."""
+        if self.labels is None:
+            return [(1.0, None)], None, None
+        soft = masks.guides(self.labels, content.shape[1:], settings.feather * max(content.shape) / settings.size)
+        painted = [(soft[i].mean().item(), {k: g.to(dev) for k, g in
+                                             masks.layer_guides(soft[i], settings.style_layers, settings.erode).items()})
+                   for i, r in enumerate(self.regions) if r.target != "photo"]
+        photo = [soft[i] for i, r in enumerate(self.regions) if r.target == "photo"]
+        return painted, (sum(photo).to(dev) if photo else None), soft.argmax(0)
+
+    def style_guides(self, styles: list[Tensor], settings: Settings, dev: torch.device) -> list[dict[str, Tensor] | None]:
+        """Each style's mask (white: use this part) carried to the style layers, or None for all of it."""
+        return [None if m is None else {k: g.to(dev) for k, g in masks.layer_guides(
+                    masks.labels(m, ["white", "black"], (s.shape[2], s.shape[1]), "style mask")[0],
+                    settings.style_layers, settings.erode).items()}
+                for m, s in zip(self.style_masks, styles)]
+
+
+def _control(content: Image.Image, styles: list[Image.Image], settings: Settings, blend: tuple[float, ...],
+             mask: Image.Image | None, style_masks: Sequence[Image.Image | None] | None) -> _Control:
+    regions = masks.plan(settings, len(styles), mask is not None)
+    blend_t = torch.tensor(blend) / sum(blend)
+    mixes = tuple({k: masks.mix(r, k, blend_t, settings.fine_style) for k in settings.style_layers}
+                  for r in [r for r in regions if r.target != "photo"] or [None])
+    style_masks = tuple(style_masks or (None,) * len(styles))
+    if len(style_masks) != len(styles):
+        raise ParamError(f"{len(style_masks)} style masks for {len(styles)} style images")
+    for index, (style_mask, style) in enumerate(zip(style_masks, styles), start=1):
+        if style_mask is not None:
+            masks.check_aspect(style_mask, style, f"mask of style {index}")
+    if mask is None:
+        return _Control(regions, mixes, None, style_masks)
+    masks.check_aspect(mask, content, "mask")
+    labels = masks.labels(mask, [r.colour for r in regions], fit(content.size, settings.size))
+    return _Control(regions, mixes, labels, style_masks)
+
+
+def _run(content_img: Image.Image, style_imgs: list[Image.Image], settings: Settings, control: _Control,
          init_image: Image.Image | None, dev: torch.device, weights: str | None,
          progress: Callable[[Progress], None] | None, cancel: threading.Event | None,
          preview_every: int | None) -> Result:
     start = time.perf_counter()
-    vgg = load_vgg(str(dev), weights)
+    vgg = load_vgg(str(dev), weights, depth_for(settings.content_layers + settings.style_layers))
     generator = torch.Generator(device="cpu").manual_seed(settings.seed)
-    blend_t = torch.tensor(blend) / sum(blend)
+    mixes = [{k: w.to(dev) for k, w in mix.items()} for mix in control.mixes]
     sizes = scale_sizes(settings.size, settings.scales)
     steps_per_pass = split_steps(settings.steps, len(sizes))
     full_content = to_tensor(content_img, settings.size)
@@ -212,12 +295,14 @@ def _run(content_img: Image.Image, style_imgs: list[Image.Image], settings: Sett
     for index, (long_side, pass_steps) in enumerate(zip(sizes, steps_per_pass), start=1):
         content = to_tensor(content_img, long_side)
         styles = [to_tensor(s, max(16, round(long_side * settings.style_scale))) for s in style_imgs]
+        areas, photo, hard = control.areas(content, settings, dev)
         if settings.preserve_color == "histogram":
-            styles = [color.match_histogram(s, content) for s in styles]
+            styles = [color.match_histogram(s, _colours_for(k, content, hard, control, mixes)) for k, s in enumerate(styles)]
         elif luminance_only:
             styles = [color.luminance(s, like=content) for s in styles]
             content = color.luminance(content)
-        targets = _Targets(vgg, content.to(dev), [s.to(dev) for s in styles], blend_t.to(dev), settings.pooling)
+        targets = _Targets(vgg, content.to(dev), [s.to(dev) for s in styles], settings, mixes, areas,
+                           control.style_guides(styles, settings, dev), photo)
         size = (content.shape[2], content.shape[1])
 
         if image is not None:  # coarse-to-fine: previous result, upsampled, is this pass's start
@@ -253,13 +338,27 @@ def _run(content_img: Image.Image, style_imgs: list[Image.Image], settings: Sett
             step += 1
             if progress is not None:
                 wants_preview = preview_every is not None and (step % preview_every == 0 or step == settings.steps)
-                preview = _finish(image, full_content, luminance_only) if wants_preview else None
+                preview = _finish(targets.composite(image), full_content, luminance_only) if wants_preview else None
                 progress(Progress(step, settings.steps, index, len(sizes), size, dict(losses),
                                   time.perf_counter() - start, preview))
+        if targets.keep is not None:  # the photo's regions, pasted back through the feathered mask
+            with torch.no_grad():
+                image.copy_(targets.composite(image))
 
     assert image is not None
     return Result(image=_finish(image, full_content, luminance_only), settings=settings,
                   device=_device_name(dev), elapsed=time.perf_counter() - start, steps=step, losses=dict(losses))
+
+
+def _colours_for(style: int, content: Tensor, hard: Tensor | None, control: _Control,
+                 mixes: list[dict[str, Tensor]]) -> Tensor:
+    """The photo's pixels (3×N) a style's colours are matched to: those of the regions it paints."""
+    if hard is None:
+        return content
+    painted = [i for i, r in enumerate(control.regions) if r.target != "photo"]
+    uses = [i for i, mix in zip(painted, mixes) if any(m[style] > 0 for m in mix.values())]
+    inside = torch.isin(hard, torch.tensor(uses, dtype=hard.dtype))
+    return content[:, inside] if inside.sum() >= 16 else content
 
 
 def _finish(image: Tensor, full_content: Tensor, luminance_only: bool) -> Image.Image:

