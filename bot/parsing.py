@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from engine import SPECS, ParamError, Settings
+from engine import SPECS, ParamError, Settings, masks
 
 T = TypeVar("T")
 
@@ -28,20 +28,43 @@ class UsageError(ValueError):
 
 @dataclass(frozen=True)
 class Arguments:
-    """The words after the command: image links in order, and key=value settings as typed."""
+    """The words after the command: image links in order, key=value settings as typed, and the mask:
+    a link, MASK_LAST (the last attachment), or None."""
 
     links: tuple[str, ...] = ()
     raw: Mapping[str, str] = field(default_factory=dict)
+    mask: str | None = None
+
+
+MASK_LAST = "last"
+
+
+def _unwrap(word: str) -> str:
+    return word[1:-1] if word.startswith("<") and word.endswith(">") else word
+
+
+def _is_link(word: str) -> bool:
+    return word.lower().startswith(("http://", "https://"))
 
 
 def split_arguments(text: str) -> Arguments:
-    """Split on whitespace: http(s) links (optionally <wrapped>) are inputs, key=value are settings."""
+    """Split on whitespace: http(s) links (optionally <wrapped>) are inputs, key=value are settings,
+    mask=LINK or mask=last names the mask picture."""
     links: list[str] = []
     raw: dict[str, str] = {}
+    mask: str | None = None
     for word in text.split():
-        unwrapped = word[1:-1] if word.startswith("<") and word.endswith(">") else word
-        if unwrapped.lower().startswith(("http://", "https://")):
-            links.append(unwrapped)
+        if _is_link(_unwrap(word)):
+            links.append(_unwrap(word))
+            continue
+        if word.lower().startswith("mask="):
+            value = _unwrap(word[5:])
+            if mask is not None:
+                raise UsageError("`mask` was given twice")
+            if value.lower() != MASK_LAST and not _is_link(value):
+                raise UsageError(f"mask= takes a link to the mask picture, or `last` for the last attachment — "
+                                 f"not `{_clip(value)}`", show_usage=True)
+            mask = MASK_LAST if value.lower() == MASK_LAST else value
             continue
         key, sep, value = word.partition("=")
         if not sep or not key:
@@ -50,7 +73,7 @@ def split_arguments(text: str) -> Arguments:
         if key in raw:
             raise UsageError(f"`{_clip(key)}` was given twice")
         raw[key] = value
-    return Arguments(tuple(links), raw)
+    return Arguments(tuple(links), raw, mask)
 
 
 def parse_settings(raw: Mapping[str, Any], base: Settings) -> tuple[Settings, frozenset[str]]:
@@ -60,8 +83,16 @@ def parse_settings(raw: Mapping[str, Any], base: Settings) -> tuple[Settings, fr
 
 
 def pick_inputs(replied: Sequence[T], uploads: Sequence[T], links: Sequence[T], *,
-                max_styles: int) -> tuple[T, list[T]]:
-    """Content then styles, in order: the replied-to image, then attachments, then links."""
+                max_styles: int, mask: str | None = None) -> tuple[T, list[T], T | str | None]:
+    """Content, styles and mask. Content then styles, in order: the replied-to image, then attachments,
+    then links. The mask is its own link, or with MASK_LAST the last attachment (phones name every
+    upload image0.jpg, so names can't tell it apart)."""
+    if mask == MASK_LAST:
+        if not uploads:
+            raise UsageError("mask=last takes the last attachment as the mask, but nothing is attached.")
+        *uploads, mask_source = uploads
+    else:
+        mask_source = mask
     images = [*replied[:1], *uploads, *links]
     if len(images) < 2:
         have = "no image" if not images else "only one image"
@@ -69,7 +100,7 @@ def pick_inputs(replied: Sequence[T], uploads: Sequence[T], links: Sequence[T], 
                          show_usage=True)
     if len(images) - 1 > max_styles:
         raise UsageError(f"That's {len(images) - 1} style images; the limit is {max_styles}.")
-    return images[0], images[1:]
+    return images[0], images[1:], mask_source
 
 
 def pick_slash_inputs(content: T | None, content_link: T | None, styles: Sequence[T | None], *,
@@ -87,11 +118,13 @@ def pick_slash_inputs(content: T | None, content_link: T | None, styles: Sequenc
     return photo, given
 
 
-def check_blend(settings: Settings, styles: int) -> None:
-    """style_blend needs one weight per style image (the engine checks too, but later and less kindly)."""
+def check_blend(settings: Settings, styles: int, masked: bool = False) -> None:
+    """style_blend needs one weight per style image, and regions/fine_style styles that exist (the
+    engine checks too, but later, after the downloads, and less kindly)."""
     if settings.style_blend is not None and len(settings.style_blend) != styles:
         raise ParamError(f"style_blend has {len(settings.style_blend)} weights but you gave {styles} "
                          f"style image{'s' if styles > 1 else ''} — give one weight per style image")
+    masks.plan(settings, styles, masked)
 
 
 def _normal(key: str) -> str:

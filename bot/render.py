@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import discord
 from PIL import Image
 
-from engine import SPECS, Settings, format_value
+from engine import SPECS, Settings, format_value, masks
 
 from .config import Caps
 from .jobs import Job, Snapshot, Status
@@ -30,6 +30,9 @@ def usage(prefix: str) -> str:
     return (f"**Usage:** `{prefix}stylize` with the photo and then the style image attached, "
             f"or as links, or reply to a photo and attach the style. Settings are key=value:\n"
             f"`{prefix}stylize https://…/photo.jpg https://…/painting.jpg steps=300 size=512`\n"
+            f"Two styles in two regions: attach photo, painting 1, painting 2 and a black-and-white mask "
+            f"(white → painting 1, black → painting 2), then `{prefix}stylize mask=last`; or `mask=https://…/mask.png`, "
+            f"and `regions=red:1,blue:2,white:photo` for a coloured mask.\n"
             f"`/stylize paint content:<photo> style:<painting> style_weight:1e5`\n"
             f"Every setting: `{prefix}stylize help`.")
 
@@ -83,6 +86,10 @@ def result_embed(job: Job, given: frozenset[str], filename: str) -> discord.Embe
     assert result is not None
     embed = discord.Embed(title="Your painting", colour=COLOUR,
                           description="**Settings** (• = set by you)\n" + settings_lines(result.settings, given))
+    if job.mask is not None:
+        regions = masks.plan(result.settings, len(job.styles), masked=True)
+        embed.add_field(name="Mask", value=", ".join(
+            f"{r.colour} → {'style ' + r.target if r.target.isdigit() else r.target}" for r in regions), inline=False)
     embed.add_field(name="Time", value=duration(result.elapsed))
     embed.add_field(name="Device", value=result.device)
     losses = " · ".join(f"{name} {value:.4g}" for name, value in result.losses.items())

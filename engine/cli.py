@@ -1,4 +1,4 @@
-"""`stylize CONTENT STYLE [STYLE…] -o OUT [--size …] [--steps …] …` — the engine from a terminal.
+"""`stylize CONTENT STYLE [STYLE…] -o OUT [--mask MASK.png] [--size …] [--steps …] …` — the engine from a terminal.
 
 Every hyperparameter flag comes from `engine.params.SPECS`, so the CLI accepts exactly what the bot does.
 """
@@ -26,6 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", default=None, help="a torchvision-format VGG-19 state dict to use "
                         "instead of the original Caffe weights")
     parser.add_argument("--init-image", type=Path, default=None, help="start from this image")
+    parser.add_argument("--mask", type=Path, default=None, help="paint each colour of this picture (the photo's "
+                        "shape) with its own style or keep it as the photo; see --regions")
+    parser.add_argument("--style-mask", action="append", default=[], metavar="N=PATH",
+                        help="take style N only from the white part of PATH (repeatable)")
     parser.add_argument("--save-every", type=int, default=None, metavar="N",
                         help="also write the picture every N steps, as OUTPUT_stepNNNN.png")
     params = parser.add_argument_group("hyperparameters")
@@ -51,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         content = Image.open(args.content)
         styles = [Image.open(path) for path in args.styles]
         init = Image.open(args.init_image) if args.init_image else None
+        mask = Image.open(args.mask) if args.mask else None
+        style_masks = _style_masks(args.style_mask, len(styles))
+    except ValueError as error:
+        parser.error(str(error))
     except OSError as error:
         parser.error(f"cannot read image: {error}")
 
@@ -66,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         result = stylize(content, styles, settings, init_image=init, device=args.device, weights=args.weights,
-                         progress=report, preview_every=args.save_every)
+                         progress=report, preview_every=args.save_every, mask=mask, style_masks=style_masks)
     except (EngineError, ValueError) as error:
         bar.close()
         print(f"stylize: {error}", file=sys.stderr)
@@ -81,6 +89,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {args.output} ({result.image.width}×{result.image.height}) in {result.elapsed:.1f} s "
           f"on {result.device}, seed {result.settings.seed}, {result.settings.precision}\nfinal losses: {losses}")
     return 0
+
+
+def _style_masks(given: list[str], styles: int) -> list[Image.Image | None] | None:
+    """--style-mask N=PATH options as one mask (or None) per style image."""
+    if not given:
+        return None
+    out: list[Image.Image | None] = [None] * styles
+    for option in given:
+        number, sep, path = option.partition("=")
+        if not sep or not number.isdigit() or not 1 <= int(number) <= styles:
+            raise ValueError(f"--style-mask takes N=PATH with N from 1 to {styles}, got {option!r}")
+        out[int(number) - 1] = Image.open(path)
+    return out
 
 
 if __name__ == "__main__":

@@ -178,6 +178,34 @@ async def test_attachment_plus_link(fake_discord: FakeDiscord, run_bot) -> None:
     assert fake_discord.hits_for(style) == 1
 
 
+def mask_png(width: int, height: int) -> bytes:
+    """White left half, black right half, saved as a JPEG (no flat colours, as phones send them)."""
+    image = Image.new("RGB", (width, height))
+    image.paste((255, 255, 255), (0, 0, width // 2, height))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=70)
+    return buffer.getvalue()
+
+
+async def test_a_mask_as_the_last_attachment_or_a_link(fake_discord: FakeDiscord, run_bot) -> None:
+    hosted = fake_discord.host_file("mask.jpg", mask_png(160, 120), "image/jpeg")
+    async with run_bot(make_bot(session_factory=permissive_session)):
+        for words, uploads in ((f"mask=last {TINY}", [*photo_and_style(), Upload("image0.jpg", mask_png(80, 60))]),
+                               (f"mask=<{hosted}> {TINY}", photo_and_style())):
+            mark = fake_discord.mark()
+            request = await fake_discord.send_message(fake_discord.alice, f"!stylize {words}", attachments=uploads)
+            reply = await fake_discord.wait_for(with_file, kind="message", since=mark, timeout=30)
+            assert replying_to(request)(reply) and decoded(reply).size == (64, 48)
+            fields = {f["name"]: f["value"] for f in reply.embeds[0]["fields"]}
+            assert fields["Mask"] == "white → style 1, black → photo"
+        mark = fake_discord.mark()
+        await fake_discord.send_message(fake_discord.alice, f"!stylize mask=last {TINY}",
+                                        attachments=[*photo_and_style(), Upload("m.jpg", mask_png(80, 80))])
+        refused = await fake_discord.wait_for(kind="message", since=mark)
+        assert refused.content.startswith("⚠️ ") and "their shapes differ by 25%" in refused.content
+    assert fake_discord.hits_for(hosted) == 1
+
+
 async def test_reply_to_a_picture_makes_it_the_photo(fake_discord: FakeDiscord, run_bot) -> None:
     async with run_bot(make_bot()):
         posted = await fake_discord.send_message(fake_discord.alice, "my cat",
@@ -437,7 +465,9 @@ async def test_sync_is_owner_only_and_publishes_generated_options(fake_discord: 
     assert len(paint["options"]) <= 25, "Discord allows 25 options per command: too many Specs for /stylize paint"
     options = {o["name"]: o for o in paint["options"]}
     assert list(options)[:5] == ["content", "style", "style2", "content_link", "style_link"]
-    for spec in SPECS:
+    assert {s.name for s in SPECS if not s.slash} == {"regions", "feather", "erode", "fine_style", "content_layers",
+                                                      "style_layers", "style_layer_weights"}  # prefix, CLI, API only
+    for spec in (s for s in SPECS if s.slash):
         option = options[spec.name]
         assert option["description"] == spec.help[:100] and not option["required"]
         if spec.choices:

@@ -64,11 +64,36 @@ def test_blend_needs_one_weight_per_style() -> None:
         check_blend(Settings.parse({"style_blend": "2,1"}), 1)
 
 
+def test_the_mask_is_a_link_or_the_last_attachment() -> None:
+    args = split_arguments("mask=<https://m.example/mask.png> https://a.example/p.png regions=red:1,blue:photo")
+    assert args.mask == "https://m.example/mask.png" and args.links == ("https://a.example/p.png",)
+    assert parse_settings(args.raw, BASE)[0].regions == (("red", "1"), ("blue", "photo"))
+    assert split_arguments("mask=LAST").mask == "last"
+    assert pick_inputs(["r"], ["a1", "a2", "m"], ["l1"], max_styles=3, mask="last") == ("r", ["a1", "a2", "l1"], "m")
+    assert pick_inputs([], ["a1", "a2"], [], max_styles=3, mask="https://m") == ("a1", ["a2"], "https://m")
+    with pytest.raises(UsageError, match="nothing is attached"):
+        pick_inputs([], [], ["l1", "l2"], max_styles=3, mask="last")
+    with pytest.raises(UsageError, match="got only one image"):
+        pick_inputs([], ["a1", "m"], [], max_styles=3, mask="last")
+    with pytest.raises(UsageError, match="mask= takes a link to the mask picture, or `last`"):
+        split_arguments("mask=first")
+    with pytest.raises(UsageError, match="`mask` was given twice"):
+        split_arguments("mask=last mask=https://m")
+
+
+def test_regions_and_fine_style_must_name_existing_styles() -> None:
+    check_blend(Settings.parse({"regions": "red:1,blue:2"}), 2, masked=True)
+    with pytest.raises(ParamError, match="sends blue to style 2, but there is only 1 style image"):
+        check_blend(Settings.parse({"regions": "red:1,blue:2"}), 1, masked=True)
+    with pytest.raises(ParamError, match="fine_style=3, but there are only 2 style images"):
+        check_blend(Settings.parse({"fine_style": "3"}), 2)
+
+
 def test_inputs_in_order() -> None:
-    assert pick_inputs([], ["a1", "a2"], [], max_styles=3) == ("a1", ["a2"])
-    assert pick_inputs([], ["a1"], ["l1"], max_styles=3) == ("a1", ["l1"])
-    assert pick_inputs([], [], ["l1", "l2", "l3"], max_styles=3) == ("l1", ["l2", "l3"])
-    assert pick_inputs(["r"], ["a1", "a2"], ["l1"], max_styles=3) == ("r", ["a1", "a2", "l1"])
+    assert pick_inputs([], ["a1", "a2"], [], max_styles=3) == ("a1", ["a2"], None)
+    assert pick_inputs([], ["a1"], ["l1"], max_styles=3) == ("a1", ["l1"], None)
+    assert pick_inputs([], [], ["l1", "l2", "l3"], max_styles=3) == ("l1", ["l2", "l3"], None)
+    assert pick_inputs(["r"], ["a1", "a2"], ["l1"], max_styles=3) == ("r", ["a1", "a2", "l1"], None)
     with pytest.raises(UsageError, match="got only one image") as info:
         pick_inputs([], ["a1"], [], max_styles=3)
     assert info.value.show_usage

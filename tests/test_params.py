@@ -33,6 +33,15 @@ from engine.params import SPEC, SPECS, ParamError, Settings, format_value
     ({"steps": "10", "iterations": "20"}, "steps was given twice"),
     ({"num_epoch": "5", "steps_per_epoch": "10", "steps": "20"}, "disagrees with num_epoch × steps_per_epoch = 50"),
     ({"num_epoch": "100", "steps_per_epoch": "100"}, "steps must be between 1 and 5000, got 10000"),
+    ({"regions": "red"}, "regions pairs look like colour:target"),
+    ({"regions": "rde:1"}, "'rde' is not a colour I know (white, black, red"),
+    ({"regions": "red:sky"}, "the target of red must be a style number, photo"),
+    ({"regions": "red:1,red:photo"}, "regions names red twice"),
+    ({"style_layers": "relu1_1,relu6_1"}, "'relu6_1' is not a VGG-19 layer"),
+    ({"content_layers": "relu4_3,relu4_3"}, "content_layers names a layer twice"),
+    ({"style_layer_weights": "1,2"}, "style_layer_weights has 2 weights for 5 style_layers"),
+    ({"style_layer_weights": "0,0,0,0,0"}, "style_layer_weights must not all be zero"),
+    ({"fine_style": "0"}, "fine_style must be between 1 and 10"),
 ])
 def test_bad_values_are_refused_with_a_clear_message(raw: dict[str, str], message: str) -> None:
     with pytest.raises(ParamError) as error:
@@ -61,6 +70,16 @@ def test_seed_notebook_epochs() -> None:
     # A server default for steps_per_epoch gives way when a user asks for a number of steps.
     base = Settings.parse({"steps_per_epoch": "50"})
     assert Settings.parse({"steps": "30"}, base).epoch_length == 3
+
+
+def test_mappings_and_layer_lists_round_trip_through_their_text() -> None:
+    settings = Settings.parse({"regions": "Red:1, #00FF00:photo,white:blend", "style_layers": "relu1_1,relu5_4",
+                               "style_layer_weights": "3,1"})
+    assert settings.regions == (("red", "1"), ("#00ff00", "photo"), ("white", "blend"))
+    assert settings.style_layers == ("relu1_1", "relu5_4")
+    shown = {spec.name: format_value(value) for spec, value in settings.items()}
+    assert shown["regions"] == "red:1,#00ff00:photo,white:blend" and shown["style_layers"] == "relu1_1,relu5_4"
+    assert Settings.parse({k: shown[k] for k in ("regions", "style_layers", "style_layer_weights")}) == settings
 
 
 def test_base_settings_are_the_starting_point() -> None:

@@ -37,7 +37,7 @@ from discord import app_commands
 from discord.ext import commands
 from PIL import Image
 
-from engine import SPECS, ParamError, Spec
+from engine import SPECS, ParamError, Spec, masks
 
 from ..inputs.fetch import FetchError, fetch_url
 from ..inputs.images import ImageError, decode_image
@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 FINAL_WORD_TIMEOUT = 15.0  # seconds cog_unload waits for jobs' last messages (shutdown)
 SLASH_DESCRIPTION = 100  # Discord's limit for option descriptions
+SLASH_SPECS = [spec for spec in SPECS if spec.slash]  # the rest: prefix command, CLI and API only
 
 
 class _OptionsBase(commands.FlagConverter):
@@ -71,7 +72,7 @@ class _OptionsBase(commands.FlagConverter):
         """What the user gave, whichever path it came by (slash: the typed options that were set)."""
         if self._parsed is not None:
             return self._parsed
-        return Arguments(raw={spec.name: getattr(self, spec.name) for spec in SPECS
+        return Arguments(raw={spec.name: getattr(self, spec.name) for spec in SLASH_SPECS
                               if getattr(self, spec.name) is not None})
 
 
@@ -93,7 +94,7 @@ def _declare(namespace: dict[str, Any]) -> None:
     annotations: dict[str, Any] = {"content_link": str, "style_link": str}
     namespace["content_link"] = commands.flag(default=None, description="link to the photo, instead of attaching it")
     namespace["style_link"] = commands.flag(default=None, description="link to a style picture")
-    for spec in SPECS:
+    for spec in SLASH_SPECS:
         annotations[spec.name] = _annotation(spec)
         namespace[spec.name] = commands.flag(default=None, description=spec.help[:SLASH_DESCRIPTION])
     namespace["__annotations__"] = annotations
@@ -205,18 +206,23 @@ class Stylize(commands.Cog):
         max_styles = self.config.limits.max_styles
         if ctx.interaction is None:
             replied = await self._replied_image(ctx.message)
-            photo, styles = pick_inputs(replied, ctx.message.attachments, args.links, max_styles=max_styles)
+            photo, styles, mask = pick_inputs(replied, ctx.message.attachments, args.links, max_styles=max_styles,
+                                              mask=args.mask)
         else:
             photo, styles = pick_slash_inputs(content, options.content_link, [style, style2, options.style_link],
                                               max_styles=max_styles)
-        check_blend(settings, len(styles))
+            mask = None
+        check_blend(settings, len(styles), masked=mask is not None)
         await ctx.defer()
         content_image = await self._load(photo, "The photo")
         style_images = [await self._load(s, f"Style picture {n}" if len(styles) > 1 else "The style picture")
                         for n, s in enumerate(styles, start=1)]
+        mask_image = None if mask is None else await self._load(mask, "The mask")
+        if mask_image is not None:
+            masks.check_aspect(mask_image, content_image, "mask")
         job = Job(user_id=ctx.author.id, channel_id=ctx.channel.id, guild_id=ctx.guild.id if ctx.guild else None,
                   message_id=None if ctx.interaction else ctx.message.id, content=content_image,
-                  styles=tuple(style_images), settings=settings, given=given)
+                  styles=tuple(style_images), settings=settings, given=given, mask=mask_image)
         position = await self.bot.backend.submit(job)
         try:
             status = await ctx.reply(status_text(job.id, Snapshot(Status.QUEUED, position, None, None)),

@@ -50,6 +50,7 @@ class Job:
     content: Image.Image
     styles: tuple[Image.Image, ...]
     settings: Settings
+    mask: Image.Image | None = None  # spatial control: which region of the photo takes which style
     id: str = field(default_factory=lambda: secrets.token_hex(4))
     status: Status = Status.QUEUED
     progress: Progress | None = None  # latest report from the engine
@@ -159,6 +160,7 @@ def engine_runner(device: str) -> Runner:
     """The real painter: engine.stylize on `device` ("auto", "cpu", "cuda:1"…)."""
 
     def run(job: Job, report: Callable[[Progress], None], cancel: threading.Event) -> Result:
-        return stylize(job.content, job.styles, job.settings, device=device, progress=report, cancel=cancel)
+        return stylize(job.content, job.styles, job.settings, device=device, progress=report, cancel=cancel,
+                       mask=job.mask)
 
     return run

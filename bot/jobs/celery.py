@@ -167,12 +167,13 @@ class CeleryBackend(JobBackend):
             raise QueueFull("I'm not taking jobs right now — " + SHUTDOWN)
         keys = self._keys
         loop = asyncio.get_running_loop()
-        pictures = await loop.run_in_executor(None, lambda: [png(p) for p in (job.content, *job.styles)])
+        extra = () if job.mask is None else (job.mask,)  # the mask travels after the styles
+        pictures = await loop.run_in_executor(None, lambda: [png(p) for p in (job.content, *job.styles, *extra)])
         record = {
             "user_id": job.user_id, "channel_id": job.channel_id, "guild_id": job.guild_id or "",
             "message_id": job.message_id or "", "status_message_id": job.status_message_id or "",
             "settings": settings_json(job.settings), "given": json.dumps(sorted(job.given)),
-            "styles": len(job.styles), "timeout": self._timeout or "", "keep": self._keep,
+            "styles": len(job.styles), "mask": len(extra), "timeout": self._timeout or "", "keep": self._keep,
             "created": time.time(), "attempt": 0,
         }
         flat = [str(v) for pair in record.items() for v in pair]
@@ -350,7 +351,8 @@ class CeleryBackend(JobBackend):
         return Job(user_id=int(fields["user_id"]), channel_id=int(fields["channel_id"]),
                    guild_id=_int(fields.get("guild_id")), message_id=_int(fields.get("message_id")),
                    content=content, styles=styles or (NO_PICTURE,) * int(fields.get("styles") or 1),
-                   settings=settings_from(fields["settings"]), id=job_id, status=_status(fields["status"]),
+                   settings=settings_from(fields["settings"]), mask=NO_PICTURE if _int(fields.get("mask")) else None,
+                   id=job_id, status=_status(fields["status"]),
                    progress=progress_from(fields.get("progress")), error=fields.get("error") or None,
                    given=frozenset(json.loads(fields.get("given") or "[]")),
                    status_message_id=_int(fields.get("status_message_id")))
@@ -376,7 +378,7 @@ class CeleryBackend(JobBackend):
                     job.result = result_from(fields["result"], image)
             preview = self._previews.get(job_id)
             job.preview = preview[1] if preview else None
-        await self._forget(job_id, 1 + int(fields.get("styles") or 0))
+        await self._forget(job_id, 1 + int(fields.get("styles") or 0) + int(fields.get("mask") or 0))
         return job
 
     async def _forget(self, job_id: str, pictures: int = 0) -> None:

@@ -105,7 +105,12 @@ def settings_json(settings: Settings) -> str:
 
 
 def _settings(values: dict[str, Any]) -> Settings:
-    return Settings(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    return Settings(**{k: _tuples(v) for k, v in values.items()})
+
+
+def _tuples(value: Any) -> Any:
+    """JSON's lists back to the tuples Settings holds (regions are pairs inside a tuple)."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
 
 
 def settings_from(text: str) -> Settings:
@@ -285,14 +290,16 @@ def paint(job_id: str, keys: Keys, *, hostname: str) -> dict[str, Any]:
     if reason is not None:
         _finish(r, keys, job_id, attempt, Status.CANCELLED, reason.decode())
         return {"job": job_id, "outcome": "cancelled", "attempt": attempt}
-    pictures = r.mget([keys.image(job_id, n) for n in range(1 + int(fields["styles"]))])
+    styles, masked = int(fields["styles"]), int(fields.get("mask") or 0)
+    pictures = r.mget([keys.image(job_id, n) for n in range(1 + styles + masked)])
     if any(p is None for p in pictures):
         _finish(r, keys, job_id, attempt, Status.FAILED, LOST_PICTURES)
         return {"job": job_id, "outcome": "failed", "attempt": attempt}
     job = Job(user_id=int(fields["user_id"]), channel_id=int(fields["channel_id"]),
               guild_id=int(fields["guild_id"]) if fields.get("guild_id") else None,
               message_id=int(fields["message_id"]) if fields.get("message_id") else None,
-              content=unpng(pictures[0]), styles=tuple(unpng(p) for p in pictures[1:]),
+              content=unpng(pictures[0]), styles=tuple(unpng(p) for p in pictures[1:1 + styles]),
+              mask=unpng(pictures[-1]) if masked else None,
               settings=settings_from(fields["settings"]), id=job_id, status=Status.RUNNING)
     timeout = float(fields["timeout"]) if fields.get("timeout") else None
     keep = int(float(fields.get("keep") or 86400))
