@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN = "the bot is shutting down — try again when it is back"
 UNEXPECTED = "something went wrong on my side — it has been logged; try again, maybe with other settings"
+EXPIRED = "this job expired or was lost — please send it again"  # its record left the job store
 
 
 class Status(enum.Enum):
