@@ -166,6 +166,11 @@ def parse_config(table: Mapping[str, Any], *, where: str = "configuration",
         raise ConfigError(f"{where}: jobs.backend must be one of {', '.join(BACKENDS)}, not {config.jobs.backend!r}")
     if not _REDIS_URL.fullmatch(config.jobs.redis_url):
         raise ConfigError(f"{where}: jobs.redis_url must look like redis://host:6379/0 (or rediss://, unix://)")
+    keep, timeout = config.jobs.keep, config.limits.job_timeout
+    if config.jobs.backend == "celery" and keep < 2 * timeout + 600:  # a job may run twice, then await delivery
+        raise ConfigError(f"{where}: jobs.keep = {keep:g} s is too short for limits.job_timeout = {timeout:g} s "
+                          f"— a job's record must outlive two attempts and its delivery: set jobs.keep to at least "
+                          f"2 × limits.job_timeout + 600 = {2 * timeout + 600:g}, or lower limits.job_timeout")
     if not re.fullmatch(r"[\w.-]+", config.jobs.key_prefix):
         raise ConfigError(f"{where}: jobs.key_prefix may hold only letters, digits, '_', '.' and '-'")
     if config.log_level.upper() not in LOG_LEVELS:

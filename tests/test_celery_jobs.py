@@ -472,6 +472,16 @@ def test_config_selects_the_backend() -> None:
         {"token": "t", "jobs": {"redis_url": "redis://:secret@redis:6379/0"}}))
 
 
+def test_keep_must_outlast_two_attempts_of_a_job() -> None:
+    """A record must outlive a job that runs twice (a retry) plus time to deliver it."""
+    with pytest.raises(ConfigError, match=r"jobs\.keep = 1800 s is too short for limits\.job_timeout = 900 s "
+                                          r".* at least 2 × limits\.job_timeout \+ 600 = 2400"):
+        parse_config({"token": "t", "jobs": {"backend": "celery", "keep": 1800}})
+    assert parse_config({"token": "t", "limits": {"job_timeout": 60},
+                         "jobs": {"backend": "celery", "keep": 720}}).jobs.keep == 720
+    assert parse_config({"token": "t", "jobs": {"keep": 60}}).jobs.keep == 60  # unused in process
+
+
 def test_the_retry_note_shows_under_the_status_line() -> None:
     text = status_text("ab12", Snapshot(Status.RUNNING, None, None, None, note=RETRY_NOTE))
     assert text == f"🎨 Starting… Job `ab12`\n🔁 {RETRY_NOTE}"
