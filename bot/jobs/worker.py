@@ -166,6 +166,9 @@ def make_app(redis_url: str | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         worker_concurrency=1,
         worker_cancel_long_running_tasks_on_connection_loss=False,  # never stop a GPU job mid-step
+        # A pool process loads the VGG-19 (worker_process_init) before it reports for work; past Celery's
+        # default 4 s the pool kills and replaces it, forever, and the worker never paints.
+        worker_proc_alive_timeout=120,
         task_track_started=True,
         result_expires=86400,
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
