@@ -114,7 +114,7 @@ def start_workers(redis: RedisServer, folder: Path, count: int = 2, *, gated: bo
             cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
         workers.items.append(Worker(f"w{n}@test", process, log))
     try:
-        wait_ready(workers.items, 90)
+        wait_ready(workers.items, 300)  # each pool process loads the VGG-19 first: slow on a busy machine
     except BaseException:
         workers.stop()
         raise
