@@ -113,6 +113,21 @@ def test_missing_file_and_no_file(tmp_path: Path) -> None:
     assert load_config(None, env={"DISCORD_TOKEN": SECRET}).token == SECRET
 
 
+def test_token_from_a_file(tmp_path: Path) -> None:
+    """DISCORD_TOKEN_FILE (Docker secrets) names a file holding the token; it wins over `token` in the file."""
+    secret = tmp_path / "discord_token"
+    secret.write_text(SECRET + "\n", encoding="utf-8")  # secrets usually end with a newline
+    config_file = write(tmp_path, 'token = "from-the-file"')
+    assert load_config(config_file, env={"DISCORD_TOKEN_FILE": str(secret)}).token == SECRET
+    with pytest.raises(ConfigError, match="set DISCORD_TOKEN or DISCORD_TOKEN_FILE, not both"):
+        load_config(None, env={"DISCORD_TOKEN": SECRET, "DISCORD_TOKEN_FILE": str(secret)})
+    with pytest.raises(ConfigError, match=r"DISCORD_TOKEN_FILE: cannot read .*missing \(No such file"):
+        load_config(None, env={"DISCORD_TOKEN_FILE": str(tmp_path / "missing")})
+    secret.write_text("\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="no bot token"):
+        load_config(None, env={"DISCORD_TOKEN_FILE": str(secret)})
+
+
 def test_token_never_shown(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, f'token = "{SECRET}"'), env={})
     assert SECRET not in repr(config) and SECRET not in str(config) and "token" not in repr(config)
