@@ -20,10 +20,20 @@ from .config import Config
 from .inputs.fetch import make_session
 from .health import HealthReporter, gateway_connected
 from .jobs import InProcessBackend, JobBackend, engine_runner
+from .render import fit
 
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("bot.cogs.stylize", "bot.cogs.admin")
+# Nobody is pinged unless a message opts in (the owner of a finished job); a reply still pings its author.
+NO_PINGS = discord.AllowedMentions(everyone=False, roles=False, users=False, replied_user=True)
+
+
+class StylizeContext(commands.Context["StylizeBot"]):
+    """The commands' context: whatever a command says passes `fit`, Discord's 2,000-character cap."""
+
+    async def send(self, content: str | None = None, **options: Any) -> discord.Message:  # type: ignore[override]
+        return await super().send(None if content is None else fit(str(content)), **options)
 
 
 class StylizeBot(commands.Bot):
@@ -45,7 +55,7 @@ class StylizeBot(commands.Bot):
         super().__init__(
             command_prefix=commands.when_mentioned_or(config.prefix),
             intents=intents,
-            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=True),
+            allowed_mentions=NO_PINGS,
             **options,
         )
         self.config = config
@@ -62,6 +72,10 @@ class StylizeBot(commands.Bot):
             await self.load_extension(extension)
         if self.health is not None:
             self.health.start(is_connected=partial(gateway_connected, self), worker_alive=self.backend.alive)
+
+    async def get_context(self, origin: discord.Message | discord.Interaction, /, *,  # type: ignore[override]
+                          cls: type[commands.Context[Any]] = StylizeContext) -> Any:
+        return await super().get_context(origin, cls=cls)
 
     async def on_ready(self) -> None:
         log.info("logged in as %s in %d server(s)", self.user, len(self.guilds))

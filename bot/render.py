@@ -1,7 +1,8 @@
 """What users read: status lines, the result embed, `help` and `queue` — all generated from SPECS.
 
 Kept apart from the cog so Discord's size limits (2000-char messages, 25 fields and 6000 chars per
-embed, the upload limit) are handled and tested in one place.
+embed, the upload limit) are handled and tested in one place; `fit` is the one cap every outgoing
+text passes (a longer one is refused by Discord, and the user would see nothing).
 """
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ EMBED_TOTAL = 6000
 FIELD_VALUE = 1024
 BAR_WIDTH = 20
 COLOUR = discord.Colour.from_rgb(88, 101, 242)
+
+
+def fit(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """`text` within Discord's message limit: cut at a line break where there is one, marked with …"""
+    if len(text) <= limit:
+        return text
+    head, newline, _ = text[: limit - 2].rpartition("\n")
+    return head + "\n…" if newline else text[: limit - 1] + "…"
 
 
 def usage(prefix: str) -> str:
@@ -124,10 +133,7 @@ def queue_text(jobs: Sequence[Job]) -> str:
         else:
             waiting += 1
             lines.append(f"{waiting}. {what}")
-    text = f"**Queue** ({waiting} waiting)\n" + "\n".join(lines)
-    if len(text) > MESSAGE_LIMIT:
-        text = text[: MESSAGE_LIMIT - 2].rsplit("\n", 1)[0] + "\n…"
-    return text
+    return fit(f"**Queue** ({waiting} waiting)\n" + "\n".join(lines))
 
 
 def encode_for_upload(image: Image.Image, limit: int, name: str = "stylized") -> tuple[bytes, str] | None:

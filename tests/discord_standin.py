@@ -305,6 +305,30 @@ class Event:
         return [] if self.message is None else list(self.message.get("attachments") or [])
 
     @property
+    def pings(self) -> Dict[str, Any]:
+        """Whom Discord notifies for this new message (``kind="message"``): ``users`` (ids), ``roles``
+        (ids) and ``everyone``. Mentions in the content count as far as the request's
+        ``allowed_mentions`` lets them (all of them when it sends none); a reply also pings the
+        replied-to author unless ``replied_user`` is false."""
+        if self.message is None or self.kind != "message" or not isinstance(self.payload, dict):
+            return {"users": [], "roles": [], "everyone": False}
+        body = self.payload.get("data", self.payload) if self.via == "interaction" else self.payload
+        allowed = body.get("allowed_mentions")
+        parse = set(allowed.get("parse", [])) if allowed is not None else {"users", "roles", "everyone"}
+        listed_users = {int(i) for i in (allowed or {}).get("users", [])}
+        listed_roles = {int(i) for i in (allowed or {}).get("roles", [])}
+        content = self.message.get("content") or ""
+        users = [int(i) for i in dict.fromkeys(re.findall(r"<@!?(\d+)>", content))
+                 if "users" in parse or int(i) in listed_users]
+        replied = self.message.get("referenced_message")
+        if replied and (allowed is None or allowed.get("replied_user")) and int(replied["author"]["id"]) not in users:
+            users.append(int(replied["author"]["id"]))
+        roles = [int(i) for i in dict.fromkeys(re.findall(r"<@&(\d+)>", content))
+                 if "roles" in parse or int(i) in listed_roles]
+        everyone = "everyone" in parse and re.search(r"@(everyone|here)\b", content) is not None
+        return {"users": users, "roles": roles, "everyone": everyone}
+
+    @property
     def filenames(self) -> List[str]:
         return [f.filename for f in self.files]
 
@@ -1809,6 +1833,11 @@ class FakeDiscord:
         extra: Optional[Dict[str, Any]] = None,
     ) -> Tuple[Optional[Dict[str, Any]], List[Upload], Optional[web.Response]]:
         """Validate and store a message the bot creates. Returns (message, uploads, error)."""
+        allowed = payload.get("allowed_mentions") or {}
+        for kind in ("users", "roles"):
+            if kind in allowed.get("parse", []) and allowed.get(kind):
+                return None, [], _form_error("allowed_mentions", "MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE",
+                                             f"parse:[\"{kind}\"] and {kind}: [ids...] are mutually exclusive.")
         pairs = self._resolve_new_attachments(payload, files)
         uploads = [up for up, _ in pairs]
         err = self._check_uploads(uploads, limit)

@@ -155,6 +155,7 @@ async def test_slash_command_defers_then_follows_up_with_preview(fake_discord: F
     assert preview.message_id == status.message_id and "50%" in preview.content
     assert reply.via == "followup" and reply.filenames == ["stylized.png"] and decoded(reply).size == (64, 48)
     assert "• **preview = true**" in reply.embeds[0]["description"]
+    assert reply.pings["users"] == [fake_discord.bob.id]  # a follow-up is no reply: the owner is pinged by name
 
 
 async def test_link_to_a_local_address_is_refused_unfetched(fake_discord: FakeDiscord, run_bot) -> None:
@@ -293,6 +294,21 @@ async def test_caps_by_role(fake_discord: FakeDiscord, run_bot) -> None:
     assert "steps=51 is over this server's cap of 50" in steps.content
 
 
+async def test_echoed_text_pings_nobody_and_links_nothing(fake_discord: FakeDiscord, run_bot) -> None:
+    """Whatever a user types comes back clipped and escaped, and pings nobody."""
+    alice, bob = fake_discord.alice, fake_discord.bob
+    async with run_bot(make_bot()):
+        for text in (f"<@{bob.id}>=1", "[Free_Nitro](https://evil.example)=1", "steps=@everyone", "k" * 1985 + "=1",
+                     " ".join(f"<@{bob.id}>" for _ in range(90))):
+            mark = fake_discord.mark()
+            request = await fake_discord.send_message(alice, f"!stylize {text}", attachments=photo_and_style())
+            reply = await fake_discord.wait_for(kind="message", since=mark)
+            assert replying_to(request)(reply) and reply.content.startswith("⚠️ ")
+            assert reply.pings == {"users": [], "roles": [], "everyone": False}, reply.content
+            assert f"<@{bob.id}>" not in reply.content and "[Free" not in reply.content.replace("\\[Free", "")
+            assert len(reply.content) < 600
+
+
 # ----------------------------------------------------------------------------- help and queue
 
 
@@ -324,7 +340,7 @@ async def test_queue_shows_running_and_waiting(fake_discord: FakeDiscord, run_bo
     assert listing.content.startswith("**Queue** (1 waiting)")
     assert f"🎨 running: <@{fake_discord.alice.id}>" in listing.content
     assert f"\n1. <@{fake_discord.bob.id}> · size 256" in listing.content
-    assert listing.payload["allowed_mentions"]["parse"] == []  # listing people does not ping them
+    assert listing.pings == {"users": [], "roles": [], "everyone": False}  # listing people does not ping them
 
 
 # --------------------------------------------------------------------------------- cancelling

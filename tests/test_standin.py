@@ -272,3 +272,32 @@ async def test_modal_ephemeral_reply_and_edit_original(fake_discord: FakeDiscord
     assert reply.via == "interaction" and reply.ephemeral and reply.content == "steps=300"
     assert edit.via == "webhook" and edit.message_id == reply.message_id and edit.content == "saved steps=300"
     assert fake_discord.original_response(submit)["content"] == "saved steps=300"
+
+
+async def test_pings_follow_allowed_mentions(fake_discord: FakeDiscord) -> None:
+    alice, bob = fake_discord.alice, fake_discord.bob
+    role = fake_discord.moderator_role_id
+    text = f"{alice.mention} {bob.mention} <@&{role}> @everyone"
+    bot = make_bot()
+    async with run_bot(bot):
+        channel = bot.get_channel(fake_discord.channel_id)
+        asked = await fake_discord.send_message(bob, "hello")
+        await channel.send(text)  # no allowed_mentions: everything pings
+        await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
+        await channel.send(text, allowed_mentions=discord.AllowedMentions(users=[discord.Object(alice.id)]))
+        replied = channel.get_partial_message(int(asked["id"]))
+        await replied.reply(f"escaped: <@\u200b{alice.id}> @\u200beveryone",
+                            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=False))
+        await replied.reply("quiet", mention_author=False)
+        with pytest.raises(discord.HTTPException) as conflict:
+            await bot.http.request(discord.http.Route("POST", "/channels/{channel_id}/messages",
+                                                      channel_id=channel.id),
+                                   json={"content": text, "allowed_mentions": {"parse": ["users"], "users": [alice.id]}})
+    assert conflict.value.code == 50035
+    assert [e.pings for e in fake_discord.sent] == [
+        {"users": [alice.id, bob.id], "roles": [role], "everyone": True},
+        {"users": [], "roles": [], "everyone": False},
+        {"users": [alice.id], "roles": [role], "everyone": True},
+        {"users": [bob.id], "roles": [], "everyone": False},  # the reply pings its author, escaped text nobody
+        {"users": [], "roles": [], "everyone": False},
+    ]

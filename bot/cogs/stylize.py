@@ -42,9 +42,9 @@ from engine import SPECS, ParamError, Spec
 from ..inputs.fetch import FetchError, fetch_url
 from ..inputs.images import ImageError, decode_image
 from ..jobs import Detached, Job, QueueFull, Snapshot, Status
-from ..parsing import (Arguments, UsageError, check_blend, parse_settings, pick_inputs, pick_slash_inputs,
+from ..parsing import (Arguments, UsageError, check_blend, echo, parse_settings, pick_inputs, pick_slash_inputs,
                        split_arguments)
-from ..render import encode_for_upload, help_embeds, preview_png, queue_text, result_embed, status_text, usage
+from ..render import encode_for_upload, fit, help_embeds, preview_png, queue_text, result_embed, status_text, usage
 
 if TYPE_CHECKING:
     from ..app import StylizeBot
@@ -150,7 +150,7 @@ class Origin:
             if message_id is not None:
                 options.setdefault("reference", discord.MessageReference(
                     message_id=message_id, channel_id=channel.id, fail_if_not_exists=False))
-            return await channel.send(content, **options)
+            return await channel.send(None if content is None else fit(content), **options)
 
         guild = getattr(channel, "guild", None)
         return cls(channel, reply, guild.filesize_limit if guild is not None
@@ -247,7 +247,7 @@ class Stylize(commands.Cog):
         else:
             targets = [j for j in pending if j.id == job.strip("`")]
             if not targets:
-                raise UsageError(f"No job `{job.strip('`')[:16]}` is waiting or running.")
+                raise UsageError(f"No job '{echo(job)}' is waiting or running.")
             if targets[0].user_id != ctx.author.id and not self._is_moderator(ctx.author):
                 raise UsageError("That's someone else's job — only its owner or a moderator can cancel it.")
         reason = self._cancel_reason(ctx.author, targets[0])
@@ -266,13 +266,12 @@ class Stylize(commands.Cog):
         try:
             job = next((j for j in await self.bot.backend.jobs() if j.id == job_id), None)
         except QueueFull as busy:
-            await interaction.response.send_message(str(busy), ephemeral=True)
+            await _tell(interaction, str(busy))
             return
         if job is None:
-            await interaction.response.send_message("That job has already finished.", ephemeral=True)
+            await _tell(interaction, "That job has already finished.")
         elif job.user_id != interaction.user.id and not self._is_moderator(interaction.user):
-            await interaction.response.send_message(
-                f"Only <@{job.user_id}> or a moderator can cancel this job.", ephemeral=True)
+            await _tell(interaction, f"Only <@{job.user_id}> or a moderator can cancel this job.")
         else:  # answer first: the job's own final edit must land after this one
             await interaction.response.edit_message(content=f"🛑 Cancelling job `{job_id}`…", view=None)
             await self.bot.backend.cancel(job_id, self._cancel_reason(interaction.user, job))
@@ -400,10 +399,11 @@ class Stylize(commands.Cog):
     async def _conclude(self, origin: Origin, job: Job, status: discord.PartialMessage) -> None:
         """Final status line, and a reply with the picture (or the reason there is none)."""
         mention = f"<@{job.user_id}>"
+        ping = discord.AllowedMentions(users=[discord.Object(job.user_id)])  # the one ping the bot means
         if job.status is Status.CANCELLED:
             await _edit(status, content=f"🛑 Job `{job.id}` {job.error}.", view=None, attachments=[])
             if job.error != f"cancelled by {mention}":
-                await origin.reply(f"{mention} your job `{job.id}` was {job.error}.")
+                await origin.reply(f"{mention} your job `{job.id}` was {job.error}.", allowed_mentions=ping)
             return
         encoded = None
         if job.status is Status.DONE:
@@ -414,7 +414,7 @@ class Stylize(commands.Cog):
                 job.error = "the picture is too large to upload here — try a smaller size"
         if encoded is None:
             await _edit(status, content=f"❌ Job `{job.id}` failed: {job.error}.", view=None, attachments=[])
-            await origin.reply(f"{mention} sorry, your job `{job.id}` failed: {job.error}.")
+            await origin.reply(f"{mention} sorry, your job `{job.id}` failed: {job.error}.", allowed_mentions=ping)
             return
         assert job.result is not None
         data, filename = encoded
@@ -422,19 +422,26 @@ class Stylize(commands.Cog):
                     attachments=[])
         try:
             await origin.reply(f"{mention} here is your painting!", embed=result_embed(job, job.given, filename),
-                               file=discord.File(io.BytesIO(data), filename))
+                               file=discord.File(io.BytesIO(data), filename), allowed_mentions=ping)
         except discord.HTTPException as error:
             log.warning("could not upload the result of job %s: %s", job.id, error)
             await origin.reply(f"{mention} your painting is ready, but Discord refused the upload "
-                               f"({error.text or error.status}) — try a smaller size.")
+                               f"({error.text or error.status}) — try a smaller size.", allowed_mentions=ping)
 
 
 async def _edit(message: discord.PartialMessage, **changes: Any) -> None:
     """Edit a status message; a failure (deleted, rate-limited for too long) only costs that edit."""
+    if changes.get("content") is not None:
+        changes["content"] = fit(changes["content"])
     try:
         await message.edit(**changes)
     except discord.HTTPException as error:
         log.warning("could not edit status message %s: %s", message.id, error)
+
+
+async def _tell(interaction: discord.Interaction, text: str) -> None:
+    """Answer a button press with a note only its presser sees."""
+    await interaction.response.send_message(fit(text), ephemeral=True)
 
 
 def _upload_limit(ctx: commands.Context[Any]) -> int:
