@@ -8,7 +8,7 @@ text passes (a longer one is refused by Discord, and the user would see nothing)
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import discord
 from PIL import Image
@@ -119,20 +119,27 @@ def help_embeds(prefix: str, base: Settings, caps: Caps) -> list[discord.Embed]:
     return embeds
 
 
-def queue_text(jobs: Sequence[Job]) -> str:
-    """Running jobs, then waiting ones in order, cut to one message."""
+def queue_text(jobs: Sequence[Job], shown: Callable[[Job], bool] = lambda job: True) -> str:
+    """Running jobs, then waiting ones in the order they will run, cut to one message. Only the `shown`
+    ones are listed (numbered by their place in the whole line); the others are only counted."""
     if not jobs:
         return "The queue is empty — nothing is running or waiting."
     lines = []
-    waiting = 0
+    waiting = hidden = 0
     for job in jobs:
+        running = job.status is Status.RUNNING
+        waiting += not running
+        if not shown(job):
+            hidden += 1
+            continue
         what = f"<@{job.user_id}> · size {job.settings.size}, {job.settings.steps} steps · job `{job.id}`"
-        if job.status is Status.RUNNING:
+        if running:
             done = f" · {job.progress.step / job.progress.total:.0%}" if job.progress else ""
             lines.append(f"🎨 running: {what}{done}")
         else:
-            waiting += 1
             lines.append(f"{waiting}. {what}")
+    if hidden:
+        lines.append(f"…and {hidden} job{'s' if hidden > 1 else ''} from elsewhere.")
     return fit(f"**Queue** ({waiting} waiting)\n" + "\n".join(lines))
 
 

@@ -25,7 +25,7 @@ from bot.app import StylizeBot
 from bot.config import Config, parse_config
 from bot.inputs.fetch import make_session
 from bot.health import HealthReporter, diagnose
-from bot.jobs import InProcessBackend, Runner, engine_runner
+from bot.jobs import InProcessBackend, Job, Runner, engine_runner
 from discord_standin import Event, FakeDiscord, Upload
 from engine import SPECS, OutOfMemory
 from test_bot_jobs import FakeRunner
@@ -386,6 +386,39 @@ async def test_cancel_command_and_button(fake_discord: FakeDiscord, run_bot) -> 
     assert replying_to(running_request)(told) and told.content.startswith(f"<@{alice.id}> your job")
     # alice cancelled her own queued job herself: she was not told again
     assert not fake_discord.find(lambda e: replying_to(queued_request)(e) and "was cancelled" in (e.content or ""))
+
+
+async def test_moderators_and_queue_stay_in_their_server(fake_discord: FakeDiscord, run_bot) -> None:
+    """A moderator of this server neither lists nor cancels jobs from DMs or other servers; in DMs,
+    `queue` lists only one's own jobs."""
+    runner = FakeRunner()
+    alice, bob, mod = fake_discord.alice, fake_discord.bob, fake_discord.moderator
+    async with run_bot(make_bot(runner=runner)) as bot:
+        here = await fake_discord.send_message(alice, "!stylize", attachments=photo_and_style())
+        here_id = (await status_of(fake_discord, here, 0)).content.split("`")[-2]
+        mark = fake_discord.mark()
+        in_dm = await fake_discord.send_message(bob, "!stylize", attachments=photo_and_style(), dm=True)
+        dm_id = (await status_of(fake_discord, in_dm, mark)).content.split("`")[-2]
+        elsewhere = Job(user_id=4242, channel_id=1, guild_id=fake_discord.guild_id + 1, message_id=None,
+                        content=Image.new("RGB", (8, 8)), styles=(Image.new("RGB", (8, 8)),),
+                        settings=bot.config.defaults)  # a job from another server the bot is in
+        await bot.backend.submit(elsewhere)
+
+        async def answer(user: Any, text: str, **where: Any) -> str:
+            mark = fake_discord.mark()
+            await fake_discord.send_message(user, text, **where)
+            return (await fake_discord.wait_for(kind="message", since=mark)).content
+
+        listing = await answer(mod, "!stylize queue")
+        assert here_id in listing and dm_id not in listing and elsewhere.id not in listing
+        assert listing.startswith("**Queue** (2 waiting)") and "…and 2 jobs from elsewhere." in listing
+        mine = await answer(bob, "!stylize queue", dm=True)
+        assert f"\n1. <@{bob.id}>" in mine and dm_id in mine and here_id not in mine and elsewhere.id not in mine
+        for job_id in (dm_id, elsewhere.id):
+            assert f"No job '{job_id}' is waiting or running." in await answer(mod, f"!stylize cancel {job_id}")
+        assert {j.id for j in await bot.backend.jobs()} == {here_id, dm_id, elsewhere.id}
+        assert "Cancelled job" in await answer(mod, f"!stylize cancel {here_id}")  # this server's: yes
+        runner.release_all()
 
 
 async def test_own_button_cancels_a_running_job(fake_discord: FakeDiscord, run_bot) -> None:

@@ -238,17 +238,18 @@ class Stylize(commands.Cog):
     @stylize.command(name="cancel", description="Cancel your jobs, or one job by its id")
     @app_commands.describe(job="the job id from its status message (default: all of yours)")
     async def cancel(self, ctx: commands.Context[Any], job: Optional[str] = None) -> None:
-        """Cancel your waiting or running jobs (moderators may cancel anyone's by id)."""
+        """Cancel your waiting or running jobs (this server's moderators may cancel its jobs by id)."""
         pending = await self.bot.backend.jobs()
         if job is None:
             targets = [j for j in pending if j.user_id == ctx.author.id]
             if not targets:
                 raise UsageError("You have no job waiting or running.")
         else:
-            targets = [j for j in pending if j.id == job.strip("`")]
+            targets = [j for j in pending if j.id == job.strip("`")
+                       and (j.user_id == ctx.author.id or _of_this_server(j, ctx.guild))]
             if not targets:
                 raise UsageError(f"No job '{echo(job)}' is waiting or running.")
-            if targets[0].user_id != ctx.author.id and not self._is_moderator(ctx.author):
+            if targets[0].user_id != ctx.author.id and not self._is_moderator(ctx.author, targets[0]):
                 raise UsageError("That's someone else's job — only its owner or a moderator can cancel it.")
         reason = self._cancel_reason(ctx.author, targets[0])
         cancelled = [j.id for j in targets if await self.bot.backend.cancel(j.id, reason)]
@@ -258,9 +259,11 @@ class Stylize(commands.Cog):
 
     @stylize.command(name="queue", description="What is running and what is waiting")
     async def queue(self, ctx: commands.Context[Any]) -> None:
-        """Show the running job(s) and the waiting ones, in the order they will run."""
-        await ctx.reply(queue_text(await self.bot.backend.jobs()), mention_author=False,
-                        allowed_mentions=discord.AllowedMentions.none())
+        """Show this server's running and waiting jobs (in DMs: your own), in the order they will run."""
+        def shown(job: Job) -> bool:
+            return _of_this_server(job, ctx.guild) if ctx.guild is not None else job.user_id == ctx.author.id
+
+        await ctx.reply(queue_text(await self.bot.backend.jobs(), shown), mention_author=False)
 
     async def cancel_from_button(self, interaction: discord.Interaction, job_id: str) -> None:
         try:
@@ -270,7 +273,7 @@ class Stylize(commands.Cog):
             return
         if job is None:
             await _tell(interaction, "That job has already finished.")
-        elif job.user_id != interaction.user.id and not self._is_moderator(interaction.user):
+        elif job.user_id != interaction.user.id and not self._is_moderator(interaction.user, job):
             await _tell(interaction, f"Only <@{job.user_id}> or a moderator can cancel this job.")
         else:  # answer first: the job's own final edit must land after this one
             await interaction.response.edit_message(content=f"🛑 Cancelling job `{job_id}`…", view=None)
@@ -299,8 +302,9 @@ class Stylize(commands.Cog):
 
     # ----------------------------------------------------------------------------------- helpers
 
-    def _is_moderator(self, user: discord.abc.User) -> bool:
-        return isinstance(user, discord.Member) and (
+    def _is_moderator(self, user: discord.abc.User, job: Job) -> bool:
+        """Whether `user` moderates the server `job` came from (no one moderates DMs)."""
+        return isinstance(user, discord.Member) and _of_this_server(job, user.guild) and (
             user.guild_permissions.manage_messages
             or any(role.id in self.config.access.moderator_roles for role in user.roles))
 
@@ -451,6 +455,10 @@ def _upload_limit(ctx: commands.Context[Any]) -> int:
     if ctx.guild is not None:
         return ctx.guild.filesize_limit
     return discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+
+
+def _of_this_server(job: Job, guild: discord.Guild | None) -> bool:
+    return guild is not None and job.guild_id == guild.id
 
 
 def _role_ids(user: discord.abc.User) -> list[int]:
