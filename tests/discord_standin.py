@@ -51,6 +51,8 @@ import logging
 import mimetypes
 import re
 import secrets
+import socket
+import struct
 import time
 import urllib.parse
 from collections import Counter
@@ -409,6 +411,7 @@ class _Fault:
     status: int
     body: Dict[str, Any]
     times: int
+    reset: bool = False
 
 
 @dataclass
@@ -1047,15 +1050,17 @@ class FakeDiscord:
         message: str = "injected failure",
         times: int = 1,
         body: Optional[Dict[str, Any]] = None,
+        reset: bool = False,
     ) -> None:
         """Answer the next ``times`` requests whose method matches (``"*"`` = any) and whose path
-        (e.g. ``/api/v10/channels/123/messages``) matches ``path_regex`` with an error.
+        (e.g. ``/api/v10/channels/123/messages``) matches ``path_regex`` with an error — or, with
+        ``reset``, not at all: the connection is reset (TCP RST) once the request is read, which
+        the client sees as ``aiohttp.ClientOSError`` errno 104 (not a ``discord.HTTPException``).
 
         Note: discord.py retries 500/502/504 up to 5 times with 1, 3, 5, 7 s sleeps; use
         e.g. 403/404/400 (or 429 with ``body={"retry_after": 0.01, ...}``) for fast tests."""
-        self._faults.append(
-            _Fault(method.upper(), re.compile(path_regex), status, body or {"message": message, "code": code}, times)
-        )
+        self._faults.append(_Fault(method.upper(), re.compile(path_regex), status,
+                                   body or {"message": message, "code": code}, times, reset))
 
     # ----------------------------------------------------------------------------------------
     # gateway
@@ -1727,6 +1732,8 @@ class FakeDiscord:
                 if fault.times > 0 and fault.method in ("*", request.method) and fault.pattern.search(path):
                     fault.times -= 1
                     await request.read()
+                    if fault.reset:
+                        return self._reset(request)
                     return _json_response(fault.body, status=fault.status)
 
             if request.method == "GET" and (path.startswith("/cdn/") or path.startswith("/media/")):
@@ -1753,6 +1760,15 @@ class FakeDiscord:
             log.exception("stand-in handler failed for %s %s", request.method, path)
             self.internal_errors.append(f"{request.method} {path}: {exc!r}")
             return _error(400, 0, f"stand-in internal error: {exc!r}")
+
+    @staticmethod
+    def _reset(request: web.Request) -> web.StreamResponse:
+        """Drop the connection with a TCP RST (SO_LINGER 0), as a flaky network or proxy does."""
+        transport = request.transport
+        assert transport is not None
+        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+        return web.Response(status=204)  # never sent: the connection is gone
 
     async def _read_body(self, request: web.Request) -> Tuple[Any, Dict[int, Upload]]:
         """JSON body, or multipart ``payload_json`` + ``files[n]`` (returns ``{n: Upload}``)."""

@@ -87,6 +87,15 @@ class Gate:
         return self.runner(job, hold, cancel)
 
 
+async def eventually(condition: Callable[[], bool], timeout: float = 15) -> None:
+    """Wait until `condition()` holds (for outcomes that show in logs, not in Discord's events)."""
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never held")
+
+
 def replying_to(message: dict[str, Any]) -> Callable[[Event], bool]:
     return lambda e: (e.reference or {}).get("message_id") == message["id"]
 
@@ -239,9 +248,23 @@ async def test_no_status_message_no_job(fake_discord: FakeDiscord, run_bot, capl
         fake_discord.fail_next("POST", r"/channels/\d+/messages$", status=403, code=50013,
                                message="Missing Permissions", times=2)  # the status, then the error reply
         await fake_discord.send_message(fake_discord.alice, "!stylize", attachments=photo_and_style())
-        await fake_discord.wait_quiet(0.2)
+        await eventually(lambda: "could not answer" in caplog.text)  # the error reply failed too: the end
         assert await bot.backend.jobs() == []
     assert "Missing Permissions" in caplog.text  # logged as our problem, not the user's
+
+
+async def test_a_network_error_posting_the_status_drops_the_job(fake_discord: FakeDiscord, run_bot,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """A connection reset (aiohttp's ClientOSError, not an HTTPException) must not orphan the job."""
+    runner = FakeRunner()
+    async with run_bot(make_bot(runner=runner)) as bot:
+        fake_discord.fail_next("POST", r"/channels/\d+/messages$", reset=True)  # the status message
+        request = await fake_discord.send_message(fake_discord.alice, "!stylize", attachments=photo_and_style())
+        sorry = await fake_discord.wait_for(replying_to(request), kind="message")
+        assert await bot.backend.jobs() == []
+        for job_id in runner.ran:  # cancelled, and collected: nothing is kept
+            assert await bot.backend.snapshot(job_id) is None
+    assert "Something went wrong on my side" in sorry.content and "Connection reset by peer" in caplog.text
 
 
 # ------------------------------------------------------------------------------------ refusals

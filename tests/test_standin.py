@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import aiohttp
 import discord
 import pytest
 from discord.ext import commands
@@ -301,3 +302,15 @@ async def test_pings_follow_allowed_mentions(fake_discord: FakeDiscord) -> None:
         {"users": [bob.id], "roles": [], "everyone": False},  # the reply pings its author, escaped text nobody
         {"users": [], "roles": [], "everyone": False},
     ]
+
+
+async def test_connection_reset(fake_discord: FakeDiscord) -> None:
+    bot = make_bot()
+    async with run_bot(bot):
+        channel = bot.get_channel(fake_discord.channel_id)
+        fake_discord.fail_next("POST", r"/channels/\d+/messages$", reset=True)
+        with pytest.raises(aiohttp.ClientOSError) as reset:
+            await channel.send("lost")
+        assert reset.value.errno == 104 and not isinstance(reset.value, discord.HTTPException)
+        await channel.send("the next request gets through")
+    assert [e.content for e in fake_discord.sent] == ["the next request gets through"]

@@ -221,7 +221,8 @@ class Stylize(commands.Cog):
         try:
             status = await ctx.reply(status_text(job.id, Snapshot(Status.QUEUED, position, None, None)),
                                      view=cancel_view(job.id), mention_author=False)
-        except discord.HTTPException:  # nobody could follow this job: don't paint it
+        except BaseException:  # Discord refused it, or the network failed (not an HTTPException): nobody
+            # could follow this job, so don't paint it, and collect it so that the backend forgets it
             await self.bot.backend.cancel(job.id, "cancelled: its status message could not be posted")
             await self.bot.backend.result(job.id)
             raise
@@ -297,7 +298,7 @@ class Stylize(commands.Cog):
             text = "Something went wrong on my side — it has been logged. Please try again later."
         try:
             await ctx.reply(f"⚠️ {text}", ephemeral=True, mention_author=False)
-        except discord.HTTPException as failure:  # e.g. no permission to post here: nothing more to do
+        except Exception as failure:  # refused, or the network failed again: nothing more to do
             log.warning("could not answer %s in channel %s: %s", ctx.author.id, ctx.channel.id, failure)
 
     # ----------------------------------------------------------------------------------- helpers
