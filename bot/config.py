@@ -99,6 +99,15 @@ class Access:
         return not self.channels or channel_id in self.channels
 
 
+@dataclass(frozen=True)
+class Cooldown:
+    """Per user: at most `commands` commands and `buttons` button presses in any `seconds`."""
+
+    commands: int = _at_least(1, default=5)
+    buttons: int = _at_least(1, default=5)
+    seconds: float = _at_least(1, default=30.0)
+
+
 BACKENDS = ("inprocess", "celery")
 _REDIS_URL = re.compile(r"(rediss?|unix)://\S+")
 
@@ -124,6 +133,7 @@ class Config:
     owner_ids: frozenset[int] = frozenset()  # empty: the application's owner(s)
     access: Access = Access()
     limits: Limits = Limits()
+    cooldown: Cooldown = Cooldown()
     jobs: Jobs = Jobs()
     defaults: Settings = Settings()  # the `base` of every job's settings
 

@@ -679,16 +679,21 @@ class FakeDiscord:
         self._add_role(role_id, name, value, position=len(self.roles))
         return role_id
 
-    def add_text_channel(self, name: str, *, channel_id: Optional[int] = None) -> int:
-        """Add a guild text channel (call before the bot connects). Returns its id."""
+    def add_text_channel(self, name: str, *, channel_id: Optional[int] = None,
+                         deny_bot: Optional[discord.Permissions] = None) -> int:
+        """Add a guild text channel (call before the bot connects). Returns its id. ``deny_bot``:
+        permissions a member overwrite takes from the bot there (e.g. ``send_messages``); the
+        stand-in then refuses what they guard, like Discord (403, code 50013)."""
         cid = channel_id or self._snowflake()
+        overwrites = [] if deny_bot is None else [
+            {"id": str(self.bot_user.id), "type": 1, "allow": "0", "deny": str(deny_bot.value)}]
         self.channels[cid] = {
             "id": str(cid),
             "type": 0,
             "guild_id": str(self.guild_id),
             "name": name,
             "position": len([c for c in self.channels.values() if c.get("guild_id")]),
-            "permission_overwrites": [],
+            "permission_overwrites": overwrites,
             "nsfw": False,
             "parent_id": None,
             "topic": None,
@@ -767,6 +772,27 @@ class FakeDiscord:
                 value |= int(role["permissions"])
         if value & discord.Permissions(administrator=True).value:
             return discord.Permissions.all().value
+        return value
+
+    def channel_permissions(self, user: User, channel_id: int) -> int:
+        """Permission bits of ``user`` in a channel: guild-level bits, then the channel's overwrites
+        for @everyone, the user's roles and the user, in Discord's order (DMs: everything)."""
+        channel = self.channels[channel_id]
+        if not channel.get("guild_id"):
+            return discord.Permissions.all().value  # a DM: no overwrites take anything away
+        value = self.permissions_for(user)
+        if value == discord.Permissions.all().value:  # owner or administrator: overwrites don't apply
+            return value
+        overwrites = {(int(o["type"]), int(o["id"])): o for o in channel.get("permission_overwrites", [])}
+        everyone = overwrites.get((0, self.guild_id))
+        roles = [o for (kind, oid), o in overwrites.items() if kind == 0 and oid in user.roles]
+        member = overwrites.get((1, user.id))
+        for layer in ([everyone] if everyone else [], roles, [member] if member else []):
+            deny = allow = 0
+            for o in layer:
+                deny |= int(o["deny"])
+                allow |= int(o["allow"])
+            value = (value & ~deny) | allow
         return value
 
     def member_json(self, user: User, *, with_user: bool = True, permissions: bool = False) -> Dict[str, Any]:
@@ -2029,6 +2055,7 @@ class FakeDiscord:
 
     async def _r_typing(self, request: web.Request, cid: str) -> web.Response:
         _, err = self._channel_or_404(cid)
+        err = err or self._bot_may(int(cid), view_channel=True, send_messages=True)
         if err:
             return err
         self._record("typing", "channel", method="POST", path=request.path, channel_id=int(cid))
@@ -2059,9 +2086,20 @@ class FakeDiscord:
     def _channel_limit(self, cid: int) -> int:
         return self.guild_filesize_limit if self.channels.get(cid, {}).get("guild_id") else _TIER_FILESIZE[0]
 
+    def _bot_may(self, channel_id: int, **needed: bool) -> Optional[web.Response]:
+        """None if the bot holds ``needed`` (e.g. ``send_messages=True``) in the channel, else Discord's 403."""
+        held = discord.Permissions(self.channel_permissions(self.bot_user, channel_id))
+        if discord.Permissions(**needed) <= held:
+            return None
+        return _error(403, 50013, "Missing Permissions")
+
     async def _r_create_message(self, request: web.Request, cid: str) -> web.Response:
         _, err = self._channel_or_404(cid)
         if err:
+            return err
+        err = self._bot_may(int(cid), view_channel=True, send_messages=True)
+        if err:
+            await request.read()
             return err
         payload, files = await self._read_body(request)
         payload = payload or {}

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import signal
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import discord
 import pytest
 import torch
 from PIL import Image
@@ -271,7 +273,7 @@ async def test_a_network_error_posting_the_status_drops_the_job(fake_discord: Fa
 
 
 async def test_bad_settings_get_a_friendly_answer(fake_discord: FakeDiscord, run_bot) -> None:
-    async with run_bot(make_bot()):
+    async with run_bot(make_bot(config(cooldown={"commands": 10}))):
         for text, expected in [("steps=abc", "steps must be a number, got 'abc'"),
                                ("stile_weight=1", "unknown setting 'stile_weight' — did you mean style_weight?"),
                                ("style_blend=2,1", "style_blend has 2 weights but you gave 1 style image")]:
@@ -320,7 +322,7 @@ async def test_caps_by_role(fake_discord: FakeDiscord, run_bot) -> None:
 async def test_echoed_text_pings_nobody_and_links_nothing(fake_discord: FakeDiscord, run_bot) -> None:
     """Whatever a user types comes back clipped and escaped, and pings nobody."""
     alice, bob = fake_discord.alice, fake_discord.bob
-    async with run_bot(make_bot()):
+    async with run_bot(make_bot(config(cooldown={"commands": 10}))):
         for text in (f"<@{bob.id}>=1", "[Free_Nitro](https://evil.example)=1", "steps=@everyone", "k" * 1985 + "=1",
                      " ".join(f"<@{bob.id}>" for _ in range(90))):
             mark = fake_discord.mark()
@@ -474,6 +476,54 @@ async def test_failed_job_is_explained_and_the_next_one_runs(fake_discord: FakeD
                                              timeout=10)
     assert sorry.content.endswith("failed: the CUDA ran out of memory at size=512; try a smaller size.")
     assert result.filenames == ["stylized.png"]
+
+
+# ------------------------------------------- Discord's invalid-request limit: silence and cooldowns
+
+
+async def test_no_answers_where_the_bot_may_not_post(fake_discord: FakeDiscord, run_bot,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """Each answer there would fail with 403, and 10,000 of those in 10 minutes get the IP banned."""
+    muted = fake_discord.add_text_channel("announcements", deny_bot=discord.Permissions(send_messages=True))
+    async with run_bot(make_bot()):
+        for text in ("!stylize", "!stylize help", "!stylize queue", "!stylize cancel", "!stylize x=1"):
+            await fake_discord.send_message(fake_discord.alice, text, channel_id=muted, attachments=photo_and_style())
+        await eventually(lambda: "I may not send messages there" in caplog.text)
+        mark = fake_discord.mark()
+        await fake_discord.send_message(fake_discord.alice, "!stylize help")  # where it may, it answers
+        await fake_discord.wait_for(kind="message", since=mark)
+    assert [str(r) for r in fake_discord.requests if f"/channels/{muted}/" in r.path] == []
+    assert caplog.text.count("I may not send messages there") == 1  # logged once, not once per command
+
+
+async def test_cooldown_on_commands_and_buttons(fake_discord: FakeDiscord, run_bot) -> None:
+    runner = FakeRunner()
+    alice, bob = fake_discord.alice, fake_discord.bob
+    async with run_bot(make_bot(config(cooldown={"commands": 2, "buttons": 1, "seconds": 60}), runner=runner)):
+        request = await fake_discord.send_message(alice, "!stylize", attachments=photo_and_style())
+        status = await status_of(fake_discord, request, 0)
+        mark = fake_discord.mark()
+        await fake_discord.send_message(alice, "!stylize queue")
+        await fake_discord.wait_for(kind="message", since=mark)  # the second command in the period: fine
+        mark = fake_discord.mark()
+        for _ in range(5):
+            await fake_discord.send_message(alice, "!stylize queue")
+        await fake_discord.send_interaction(alice, "stylize queue")
+        slash = await fake_discord.wait_for(lambda e: e.ephemeral, kind="message", since=mark)
+        notes = fake_discord.find(kind="message", since=mark)
+        mark = fake_discord.mark()
+        await fake_discord.send_message(bob, "!stylize queue")  # per user: bob is not slowed down
+        assert (await fake_discord.wait_for(kind="message", since=mark)).content.startswith("**Queue**")
+        for _ in range(2):
+            mark = fake_discord.mark()
+            await fake_discord.click_button(bob, status.message_id, label="Cancel")
+            pressed = await fake_discord.wait_for(kind="message", since=mark)
+        await fake_discord.click_button(alice, status.message_id, label="Cancel")  # her own bucket
+        await edit_of(fake_discord, status, "cancelled by")
+    slow = r"You're going a bit fast — try again in \d+ s\."
+    assert slash.ephemeral and re.fullmatch(f"⚠️ {slow}", slash.content)
+    assert [n.content for n in notes if not n.ephemeral] == [slash.content]  # one note for five commands
+    assert pressed.ephemeral and re.fullmatch(slow, pressed.content)
 
 
 # ------------------------------------------------------------------------------ access, admin

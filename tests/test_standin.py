@@ -314,3 +314,20 @@ async def test_connection_reset(fake_discord: FakeDiscord) -> None:
         assert reset.value.errno == 104 and not isinstance(reset.value, discord.HTTPException)
         await channel.send("the next request gets through")
     assert [e.content for e in fake_discord.sent] == ["the next request gets through"]
+
+
+async def test_channel_overwrites_deny_the_bot(fake_discord: FakeDiscord) -> None:
+    muted = fake_discord.add_text_channel("announcements", deny_bot=discord.Permissions(send_messages=True))
+    bot = make_bot()
+    async with run_bot(bot):
+        guild = bot.get_guild(fake_discord.guild_id)
+        channel, general = guild.get_channel(muted), guild.get_channel(fake_discord.channel_id)
+        assert not channel.permissions_for(guild.me).send_messages and channel.permissions_for(guild.me).view_channel
+        assert general.permissions_for(guild.me).send_messages
+        with pytest.raises(discord.Forbidden) as refused:
+            await channel.send("hello")
+        assert refused.value.code == 50013
+        await general.send("hello")
+        await (await bot.fetch_user(fake_discord.alice.id)).send("a DM has no overwrites")
+    assert [e.content for e in fake_discord.sent] == ["hello", "a DM has no overwrites"]
+    assert fake_discord.channel_permissions(fake_discord.alice, muted) & discord.Permissions(send_messages=True).value

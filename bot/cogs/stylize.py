@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import math
 import types
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -175,6 +176,10 @@ class Stylize(commands.Cog):
         self.config = bot.config
         self._followers: set[asyncio.Task[None]] = set()
         self._recovery: asyncio.Task[None] | None = None
+        cooldown = self.config.cooldown
+        self._commands = _per_user(cooldown.commands, cooldown.seconds)
+        self._buttons = _per_user(cooldown.buttons, cooldown.seconds)
+        self._told = _per_user(1, cooldown.seconds)  # one "slow down" note per user and period
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(CancelButton)
@@ -189,6 +194,14 @@ class Stylize(commands.Cog):
 
     async def cog_check(self, ctx: commands.Context[Any]) -> bool:
         return self.config.access.allows(ctx.guild.id if ctx.guild else None, ctx.channel.id)
+
+    async def cog_before_invoke(self, ctx: commands.Context[Any]) -> None:
+        """The per-user cooldown, one bucket for all of the cog's commands, prefix and slash alike."""
+        bucket = self._commands.get_bucket(ctx.author.id)
+        assert bucket is not None  # a mapping keyed by user always has one
+        retry = bucket.update_rate_limit()
+        if retry is not None:
+            raise commands.CommandOnCooldown(bucket, retry, commands.BucketType.user)
 
     # ---------------------------------------------------------------------------------- commands
 
@@ -267,6 +280,10 @@ class Stylize(commands.Cog):
         await ctx.reply(queue_text(await self.bot.backend.jobs(), shown), mention_author=False)
 
     async def cancel_from_button(self, interaction: discord.Interaction, job_id: str) -> None:
+        retry = self._buttons.update_rate_limit(interaction.user.id)
+        if retry is not None:
+            await _tell(interaction, _slow_down(retry))
+            return
         try:
             job = next((j for j in await self.bot.backend.jobs() if j.id == job_id), None)
         except QueueFull as busy:
@@ -291,6 +308,10 @@ class Stylize(commands.Cog):
             if ctx.interaction is None:
                 return  # a channel the bot is not enabled in: stay quiet
             text = "I'm not enabled in this channel."
+        elif isinstance(error, commands.CommandOnCooldown):
+            if ctx.interaction is None and self._told.update_rate_limit(ctx.author.id) is not None:
+                return  # told once this period: more notes would be the flood the cooldown stops
+            text = _slow_down(error.retry_after)
         elif isinstance(error, commands.UserInputError):
             text = f"{error}\n\n{usage(self.config.prefix)}"
         else:
@@ -447,6 +468,15 @@ async def _edit(message: discord.PartialMessage, **changes: Any) -> None:
 async def _tell(interaction: discord.Interaction, text: str) -> None:
     """Answer a button press with a note only its presser sees."""
     await interaction.response.send_message(fit(text), ephemeral=True)
+
+
+def _per_user(rate: int, seconds: float) -> commands.CooldownMapping[int]:
+    """A token bucket per user id: `rate` uses in any `seconds`."""
+    return commands.CooldownMapping.from_cooldown(rate, seconds, lambda user_id: user_id)
+
+
+def _slow_down(retry_after: float) -> str:
+    return f"You're going a bit fast — try again in {math.ceil(retry_after)} s."
 
 
 def _upload_limit(ctx: commands.Context[Any]) -> int:
