@@ -3,7 +3,8 @@
 Every table maps onto a frozen dataclass. Unknown keys, wrong types and out-of-range values stop
 the bot with one clear line naming the file and the key, because a typo that is silently ignored
 ("max_step = 50") is worse than a refusal to start. The token may come from the environment
-(DISCORD_TOKEN, which wins) or the file; it is kept out of repr(), str() and every error message.
+(DISCORD_TOKEN, or DISCORD_TOKEN_FILE naming a file that holds it, as Docker secrets do; either wins)
+or the configuration file; it is kept out of repr(), str() and every error message.
 So is [jobs] redis_url, which STYLIZE_REDIS_URL overrides the same way (the workers read that too).
 """
 
@@ -23,6 +24,7 @@ from typing import Any
 from engine import ParamError, Settings
 
 TOKEN_ENV = "DISCORD_TOKEN"
+TOKEN_FILE_ENV = "DISCORD_TOKEN_FILE"  # a file holding the token, e.g. a Docker secret in /run/secrets/
 REDIS_URL_ENV = "STYLIZE_REDIS_URL"  # wins over [jobs] redis_url (it may hold a password); workers read it too
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -97,6 +99,15 @@ class Access:
         return not self.channels or channel_id in self.channels
 
 
+@dataclass(frozen=True)
+class Cooldown:
+    """Per user: at most `commands` commands and `buttons` button presses in any `seconds`."""
+
+    commands: int = _at_least(1, default=5)
+    buttons: int = _at_least(1, default=5)
+    seconds: float = _at_least(1, default=30.0)
+
+
 BACKENDS = ("inprocess", "celery")
 _REDIS_URL = re.compile(r"(rediss?|unix)://\S+")
 
@@ -122,12 +133,13 @@ class Config:
     owner_ids: frozenset[int] = frozenset()  # empty: the application's owner(s)
     access: Access = Access()
     limits: Limits = Limits()
+    cooldown: Cooldown = Cooldown()
     jobs: Jobs = Jobs()
     defaults: Settings = Settings()  # the `base` of every job's settings
 
 
 def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Config:
-    """Read and check `path` (None: all defaults); `env` may supply DISCORD_TOKEN."""
+    """Read and check `path` (None: all defaults); `env` may supply DISCORD_TOKEN or DISCORD_TOKEN_FILE."""
     where = str(path) if path is not None else "configuration"
     table: dict[str, Any] = {}
     if path is not None:
@@ -151,10 +163,10 @@ def parse_config(table: Mapping[str, Any], *, where: str = "configuration",
     if not isinstance(defaults, dict):
         raise ConfigError(f"{where}: [defaults] must be a table of hyperparameters")
     config: Config = _build(Config, table, where, "")
-    token = (env or {}).get(TOKEN_ENV) or config.token
+    token = _token(env or {}, config.token, where)
     if not token.strip():
-        raise ConfigError(f"{where}: no bot token — set the {TOKEN_ENV} environment variable "
-                          "or `token` in the file")
+        raise ConfigError(f"{where}: no bot token — set the {TOKEN_ENV} environment variable, "
+                          f"or {TOKEN_FILE_ENV} to a file that holds it, or `token` in the file")
     if not config.prefix.strip() or config.prefix != config.prefix.strip():
         raise ConfigError(f"{where}: prefix must be non-empty, without spaces around it")
     if not _DEVICE.fullmatch(config.device):
@@ -185,6 +197,21 @@ def parse_config(table: Mapping[str, Any], *, where: str = "configuration",
         raise ConfigError(f"{where}: [defaults] size={base.size} steps={base.steps} exceed "
                           f"[limits] max_size={config.limits.max_size} max_steps={config.limits.max_steps}") from None
     return dataclasses.replace(config, token=token.strip(), log_level=config.log_level.upper(), defaults=base)
+
+
+def _token(env: Mapping[str, str], configured: str, where: str) -> str:
+    """$DISCORD_TOKEN, else the contents of the file $DISCORD_TOKEN_FILE names, else `token` from the file."""
+    direct, path = env.get(TOKEN_ENV), env.get(TOKEN_FILE_ENV)
+    if direct and path:
+        raise ConfigError(f"{where}: set {TOKEN_ENV} or {TOKEN_FILE_ENV}, not both")
+    if not path:
+        return direct or configured
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{where}: {TOKEN_FILE_ENV}: cannot read {path} ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: {TOKEN_FILE_ENV}: {path} is not a text file") from None
 
 
 def _build(cls: type, table: Mapping[str, Any], where: str, section: str) -> Any:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Access, Caps, Config, ConfigError, Limits, RoleLimit, load_config
+from bot.config import Access, Caps, Config, ConfigError, Cooldown, Limits, RoleLimit, load_config
 from engine import ParamError, Settings
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
@@ -28,7 +28,7 @@ def test_example_is_valid_and_shows_the_defaults() -> None:
 
 def test_example_documents_every_setting() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
-    for cls in (Config, Access, Limits, RoleLimit):
+    for cls in (Config, Access, Limits, RoleLimit, Cooldown):
         for f in dataclasses.fields(cls):
             if f.name != "defaults":
                 pattern = rf"^#? ?({f.name} = |\[{f.name}\]|\[\[limits\.{f.name}\]\])"
@@ -58,6 +58,9 @@ max_size = 4096
 [[limits.roles]]
 id = 8
 max_steps = 5000
+[cooldown]
+commands = 3
+seconds = 10
 [defaults]
 size = 256
 steps_per_epoch = 5
@@ -67,6 +70,7 @@ preserve_color = "luminance"
     assert (config.token, config.prefix, config.device, config.workers) == (SECRET, "?", "cuda:1", 2)
     assert config.log_level == "DEBUG" and config.progress_interval == 2.0 and config.owner_ids == {42}
     assert config.access == Access(frozenset({1, 2}), frozenset({3}), frozenset({4}))
+    assert config.cooldown == Cooldown(commands=3, buttons=5, seconds=10.0)
     assert config.limits.job_timeout == 60.0 and config.limits.roles == (RoleLimit(7, 4096), RoleLimit(8, None, 5000))
     assert config.defaults == Settings.parse({"size": 256, "steps_per_epoch": 5, "preserve_color": "luminance"})
 
@@ -111,6 +115,21 @@ def test_missing_file_and_no_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "nope.toml", env={"DISCORD_TOKEN": SECRET})
     assert load_config(None, env={"DISCORD_TOKEN": SECRET}).token == SECRET
+
+
+def test_token_from_a_file(tmp_path: Path) -> None:
+    """DISCORD_TOKEN_FILE (Docker secrets) names a file holding the token; it wins over `token` in the file."""
+    secret = tmp_path / "discord_token"
+    secret.write_text(SECRET + "\n", encoding="utf-8")  # secrets usually end with a newline
+    config_file = write(tmp_path, 'token = "from-the-file"')
+    assert load_config(config_file, env={"DISCORD_TOKEN_FILE": str(secret)}).token == SECRET
+    with pytest.raises(ConfigError, match="set DISCORD_TOKEN or DISCORD_TOKEN_FILE, not both"):
+        load_config(None, env={"DISCORD_TOKEN": SECRET, "DISCORD_TOKEN_FILE": str(secret)})
+    with pytest.raises(ConfigError, match=r"DISCORD_TOKEN_FILE: cannot read .*missing \(No such file"):
+        load_config(None, env={"DISCORD_TOKEN_FILE": str(tmp_path / "missing")})
+    secret.write_text("\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="no bot token"):
+        load_config(None, env={"DISCORD_TOKEN_FILE": str(secret)})
 
 
 def test_token_never_shown(tmp_path: Path) -> None:

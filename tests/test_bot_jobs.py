@@ -221,6 +221,24 @@ async def test_timeout_ends_the_job(runner: FakeRunner) -> None:
     await backend.close()
 
 
+async def test_finished_jobs_nobody_collects_expire(runner: FakeRunner) -> None:
+    """A job whose follower died is dropped with its pictures after `keep` seconds, not kept forever."""
+    backend = InProcessBackend(runner, keep=0.2)
+    await backend.start()
+    orphan = job(1)
+    await backend.submit(orphan)
+    runner.release(orphan)
+    for _ in range(100):
+        snapshot = await backend.snapshot(orphan.id)
+        if snapshot.status.finished:
+            break
+        await asyncio.sleep(0.01)
+    assert snapshot.status is Status.DONE  # finished, and waiting to be collected
+    await asyncio.sleep(0.3)
+    assert await backend.snapshot(orphan.id) is None
+    await backend.close()
+
+
 async def test_close_cancels_running_and_waiting(runner: FakeRunner) -> None:
     backend = InProcessBackend(runner, workers=1)
     await backend.start()

@@ -13,7 +13,8 @@ from PIL import Image
 from engine import Cancelled, EngineError, OutOfMemory, Progress, Settings, stylize
 from engine import color, transfer
 from engine.losses import content_loss, gram, style_loss, tv_loss
-from engine.vgg import CAFFE_SHA256, LAYERS, caffe_state_dict, caffe_weights_path, file_sha256, load_vgg
+from engine.vgg import (CAFFE_SHA256, LAYERS, caffe_state_dict, caffe_weights_path, device_key, file_sha256,
+                        load_vgg)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -61,6 +62,14 @@ def test_model_is_frozen_cached_and_cut_after_relu5_1() -> None:
     assert load_vgg("cpu") is vgg
     assert not any(p.requires_grad for p in vgg.parameters())
     assert len(vgg.trunk) == LAYERS["relu5_1"] + 1
+
+
+def test_one_model_per_device_however_it_is_spelled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bot says "cuda:0", pick_device says "cuda": both must share one model (not two in GPU memory)."""
+    assert load_vgg("cpu:0") is load_vgg(torch.device("cpu")) is load_vgg("cpu")
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)  # no GPU here: only the index is asked
+    assert device_key("cuda") == device_key(torch.device("cuda:1")) == "cuda:1"
+    assert device_key("cuda:0") == "cuda:0" and device_key("mps") == device_key("mps:0") == "mps:0"
 
 
 def test_caffe_preprocessing_is_bgr_minus_mean() -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import math
 import types
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -42,9 +43,9 @@ from engine import SPECS, ParamError, Spec
 from ..inputs.fetch import FetchError, fetch_url
 from ..inputs.images import ImageError, decode_image
 from ..jobs import Detached, Job, QueueFull, Snapshot, Status
-from ..parsing import (Arguments, UsageError, check_blend, parse_settings, pick_inputs, pick_slash_inputs,
+from ..parsing import (Arguments, UsageError, check_blend, echo, parse_settings, pick_inputs, pick_slash_inputs,
                        split_arguments)
-from ..render import encode_for_upload, help_embeds, preview_png, queue_text, result_embed, status_text, usage
+from ..render import encode_for_upload, fit, help_embeds, preview_png, queue_text, result_embed, status_text, usage
 
 if TYPE_CHECKING:
     from ..app import StylizeBot
@@ -150,7 +151,7 @@ class Origin:
             if message_id is not None:
                 options.setdefault("reference", discord.MessageReference(
                     message_id=message_id, channel_id=channel.id, fail_if_not_exists=False))
-            return await channel.send(content, **options)
+            return await channel.send(None if content is None else fit(content), **options)
 
         guild = getattr(channel, "guild", None)
         return cls(channel, reply, guild.filesize_limit if guild is not None
@@ -175,6 +176,10 @@ class Stylize(commands.Cog):
         self.config = bot.config
         self._followers: set[asyncio.Task[None]] = set()
         self._recovery: asyncio.Task[None] | None = None
+        cooldown = self.config.cooldown
+        self._commands = _per_user(cooldown.commands, cooldown.seconds)
+        self._buttons = _per_user(cooldown.buttons, cooldown.seconds)
+        self._told = _per_user(1, cooldown.seconds)  # one "slow down" note per user and period
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(CancelButton)
@@ -189,6 +194,14 @@ class Stylize(commands.Cog):
 
     async def cog_check(self, ctx: commands.Context[Any]) -> bool:
         return self.config.access.allows(ctx.guild.id if ctx.guild else None, ctx.channel.id)
+
+    async def cog_before_invoke(self, ctx: commands.Context[Any]) -> None:
+        """The per-user cooldown, one bucket for all of the cog's commands, prefix and slash alike."""
+        bucket = self._commands.get_bucket(ctx.author.id)
+        assert bucket is not None  # a mapping keyed by user always has one
+        retry = bucket.update_rate_limit()
+        if retry is not None:
+            raise commands.CommandOnCooldown(bucket, retry, commands.BucketType.user)
 
     # ---------------------------------------------------------------------------------- commands
 
@@ -221,7 +234,8 @@ class Stylize(commands.Cog):
         try:
             status = await ctx.reply(status_text(job.id, Snapshot(Status.QUEUED, position, None, None)),
                                      view=cancel_view(job.id), mention_author=False)
-        except discord.HTTPException:  # nobody could follow this job: don't paint it
+        except BaseException:  # Discord refused it, or the network failed (not an HTTPException): nobody
+            # could follow this job, so don't paint it, and collect it so that the backend forgets it
             await self.bot.backend.cancel(job.id, "cancelled: its status message could not be posted")
             await self.bot.backend.result(job.id)
             raise
@@ -238,17 +252,18 @@ class Stylize(commands.Cog):
     @stylize.command(name="cancel", description="Cancel your jobs, or one job by its id")
     @app_commands.describe(job="the job id from its status message (default: all of yours)")
     async def cancel(self, ctx: commands.Context[Any], job: Optional[str] = None) -> None:
-        """Cancel your waiting or running jobs (moderators may cancel anyone's by id)."""
+        """Cancel your waiting or running jobs (this server's moderators may cancel its jobs by id)."""
         pending = await self.bot.backend.jobs()
         if job is None:
             targets = [j for j in pending if j.user_id == ctx.author.id]
             if not targets:
                 raise UsageError("You have no job waiting or running.")
         else:
-            targets = [j for j in pending if j.id == job.strip("`")]
+            targets = [j for j in pending if j.id == job.strip("`")
+                       and (j.user_id == ctx.author.id or _of_this_server(j, ctx.guild))]
             if not targets:
-                raise UsageError(f"No job `{job.strip('`')[:16]}` is waiting or running.")
-            if targets[0].user_id != ctx.author.id and not self._is_moderator(ctx.author):
+                raise UsageError(f"No job '{echo(job)}' is waiting or running.")
+            if targets[0].user_id != ctx.author.id and not self._is_moderator(ctx.author, targets[0]):
                 raise UsageError("That's someone else's job — only its owner or a moderator can cancel it.")
         reason = self._cancel_reason(ctx.author, targets[0])
         cancelled = [j.id for j in targets if await self.bot.backend.cancel(j.id, reason)]
@@ -258,21 +273,26 @@ class Stylize(commands.Cog):
 
     @stylize.command(name="queue", description="What is running and what is waiting")
     async def queue(self, ctx: commands.Context[Any]) -> None:
-        """Show the running job(s) and the waiting ones, in the order they will run."""
-        await ctx.reply(queue_text(await self.bot.backend.jobs()), mention_author=False,
-                        allowed_mentions=discord.AllowedMentions.none())
+        """Show this server's running and waiting jobs (in DMs: your own), in the order they will run."""
+        def shown(job: Job) -> bool:
+            return _of_this_server(job, ctx.guild) if ctx.guild is not None else job.user_id == ctx.author.id
+
+        await ctx.reply(queue_text(await self.bot.backend.jobs(), shown), mention_author=False)
 
     async def cancel_from_button(self, interaction: discord.Interaction, job_id: str) -> None:
+        retry = self._buttons.update_rate_limit(interaction.user.id)
+        if retry is not None:
+            await _tell(interaction, _slow_down(retry))
+            return
         try:
             job = next((j for j in await self.bot.backend.jobs() if j.id == job_id), None)
         except QueueFull as busy:
-            await interaction.response.send_message(str(busy), ephemeral=True)
+            await _tell(interaction, str(busy))
             return
         if job is None:
-            await interaction.response.send_message("That job has already finished.", ephemeral=True)
-        elif job.user_id != interaction.user.id and not self._is_moderator(interaction.user):
-            await interaction.response.send_message(
-                f"Only <@{job.user_id}> or a moderator can cancel this job.", ephemeral=True)
+            await _tell(interaction, "That job has already finished.")
+        elif job.user_id != interaction.user.id and not self._is_moderator(interaction.user, job):
+            await _tell(interaction, f"Only <@{job.user_id}> or a moderator can cancel this job.")
         else:  # answer first: the job's own final edit must land after this one
             await interaction.response.edit_message(content=f"🛑 Cancelling job `{job_id}`…", view=None)
             await self.bot.backend.cancel(job_id, self._cancel_reason(interaction.user, job))
@@ -288,6 +308,10 @@ class Stylize(commands.Cog):
             if ctx.interaction is None:
                 return  # a channel the bot is not enabled in: stay quiet
             text = "I'm not enabled in this channel."
+        elif isinstance(error, commands.CommandOnCooldown):
+            if ctx.interaction is None and self._told.update_rate_limit(ctx.author.id) is not None:
+                return  # told once this period: more notes would be the flood the cooldown stops
+            text = _slow_down(error.retry_after)
         elif isinstance(error, commands.UserInputError):
             text = f"{error}\n\n{usage(self.config.prefix)}"
         else:
@@ -295,13 +319,14 @@ class Stylize(commands.Cog):
             text = "Something went wrong on my side — it has been logged. Please try again later."
         try:
             await ctx.reply(f"⚠️ {text}", ephemeral=True, mention_author=False)
-        except discord.HTTPException as failure:  # e.g. no permission to post here: nothing more to do
+        except Exception as failure:  # refused, or the network failed again: nothing more to do
             log.warning("could not answer %s in channel %s: %s", ctx.author.id, ctx.channel.id, failure)
 
     # ----------------------------------------------------------------------------------- helpers
 
-    def _is_moderator(self, user: discord.abc.User) -> bool:
-        return isinstance(user, discord.Member) and (
+    def _is_moderator(self, user: discord.abc.User, job: Job) -> bool:
+        """Whether `user` moderates the server `job` came from (no one moderates DMs)."""
+        return isinstance(user, discord.Member) and _of_this_server(job, user.guild) and (
             user.guild_permissions.manage_messages
             or any(role.id in self.config.access.moderator_roles for role in user.roles))
 
@@ -400,10 +425,11 @@ class Stylize(commands.Cog):
     async def _conclude(self, origin: Origin, job: Job, status: discord.PartialMessage) -> None:
         """Final status line, and a reply with the picture (or the reason there is none)."""
         mention = f"<@{job.user_id}>"
+        ping = discord.AllowedMentions(users=[discord.Object(job.user_id)])  # the one ping the bot means
         if job.status is Status.CANCELLED:
             await _edit(status, content=f"🛑 Job `{job.id}` {job.error}.", view=None, attachments=[])
             if job.error != f"cancelled by {mention}":
-                await origin.reply(f"{mention} your job `{job.id}` was {job.error}.")
+                await origin.reply(f"{mention} your job `{job.id}` was {job.error}.", allowed_mentions=ping)
             return
         encoded = None
         if job.status is Status.DONE:
@@ -414,7 +440,7 @@ class Stylize(commands.Cog):
                 job.error = "the picture is too large to upload here — try a smaller size"
         if encoded is None:
             await _edit(status, content=f"❌ Job `{job.id}` failed: {job.error}.", view=None, attachments=[])
-            await origin.reply(f"{mention} sorry, your job `{job.id}` failed: {job.error}.")
+            await origin.reply(f"{mention} sorry, your job `{job.id}` failed: {job.error}.", allowed_mentions=ping)
             return
         assert job.result is not None
         data, filename = encoded
@@ -422,19 +448,35 @@ class Stylize(commands.Cog):
                     attachments=[])
         try:
             await origin.reply(f"{mention} here is your painting!", embed=result_embed(job, job.given, filename),
-                               file=discord.File(io.BytesIO(data), filename))
+                               file=discord.File(io.BytesIO(data), filename), allowed_mentions=ping)
         except discord.HTTPException as error:
             log.warning("could not upload the result of job %s: %s", job.id, error)
             await origin.reply(f"{mention} your painting is ready, but Discord refused the upload "
-                               f"({error.text or error.status}) — try a smaller size.")
+                               f"({error.text or error.status}) — try a smaller size.", allowed_mentions=ping)
 
 
 async def _edit(message: discord.PartialMessage, **changes: Any) -> None:
     """Edit a status message; a failure (deleted, rate-limited for too long) only costs that edit."""
+    if changes.get("content") is not None:
+        changes["content"] = fit(changes["content"])
     try:
         await message.edit(**changes)
     except discord.HTTPException as error:
         log.warning("could not edit status message %s: %s", message.id, error)
+
+
+async def _tell(interaction: discord.Interaction, text: str) -> None:
+    """Answer a button press with a note only its presser sees."""
+    await interaction.response.send_message(fit(text), ephemeral=True)
+
+
+def _per_user(rate: int, seconds: float) -> commands.CooldownMapping[int]:
+    """A token bucket per user id: `rate` uses in any `seconds`."""
+    return commands.CooldownMapping.from_cooldown(rate, seconds, lambda user_id: user_id)
+
+
+def _slow_down(retry_after: float) -> str:
+    return f"You're going a bit fast — try again in {math.ceil(retry_after)} s."
 
 
 def _upload_limit(ctx: commands.Context[Any]) -> int:
@@ -444,6 +486,10 @@ def _upload_limit(ctx: commands.Context[Any]) -> int:
     if ctx.guild is not None:
         return ctx.guild.filesize_limit
     return discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+
+
+def _of_this_server(job: Job, guild: discord.Guild | None) -> bool:
+    return guild is not None and job.guild_id == guild.id
 
 
 def _role_ids(user: discord.abc.User) -> list[int]:
