@@ -11,6 +11,7 @@ import asyncio
 import io
 import signal
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -496,6 +497,21 @@ def test_cli_check_subcommand(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(check, "run_check", lambda path: seen.append(path) or 0)
     assert main(["check", "--config", "x.toml"]) == 0 and main(["check"]) == 0
     assert seen == ["x.toml", None]
+
+
+def test_cli_sets_pillows_pixel_limit_once_from_the_config(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "bot.toml"
+    path.write_text('token = "t"\n[limits]\ninput_pixels = 150_000_000\n', encoding="utf-8")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after the test
+
+    async def no_discord(bot: StylizeBot, token: str) -> int:
+        return 0
+
+    monkeypatch.setattr("bot.__main__.serve", no_discord)
+    monkeypatch.setattr("discord.utils.setup_logging", lambda **options: None)  # leave the root logger alone
+    with warnings.catch_warnings():
+        assert main(["--config", str(path)]) == 0
+    assert Image.MAX_IMAGE_PIXELS == 150_000_000  # Pillow's own default (89.5 MP) would refuse 100 MP pictures
 
 
 def test_cli_refuses_a_bad_config(tmp_path: Any, capsys: pytest.CaptureFixture[str],
