@@ -157,6 +157,19 @@ async def test_fair_order_limits_and_positions(workers: Workers, prefix: str) ->
         await backend.close()
 
 
+async def test_pending_counts_what_submit_counts(backend: CeleryBackend, workers: Workers, prefix: str) -> None:
+    workers.hold()
+    a1, a2 = job(1), job(1)
+    await backend.submit(a1)
+    await running(backend, a1)
+    await backend.submit(a2)
+    await backend.submit(job(2))
+    assert await backend.pending(1) == (2, 2)  # running and waiting; two in line
+    assert await backend.pending(3) == (0, 2)
+    redis.Redis.from_url(workers.redis.url).delete(Keys(prefix).job(a2.id))  # its record expired
+    assert await backend.pending(1) == (1, 2)  # as submit() counts it: no longer the user's
+
+
 async def test_jobs_go_to_celery_in_fair_order(workers: Workers, prefix: str) -> None:
     """The bot releases jobs one at a time (workers=1 here): the start order is round-robin over users."""
     backend = CeleryBackend(workers.redis.url, prefix=prefix, workers=1, queue_size=10, per_user=3, poll=0.05)
@@ -308,6 +321,8 @@ async def test_redis_down_means_busy_not_a_crash(workers: Workers, prefix: str) 
         assert str(refused.value) == BUSY and time.monotonic() - began < 5
         with pytest.raises(QueueFull):
             await backend.jobs()
+        with pytest.raises(QueueFull):
+            await backend.pending(1)
         with pytest.raises(QueueFull):
             await backend.cancel("abcd", "no")
         assert await backend.snapshot("abcd") is None

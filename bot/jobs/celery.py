@@ -154,6 +154,16 @@ class _Followed:
         return dataclasses.replace(self.job, status=Status.FAILED, error=EXPIRED)
 
 
+_PENDING = """
+-- KEYS: user set, waiting, released   ARGV: prefix      (what _SUBMIT counts, read-only)
+local mine = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  mine = mine + redis.call('EXISTS', ARGV[1] .. ':job:' .. id)
+end
+return {mine, redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3])}
+"""
+
+
 class CeleryBackend(JobBackend):
     """Jobs on Celery GPU workers through Redis; fair order, per-user limit and queue cap kept in Redis."""
 
@@ -194,6 +204,7 @@ class CeleryBackend(JobBackend):
         self._cancel = self._redis.register_script(_CANCEL)
         self._marker = self._redis.register_script(_MARK)
         self._dropper = self._redis.register_script(_DROP)
+        self._pending = self._redis.register_script(_PENDING)
         self._reached = time.monotonic()
         self._dispatcher = asyncio.create_task(self._dispatch(), name="stylize-dispatcher")
 
@@ -251,6 +262,15 @@ class CeleryBackend(JobBackend):
         job.status = Status.QUEUED
         self._follow(job)
         return int(number)
+
+    async def pending(self, user_id: int) -> tuple[int, int]:
+        keys = self._keys
+        try:
+            mine, waiting = await self._call(self._pending(keys=[keys.user(user_id), keys.waiting, keys.released],
+                                                           args=[keys.prefix]))
+        except (RedisError, OSError, asyncio.TimeoutError):
+            raise QueueFull(BUSY) from None
+        return int(mine), int(waiting)
 
     async def track(self, job_id: str, status_message_id: int) -> None:
         await self._quietly(self._mark(job_id, status_message_id=status_message_id))
