@@ -50,7 +50,8 @@ import redis.asyncio as aioredis
 from PIL import Image
 from redis.exceptions import RedisError
 
-from .base import EXPIRED, SHUTDOWN, Detached, Job, JobBackend, QueueFull, Snapshot, Status
+from .base import (EXPIRED, SHUTDOWN, Detached, Job, JobBackend, QueueFull, Snapshot, Status, queue_full,
+                   too_many)
 from .worker import (MAX_ATTEMPTS, RETRY_NOTE, TASK, TOUCH, Keys, make_app, png, progress_from, result_from,
                      settings_from, settings_json, unpng)
 
@@ -158,7 +159,7 @@ _PENDING = """
 -- KEYS: user set, waiting, released   ARGV: prefix      (what _SUBMIT counts, read-only)
 local mine = 0
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  mine = mine + redis.call('EXISTS', ARGV[1] .. ':job:' .. id)
+  mine = mine + redis.call('HEXISTS', ARGV[1] .. ':job:' .. id, 'status')
 end
 return {mine, redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3])}
 """
@@ -255,10 +256,7 @@ class CeleryBackend(JobBackend):
             raise QueueFull(BUSY)
         verdict = verdict.decode()
         if verdict != "ok":
-            if verdict == "user":
-                raise QueueFull(f"You already have {number} job{'s' if number > 1 else ''} in the queue — wait for "
-                                "one to finish, or cancel one.")
-            raise QueueFull(f"The queue is full ({self._queue_size} jobs waiting) — try again in a few minutes.")
+            raise too_many(int(number)) if verdict == "user" else queue_full(self._queue_size)
         job.status = Status.QUEUED
         self._follow(job)
         return int(number)
