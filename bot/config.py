@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import tomllib
 import types
@@ -45,6 +46,8 @@ class RoleLimit:
     id: int
     max_size: int | None = None
     max_steps: int | None = None
+    max_styles: int | None = None
+    max_style_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ class Caps:
 
     max_size: int
     max_steps: int
+    max_styles: int
+    max_style_size: int  # longest side of the style pictures as painted: size × style_scale
 
     def check(self, settings: Settings) -> None:
         """Refuse settings above these caps, saying what is allowed (ParamError, user-facing)."""
@@ -61,6 +66,12 @@ class Caps:
             if value > cap:
                 raise ParamError(f"{name}={value} is over this server's cap of {cap} for you "
                                  f"— ask for {name}={cap} or less")
+        style = round(settings.size * settings.style_scale)
+        if style > self.max_style_size:
+            most = math.floor(self.max_style_size / settings.size * 100) / 100
+            raise ParamError(f"style_scale={settings.style_scale:g} at size={settings.size} paints the style "
+                             f"pictures at {style} px, over this server's cap of {self.max_style_size} for you "
+                             f"— ask for style_scale={most:g} or less")
 
 
 @dataclass(frozen=True)
@@ -70,6 +81,7 @@ class Limits:
     max_styles: int = _at_least(1, default=3)
     max_size: int = _at_least(64, default=1024)
     max_steps: int = _at_least(1, default=1000)
+    max_style_size: int | None = _at_least(64, default=None)  # size × style_scale; never below max_size
     queue_size: int = _at_least(1, default=20)
     per_user: int = _at_least(1, default=2)
     job_timeout: float = _at_least(1, default=900.0)
@@ -79,12 +91,14 @@ class Limits:
     def caps_for(self, role_ids: Iterable[int]) -> Caps:
         """Everyone's caps, raised by every listed role the member has."""
         mine = set(role_ids)
-        size, steps = self.max_size, self.max_steps
+        size, steps, styles, style = self.max_size, self.max_steps, self.max_styles, self.max_style_size or 0
         for role in self.roles:
             if role.id in mine:
                 size = max(size, role.max_size or 0)
                 steps = max(steps, role.max_steps or 0)
-        return Caps(size, steps)
+                styles = max(styles, role.max_styles or 0)
+                style = max(style, role.max_style_size or 0)
+        return Caps(size, steps, styles, max(style, size))
 
 
 @dataclass(frozen=True)
@@ -178,6 +192,11 @@ def parse_config(table: Mapping[str, Any], *, where: str = "configuration",
         raise ConfigError(f"{where}: jobs.backend must be one of {', '.join(BACKENDS)}, not {config.jobs.backend!r}")
     if not _REDIS_URL.fullmatch(config.jobs.redis_url):
         raise ConfigError(f"{where}: jobs.redis_url must look like redis://host:6379/0 (or rediss://, unix://)")
+    keep, timeout = config.jobs.keep, config.limits.job_timeout
+    if config.jobs.backend == "celery" and keep < 2 * timeout + 600:  # a job may run twice, then await delivery
+        raise ConfigError(f"{where}: jobs.keep = {keep:g} s is too short for limits.job_timeout = {timeout:g} s "
+                          f"— a job's record must outlive two attempts and its delivery: set jobs.keep to at least "
+                          f"2 × limits.job_timeout + 600 = {2 * timeout + 600:g}, or lower limits.job_timeout")
     if not re.fullmatch(r"[\w.-]+", config.jobs.key_prefix):
         raise ConfigError(f"{where}: jobs.key_prefix may hold only letters, digits, '_', '.' and '-'")
     if config.log_level.upper() not in LOG_LEVELS:
@@ -187,10 +206,9 @@ def parse_config(table: Mapping[str, Any], *, where: str = "configuration",
     except ParamError as error:
         raise ConfigError(f"{where}: [defaults] {error}") from None
     try:
-        Caps(config.limits.max_size, config.limits.max_steps).check(base)
-    except ParamError:
-        raise ConfigError(f"{where}: [defaults] size={base.size} steps={base.steps} exceed "
-                          f"[limits] max_size={config.limits.max_size} max_steps={config.limits.max_steps}") from None
+        config.limits.caps_for(()).check(base)
+    except ParamError as error:
+        raise ConfigError(f"{where}: [defaults] exceed [limits]: {error}") from None
     return dataclasses.replace(config, token=token.strip(), log_level=config.log_level.upper(), defaults=base)
 
 

@@ -100,7 +100,9 @@ def test_environment_token_wins(tmp_path: Path) -> None:
     ('token = "x"\ndefaults = 3', "[defaults] must be a table"),
     ('token = "x"\n[defaults]\nstile_weight = 1', "[defaults] unknown setting 'stile_weight' — did you mean style_weight?"),
     ('token = "x"\n[defaults]\nsteps = "many"', "[defaults] steps must be a number"),
-    ('token = "x"\n[defaults]\nsize = 2048', "exceed [limits] max_size=1024"),
+    ('token = "x"\n[defaults]\nsize = 2048', "exceed [limits]: size=2048 is over this server's cap of 1024"),
+    ('token = "x"\n[defaults]\nstyle_scale = 3', "exceed [limits]: style_scale=3 at size=512 paints the style "
+                                                 "pictures at 1536 px, over this server's cap of 1024"),
     ('token = "x"\nworkers = ', "not valid TOML"),
 ])
 def test_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
@@ -142,15 +144,30 @@ def test_token_never_shown(tmp_path: Path) -> None:
 
 def test_caps_by_role() -> None:
     limits = Limits(max_size=512, max_steps=100, roles=(RoleLimit(1, max_size=2048), RoleLimit(2, max_steps=900),
-                                                       RoleLimit(3, max_size=256)))
-    assert limits.caps_for([]) == Caps(512, 100)
-    assert limits.caps_for([1, 3]) == Caps(2048, 100)  # the highest cap of all one's roles
-    assert limits.caps_for([1, 2]) == Caps(2048, 900)
-    Caps(512, 100).check(Settings.parse({"size": 512, "steps": 100}))
+                                                       RoleLimit(3, max_size=256, max_styles=5)))
+    assert limits.caps_for([]) == Caps(512, 100, 3, 512)
+    assert limits.caps_for([1, 3]) == Caps(2048, 100, 5, 2048)  # the highest cap of all one's roles
+    assert limits.caps_for([1, 2]) == Caps(2048, 900, 3, 2048)
+    caps = Caps(512, 100, 3, 512)
+    caps.check(Settings.parse({"size": 512, "steps": 100}))
     with pytest.raises(ParamError, match=r"size=600 is over this server's cap of 512 .* size=512 or less"):
-        Caps(512, 100).check(Settings.parse({"size": 600}))
+        caps.check(Settings.parse({"size": 600}))
     with pytest.raises(ParamError, match="steps=101 is over"):
-        Caps(512, 100).check(Settings.parse({"size": 64, "num_epoch": 1, "steps_per_epoch": 101}))
+        caps.check(Settings.parse({"size": 64, "num_epoch": 1, "steps_per_epoch": 101}))
+
+
+def test_style_resolution_is_capped_too() -> None:
+    """size=1024 style_scale=4 would send every style picture through VGG at 4096 px."""
+    limits = Limits(max_size=1024, roles=(RoleLimit(1, max_style_size=3000), RoleLimit(2, max_size=2048)))
+    with pytest.raises(ParamError, match="style_scale=4 at size=1024 paints the style pictures at 4096 px, over this "
+                                         "server's cap of 1024 for you — ask for style_scale=1 or less"):
+        limits.caps_for([]).check(Settings.parse({"size": 1024, "style_scale": 4}))
+    limits.caps_for([]).check(Settings.parse({"size": 256, "style_scale": 4}))
+    assert limits.caps_for([1]).max_style_size == 3000
+    assert limits.caps_for([2]).max_style_size == 2048  # never below the member's size cap
+    with pytest.raises(ParamError, match="ask for style_scale=2.92 or less"):
+        limits.caps_for([1]).check(Settings.parse({"size": 1024, "style_scale": 3}))
+    assert Limits(max_size=512, max_style_size=2048).caps_for([]).max_style_size == 2048
 
 
 def test_access() -> None:

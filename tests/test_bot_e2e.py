@@ -12,6 +12,8 @@ import io
 import re
 import signal
 import threading
+import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,6 +27,7 @@ from bot import check
 from bot.__main__ import main, serve
 from bot.app import StylizeBot
 from bot.config import Config, parse_config
+from bot.inputs import images
 from bot.inputs.fetch import make_session
 from bot.health import HealthReporter, diagnose
 from bot.jobs import InProcessBackend, Job, Runner, engine_runner
@@ -334,6 +337,127 @@ async def test_echoed_text_pings_nobody_and_links_nothing(fake_discord: FakeDisc
             assert len(reply.content) < 600
 
 
+# -------------------------------------------------------------------- limits before any download
+
+
+def refusal_to(fake: FakeDiscord, request: dict[str, Any]) -> Callable[[Event], bool]:
+    return lambda e: replying_to(request)(e) and (e.content or "").startswith("⚠️")
+
+
+async def test_limits_apply_before_any_download(fake_discord: FakeDiscord, run_bot) -> None:
+    """4 quick commands with per_user=2: the 2 still loading hold their places, the others fetch nothing."""
+    runner = FakeRunner()
+    slow = fake_discord.host_file("slow.png", picture(80, 60), "image/png", delay=1.0)
+    async with run_bot(make_bot(runner=runner, session_factory=permissive_session)):
+        requests = [await fake_discord.send_message(fake_discord.alice, f"!stylize {slow}",
+                                                    attachments=[photo_and_style()[1]]) for _ in range(4)]
+        refused = [await fake_discord.wait_for(refusal_to(fake_discord, r), kind="message", timeout=10)
+                   for r in requests[2:]]
+        for request in requests[:2]:
+            await status_of(fake_discord, request, 0)
+        runner.release_all()
+    assert all("You already have 2 jobs in the queue" in r.content for r in refused)
+    assert fake_discord.hits_for(slow) == 2
+    assert len([p for p in fake_discord.request_paths if p.endswith("/style.png")]) == 2
+
+
+async def test_a_full_queue_downloads_nothing(fake_discord: FakeDiscord, run_bot) -> None:
+    runner = FakeRunner()
+    link = fake_discord.host_file("photo.png", picture(80, 60), "image/png")
+    carol = fake_discord.make_user("carol")
+    async with run_bot(make_bot(config(limits={"queue_size": 1}), runner=runner, session_factory=permissive_session)):
+        for user in (fake_discord.alice, fake_discord.bob):  # one running, one waiting
+            mark = fake_discord.mark()
+            await status_of(fake_discord, await fake_discord.send_message(user, "!stylize",
+                                                                          attachments=photo_and_style()), mark)
+        request = await fake_discord.send_message(carol, f"!stylize {link}", attachments=[photo_and_style()[1]])
+        refused = await fake_discord.wait_for(refusal_to(fake_discord, request), kind="message", timeout=10)
+        runner.release_all()
+    assert "The queue is full (1 jobs waiting)" in refused.content
+    assert fake_discord.hits_for(link) == 0
+
+
+async def test_at_most_two_pictures_decode_at_once(fake_discord: FakeDiscord, run_bot,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = FakeRunner()
+    lock, active, peak = threading.Lock(), [0], [0]
+    decode = images.decode_image
+
+    def slow_decode(*args: Any, **options: Any) -> Image.Image:  # the real decoder, made slow enough to overlap
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        try:
+            time.sleep(0.3)
+            return decode(*args, **options)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(images, "decode_image", slow_decode)  # before the cog is loaded, so it imports this one
+    users = [fake_discord.alice, fake_discord.bob, fake_discord.make_user("carol"), fake_discord.make_user("dave")]
+    async with run_bot(make_bot(runner=runner)):
+        requests = [await fake_discord.send_message(user, "!stylize", attachments=photo_and_style()) for user in users]
+        for request in requests:
+            await status_of(fake_discord, request, 0)
+        runner.release_all()
+    assert peak[0] == 2
+
+
+async def test_queued_jobs_hold_pictures_at_the_size_they_will_be_painted(fake_discord: FakeDiscord, run_bot) -> None:
+    runner = FakeRunner()
+    async with run_bot(make_bot(runner=runner)) as bot:
+        request = await fake_discord.send_message(
+            fake_discord.alice, "!stylize size=64 style_scale=0.5",
+            attachments=[Upload("photo.png", picture(600, 400)), Upload("style.png", picture(400, 200)),
+                         Upload("style2.png", picture(300, 300))])
+        await status_of(fake_discord, request, 0)
+        [queued] = await bot.backend.jobs()
+        runner.release_all()
+    assert queued.content.size == (64, 43)
+    assert [s.size for s in queued.styles] == [(64, 32), (32, 32)]  # size × style_scale, but 32 px across at least
+
+
+async def test_pictures_too_thin_to_paint_are_refused_at_once(fake_discord: FakeDiscord, run_bot) -> None:
+    runner = FakeRunner()
+    async with run_bot(make_bot(runner=runner)):
+        request = await fake_discord.send_message(fake_discord.alice, "!stylize size=64",
+                                                  attachments=[Upload("photo.png", picture(640, 10)),
+                                                               photo_and_style()[1]])
+        refused = await fake_discord.wait_for(refusal_to(fake_discord, request), kind="message", timeout=10)
+        mark = fake_discord.mark()
+        request = await fake_discord.send_message(fake_discord.alice, "!stylize size=64",
+                                                  attachments=[photo_and_style()[0], Upload("s.png", picture(10, 100))])
+        style = await fake_discord.wait_for(refusal_to(fake_discord, request), kind="message", since=mark, timeout=10)
+    assert refused.content == ("⚠️ The photo: That picture is too narrow: at size=64 its short side would be 1 px, "
+                               "and I need at least 16 — send one no wider than 4:1, or ask for a larger size")
+    assert style.content.startswith("⚠️ The style picture: That picture is too narrow: at size=64 its short side "
+                                    "would be 6 px")
+    assert runner.ran == []
+
+
+async def test_style_resolution_and_style_count_follow_the_role_caps(fake_discord: FakeDiscord, run_bot) -> None:
+    painters = fake_discord.add_role("Painters")
+    painter = fake_discord.make_user("painter", roles=[painters])
+    cfg = config(limits={"max_styles": 1, "roles": [{"id": painters, "max_styles": 2, "max_style_size": 2048}]})
+    runner = FakeRunner()
+    two_styles = [*photo_and_style(), Upload("style2.png", picture(40, 40))]
+    async with run_bot(make_bot(cfg, runner=runner)):
+        await fake_discord.send_message(fake_discord.alice, "!stylize size=1024 style_scale=4",
+                                        attachments=photo_and_style())
+        too_fine = await fake_discord.wait_for(kind="message")
+        mark = fake_discord.mark()
+        await fake_discord.send_message(fake_discord.alice, "!stylize", attachments=two_styles)
+        too_many = await fake_discord.wait_for(kind="message", since=mark)
+        mark = fake_discord.mark()
+        request = await fake_discord.send_message(painter, "!stylize size=1024 style_scale=2", attachments=two_styles)
+        await status_of(fake_discord, request, mark)
+        runner.release_all()
+    assert ("style_scale=4 at size=1024 paints the style pictures at 4096 px, over this server's cap of 1024 for you "
+            "— ask for style_scale=1 or less") in too_fine.content
+    assert "That's 2 style images; the limit is 1." in too_many.content
+
+
 # ----------------------------------------------------------------------------- help and queue
 
 
@@ -618,6 +742,21 @@ def test_cli_check_subcommand(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(check, "run_check", lambda path: seen.append(path) or 0)
     assert main(["check", "--config", "x.toml"]) == 0 and main(["check"]) == 0
     assert seen == ["x.toml", None]
+
+
+def test_cli_sets_pillows_pixel_limit_once_from_the_config(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "bot.toml"
+    path.write_text('token = "t"\n[limits]\ninput_pixels = 150_000_000\n', encoding="utf-8")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after the test
+
+    async def no_discord(bot: StylizeBot, token: str) -> int:
+        return 0
+
+    monkeypatch.setattr("bot.__main__.serve", no_discord)
+    monkeypatch.setattr("discord.utils.setup_logging", lambda **options: None)  # leave the root logger alone
+    with warnings.catch_warnings():
+        assert main(["--config", str(path)]) == 0
+    assert Image.MAX_IMAGE_PIXELS == 150_000_000  # Pillow's own default (89.5 MP) would refuse 100 MP pictures
 
 
 def test_cli_refuses_a_bad_config(tmp_path: Any, capsys: pytest.CaptureFixture[str],

@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bot.jobs import SHUTDOWN, InProcessBackend, Job, QueueFull, Status, engine_runner
+from bot.jobs import SHUTDOWN, Admission, InProcessBackend, Job, QueueFull, Status, engine_runner
 from engine import Cancelled, OutOfMemory, Progress, Result, Settings
 
 TINY = Settings.parse({"size": 64, "steps": 2, "scales": 1})
@@ -138,6 +138,41 @@ async def test_per_user_limit_counts_running_jobs(backend: InProcessBackend, run
     with pytest.raises(QueueFull, match="You already have 2 jobs in the queue"):
         await backend.submit(job(1))
     assert await backend.submit(job(2)) == 1  # user 2's first job goes before user 1's second
+
+
+async def test_pending_counts_what_submit_counts(backend: InProcessBackend, runner: FakeRunner) -> None:
+    a1 = job(1)
+    await backend.submit(a1)
+    await runner.started(a1)
+    await backend.submit(job(1))
+    await backend.submit(job(2))
+    assert await backend.pending(1) == (2, 2)  # running and waiting; two in line
+    assert await backend.pending(3) == (0, 2)
+
+
+async def test_admission_counts_jobs_still_loading(backend: InProcessBackend, runner: FakeRunner) -> None:
+    """The bot holds a place before downloading: per_user and queue_size apply to loading jobs too."""
+    admission = Admission(backend, per_user=2, queue_size=3)
+    async with admission.hold(1), admission.hold(1):
+        with pytest.raises(QueueFull, match="You already have 2 jobs in the queue"):
+            async with admission.hold(1):
+                pass
+        async with admission.hold(2):
+            with pytest.raises(QueueFull, match=r"The queue is full \(3 jobs waiting\)"):
+                async with admission.hold(3):
+                    pass
+    async with admission.hold(1):  # places are given back
+        await backend.submit(a := job(1))
+        await runner.started(a)
+    async with admission.hold(1):  # one pending, one loading
+        with pytest.raises(QueueFull, match="You already have 2 jobs"):
+            async with admission.hold(1):
+                pass
+    with pytest.raises(RuntimeError):
+        async with admission.hold(4):
+            raise RuntimeError("a failed download")
+    async with admission.hold(4), admission.hold(4):  # a failure gives the place back too
+        pass
 
 
 async def test_global_queue_cap(backend: InProcessBackend, runner: FakeRunner) -> None:

@@ -49,7 +49,7 @@ def test_settings_echo_marks_what_the_user_set() -> None:
 
 
 def test_help_lists_every_setting_within_embed_limits() -> None:
-    embeds = help_embeds("?", Settings.parse({"size": 256}), Caps(1024, 900))
+    embeds = help_embeds("?", Settings.parse({"size": 256}), Caps(1024, 900, 3, 1024))
     names = [field.name.split(" ")[0] for embed in embeds for field in embed.fields]
     assert names == [spec.name for spec in SPECS]
     assert all(len(embed.fields) <= EMBED_FIELDS and len(embed) <= EMBED_TOTAL for embed in embeds)

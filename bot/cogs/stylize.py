@@ -29,6 +29,7 @@ import logging
 import math
 import types
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, Optional, Self
@@ -38,11 +39,11 @@ from discord import app_commands
 from discord.ext import commands
 from PIL import Image
 
-from engine import SPECS, ParamError, Spec
+from engine import MIN_SIDE, SPECS, EngineError, ParamError, Settings, Spec, check_shape
 
 from ..inputs.fetch import FetchError, fetch_url
 from ..inputs.images import ImageError, decode_image
-from ..jobs import Detached, Job, QueueFull, Snapshot, Status
+from ..jobs import Admission, Detached, Job, QueueFull, Snapshot, Status
 from ..parsing import (Arguments, UsageError, check_blend, echo, parse_settings, pick_inputs, pick_slash_inputs,
                        split_arguments)
 from ..render import encode_for_upload, fit, help_embeds, preview_png, queue_text, result_embed, status_text, usage
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FINAL_WORD_TIMEOUT = 15.0  # seconds cog_unload waits for jobs' last messages (shutdown)
+DECODERS = 2  # pictures decoded at once: a full-size decode is the bot's largest memory cost
 SLASH_DESCRIPTION = 100  # Discord's limit for option descriptions
 
 
@@ -180,6 +182,9 @@ class Stylize(commands.Cog):
         self._commands = _per_user(cooldown.commands, cooldown.seconds)
         self._buttons = _per_user(cooldown.buttons, cooldown.seconds)
         self._told = _per_user(1, cooldown.seconds)  # one "slow down" note per user and period
+        limits = self.config.limits
+        self._admission = Admission(bot.backend, per_user=limits.per_user, queue_size=limits.queue_size)
+        self._decoder = ThreadPoolExecutor(DECODERS, thread_name_prefix="stylize-decode")
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(CancelButton)
@@ -187,6 +192,7 @@ class Stylize(commands.Cog):
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(CancelButton)
+        self._decoder.shutdown(wait=False, cancel_futures=True)
         if self._recovery is not None:
             self._recovery.cancel()
         if self._followers:  # the backend has ended every job by now; let them post their last word
@@ -214,8 +220,9 @@ class Stylize(commands.Cog):
         """Paint the first image in the style of the next: attachments, links, or a reply to a photo."""
         args = options.arguments()
         settings, given = parse_settings(args.raw, self.config.defaults)
-        self.config.limits.caps_for(_role_ids(ctx.author)).check(settings)
-        max_styles = self.config.limits.max_styles
+        caps = self.config.limits.caps_for(_role_ids(ctx.author))
+        caps.check(settings)
+        max_styles = caps.max_styles
         if ctx.interaction is None:
             replied = await self._replied_image(ctx.message)
             photo, styles = pick_inputs(replied, ctx.message.attachments, args.links, max_styles=max_styles)
@@ -224,13 +231,16 @@ class Stylize(commands.Cog):
                                               max_styles=max_styles)
         check_blend(settings, len(styles))
         await ctx.defer()
-        content_image = await self._load(photo, "The photo")
-        style_images = [await self._load(s, f"Style picture {n}" if len(styles) > 1 else "The style picture")
-                        for n, s in enumerate(styles, start=1)]
-        job = Job(user_id=ctx.author.id, channel_id=ctx.channel.id, guild_id=ctx.guild.id if ctx.guild else None,
-                  message_id=None if ctx.interaction else ctx.message.id, content=content_image,
-                  styles=tuple(style_images), settings=settings, given=given)
-        position = await self.bot.backend.submit(job)
+        async with self._admission.hold(ctx.author.id):  # limits first: a refused job downloads nothing
+            content_image = await self._load(photo, "The photo", settings)
+            style_images = [await self._load(s, f"Style picture {n}" if len(styles) > 1 else "The style picture",
+                                             settings, style=True)
+                            for n, s in enumerate(styles, start=1)]
+            job = Job(user_id=ctx.author.id, channel_id=ctx.channel.id,
+                      guild_id=ctx.guild.id if ctx.guild else None,
+                      message_id=None if ctx.interaction else ctx.message.id, content=content_image,
+                      styles=tuple(style_images), settings=settings, given=given)
+            position = await self.bot.backend.submit(job)
         try:
             status = await ctx.reply(status_text(job.id, Snapshot(Status.QUEUED, position, None, None)),
                                      view=cancel_view(job.id), mention_author=False)
@@ -347,9 +357,13 @@ class Stylize(commands.Cog):
                 raise UsageError("I can't see the message you replied to — attach the photo instead.") from None
         return replied.attachments[:1]
 
-    async def _load(self, source: discord.Attachment | str, what: str) -> Image.Image:
-        """Download (size-capped) and decode (off the loop) one input, or refuse with a friendly reason."""
+    async def _load(self, source: discord.Attachment | str, what: str, settings: Settings, *,
+                    style: bool = False) -> Image.Image:
+        """Download (size-capped) and decode (off the loop, DECODERS at a time) one input, shrunk at once to the
+        largest size the painter will use — the job's size for the photo, size × style_scale for a style (at
+        least MIN_SIDE px across, see engine.style_side) — or refuse with a friendly reason."""
         limits = self.config.limits
+        long_side, short_side = (round(settings.size * settings.style_scale), MIN_SIDE) if style else (settings.size, 0)
         try:
             if isinstance(source, discord.Attachment):
                 if source.size > limits.attachment_bytes:
@@ -359,9 +373,11 @@ class Stylize(commands.Cog):
             else:
                 data = await fetch_url(source, max_bytes=limits.attachment_bytes, timeout=limits.fetch_timeout,
                                        session=self.bot.fetch_session)
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(None, partial(decode_image, data, max_pixels=limits.input_pixels))
-        except (FetchError, ImageError) as error:
+            image = await asyncio.get_running_loop().run_in_executor(self._decoder, partial(
+                decode_image, data, max_pixels=limits.input_pixels, long_side=long_side, short_side=short_side))
+            check_shape(image.size, settings.size)
+            return image
+        except (FetchError, ImageError, EngineError) as error:
             raise UsageError(f"{what}: {error}") from error
         except discord.HTTPException as error:
             raise UsageError(f"{what}: I couldn't download that attachment — try uploading it again.") from error

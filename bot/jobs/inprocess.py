@@ -16,7 +16,8 @@ from functools import partial
 
 from engine import Cancelled, Progress, Result
 
-from .base import SHUTDOWN, Job, JobBackend, QueueFull, Runner, Snapshot, Status, settle, timeout_error
+from .base import (SHUTDOWN, Job, JobBackend, QueueFull, Runner, Snapshot, Status, queue_full, settle, timeout_error,
+                   too_many)
 
 UNCOLLECTED = 600.0  # seconds a finished job waits for result() before it is dropped
 
@@ -70,12 +71,11 @@ class InProcessBackend(JobBackend):
     async def submit(self, job: Job) -> int:
         if self._closing or self._wakeup is None:
             raise QueueFull("I'm not taking jobs right now — " + SHUTDOWN)
-        mine = sum(j.user_id == job.user_id for j in (*self._waiting, *self._running.values()))
+        mine, waiting = await self.pending(job.user_id)
         if mine >= self._per_user:
-            raise QueueFull(f"You already have {mine} job{'s' if mine > 1 else ''} in the queue — wait for "
-                            "one to finish, or cancel one.")
-        if len(self._waiting) >= self._queue_size:
-            raise QueueFull(f"The queue is full ({self._queue_size} jobs waiting) — try again in a few minutes.")
+            raise too_many(mine)
+        if waiting >= self._queue_size:
+            raise queue_full(self._queue_size)
         job.status = Status.QUEUED
         self._rounds[job.id] = mine
         self._cancel[job.id] = threading.Event()
@@ -84,6 +84,9 @@ class InProcessBackend(JobBackend):
         async with self._wakeup:
             self._wakeup.notify()
         return self._order().index(job) + 1
+
+    async def pending(self, user_id: int) -> tuple[int, int]:
+        return sum(j.user_id == user_id for j in (*self._waiting, *self._running.values())), len(self._waiting)
 
     async def cancel(self, job_id: str, reason: str) -> bool:
         for job in self._waiting:
