@@ -56,7 +56,8 @@ def hold(job: Job, report: object, cancel: threading.Event) -> Result:
 
 
 async def burst(png: bytes, commands: int, per_user: int) -> None:
-    config = parse_config({"token": "fake-token", "device": "cpu", "limits": {"per_user": per_user}})
+    config = parse_config({"token": "fake-token", "device": "cpu", "limits": {"per_user": per_user},
+                           "cooldown": {"commands": commands}})  # the burst measures intake, not the cooldown
     limits = config.limits
     async with FakeDiscord() as fake:
         backend = InProcessBackend(hold, workers=1, queue_size=limits.queue_size, per_user=per_user)
