@@ -27,7 +27,7 @@ _NAMES = {alias: spec.name for spec in SPECS for alias in (spec.name, *spec.alia
 ECHO = 40  # characters of user text quoted back, at most
 LONGEST_VALUE = 100  # style_blend=0.25,0.3333333333333333,… is long; nothing real is longer
 _KEY = re.compile(r"[A-Za-z][\w-]*", re.ASCII)  # how every setting name looks
-_VALUE = re.compile(r"[\w.,+ -]*", re.ASCII)  # numbers, words, comma lists: all any setting takes
+_VALUE = re.compile(r"[\w.,+:# -]*", re.ASCII)  # numbers, words, comma lists, regions=red:1,#00ff00:photo
 
 
 class UsageError(ValueError):

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings as hyp_settings, strategies 
 from bot.parsing import (ECHO, Arguments, UsageError, check_blend, parse_settings, pick_inputs,
                          pick_slash_inputs, split_arguments)
 from engine import SPECS, ParamError, Settings, Spec
+from engine.params import Regions
 
 BASE = Settings()
 
@@ -150,13 +151,21 @@ def valid_text(spec: Spec) -> st.SearchStrategy[str]:
         return st.sampled_from(spec.choices)
     if spec.type is bool:
         return st.sampled_from(["true", "false", "yes", "no", "on", "off", "1", "0"])
+    if spec.type is Regions:
+        return st.sampled_from(["white:1", "red:1,#00ff00:photo", "blue:blend"])
+    if spec.name == "style_layer_weights":  # one per default style layer, short enough to type
+        return st.lists(st.integers(1, 1000).map(str), min_size=len(BASE.style_layers),
+                        max_size=len(BASE.style_layers)).map(",".join)
     if spec.type is tuple:
         return st.lists(_number_text(spec), min_size=1, max_size=3).map(",".join)
     return _number_text(spec)
 
 
 def _compatible(pairs: dict[str, str]) -> bool:
-    """steps must agree with num_epoch × steps_per_epoch when all three are given (the engine refuses otherwise)."""
+    """steps must agree with num_epoch × steps_per_epoch when all three are given, and style_layer_weights
+    with style_layers (the engine refuses otherwise)."""
+    if "style_layer_weights" in pairs and "style_layers" in pairs:
+        return False
     if "steps" in pairs and "steps_per_epoch" in pairs:
         implied = int(pairs.get("num_epoch", BASE.num_epoch)) * int(pairs["steps_per_epoch"])
         return int(pairs["steps"]) == implied
@@ -212,4 +221,4 @@ def test_every_choice_is_accepted() -> None:
     """Including the ones that look like "no value" (preserve_color=none, precision=auto)."""
     for spec in SPECS:
         for choice in spec.choices:
-            assert getattr(Settings.parse({spec.name: choice}), spec.name) == choice
+            assert getattr(Settings.parse({spec.name: choice}), spec.name) in (choice, (choice,))  # Names: a list

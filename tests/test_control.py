@@ -145,10 +145,11 @@ def test_a_mask_of_another_shape_is_refused(photo: Image.Image, stripes: Image.I
 def test_each_half_takes_its_own_style(photo: Image.Image, stripes: Image.Image, dots: Image.Image,
                                        halves: Image.Image) -> None:
     """Left half → red stripes, right half → blue dots: each half is ≥ 3× nearer its own style than the
-    other, in mean colour and in relu1_1/relu2_1 Grams. At this style weight a single-style run takes
-    the style's colours; at the default weight 60 steps barely move them."""
-    result = run(photo, [stripes, dots], halves, steps=60, optimizer="adam", lr=15, content_weight=0.01,
-                 style_weight=1e5, feather=0)
+    other, in mean colour and in relu1_1/relu2_1 Grams. The style dominates (content_weight 0.01, no TV)
+    and speaks through the layers measured, so 60 Adam steps converge; at the default weights 60 steps
+    barely move the colours. (Measured: worst ratio 0.26, right half's colour.)"""
+    result = run(photo, [stripes, dots], halves, steps=60, optimizer="adam", lr=25, content_weight=0.01,
+                 tv_weight=0, style_weight=1e5, feather=0, style_layers="relu1_1,relu2_1")
     vgg = load_vgg("cpu")
 
     def grams(image: Image.Image) -> dict[str, torch.Tensor]:
