@@ -20,6 +20,7 @@ from . import check
 from .app import StylizeBot
 from .config import ConfigError, load_config
 from .health import HealthReporter
+from .inputs.images import limit_pixels
 
 log = logging.getLogger("bot")
 
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"stylize-bot: {error}", file=sys.stderr)
         return 2
+    limit_pixels(config.limits.input_pixels)
     discord.utils.setup_logging(handler=logging.StreamHandler(sys.stdout), level=getattr(logging, config.log_level))
     log.info("starting: prefix %r, device %s, %d worker(s), %s jobs", config.prefix, config.device, config.workers,
              config.jobs.backend)

@@ -47,7 +47,8 @@ def start_redis(folder: Path) -> RedisServer:
         raise FileNotFoundError("redis-server")
     port = free_port()
     process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
-                                "--save", "", "--appendonly", "no", "--protected-mode", "no"],
+                                "--save", "", "--appendonly", "no", "--protected-mode", "no",
+                                "--enable-debug-command", "local"],  # DEBUG SLEEP: a slow Redis
                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
