@@ -235,12 +235,16 @@ def _run(content_img: Image.Image, style_imgs: list[Image.Image], settings: Sett
         image = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
         optimizer = _optimizer(image, settings)
 
-        def closure() -> Tensor:
-            optimizer.zero_grad(set_to_none=True)
-            total, parts = _objective(vgg, image, targets, settings)
-            total.backward()
+        def evaluate(x: Tensor) -> Tensor:
+            total, parts = _objective(vgg, x, targets, settings)
             losses.clear()
             losses.update({k: v.item() for k, v in parts.items()}, total=total.item())
+            return total
+
+        def closure() -> Tensor:
+            optimizer.zero_grad(set_to_none=True)
+            total = evaluate(image)
+            total.backward()
             return total
 
         for _ in range(pass_steps):
@@ -251,6 +255,9 @@ def _run(content_img: Image.Image, style_imgs: list[Image.Image], settings: Sett
                 with torch.no_grad():
                     image.clamp_(0, 255)
             step += 1
+            if step == settings.steps:  # the closure saw the picture before the last move: score the result
+                with torch.no_grad():
+                    evaluate(image.detach().clamp(0, 255).round())
             if progress is not None:
                 wants_preview = preview_every is not None and (step % preview_every == 0 or step == settings.steps)
                 preview = _finish(image, full_content, luminance_only) if wants_preview else None

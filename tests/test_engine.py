@@ -237,6 +237,19 @@ def test_progress_fires_every_step_with_previews_at_epoch_ends(photo: Image.Imag
     assert all(p.total == 6 and p.elapsed > 0 for p in seen)
 
 
+def test_the_reported_final_loss_is_the_returned_pictures(photo: Image.Image, painting: Image.Image) -> None:
+    """L-BFGS's step() returns the loss before its move; the result must not report the previous picture's."""
+    seen: list[Progress] = []
+    result = stylize(photo, [painting], tiny(steps=6), progress=seen.append)
+    vgg = load_vgg("cpu")
+    targets = transfer._Targets(vgg, transfer.to_tensor(photo, 64), [transfer.to_tensor(painting, 64)],
+                                torch.ones(1), result.settings.pooling)
+    fresh, parts = transfer._objective(vgg, transfer.to_tensor(result.image)[None], targets, result.settings)
+    assert result.losses["total"] == pytest.approx(fresh.item(), rel=1e-5)
+    assert result.losses["style"] == pytest.approx(parts["style"].item(), rel=1e-5)
+    assert seen[-1].losses == result.losses
+
+
 def test_num_epoch_times_steps_per_epoch_sets_the_steps(photo: Image.Image, painting: Image.Image) -> None:
     seen: list[Progress] = []
     stylize(photo, [painting], tiny(num_epoch=2, steps_per_epoch=2, preview=True), progress=seen.append)
