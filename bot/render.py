@@ -40,8 +40,8 @@ def usage(prefix: str) -> str:
             f"or as links, or reply to a photo and attach the style. Settings are key=value:\n"
             f"`{prefix}stylize https://…/photo.jpg https://…/painting.jpg steps=300 size=512`\n"
             f"Two styles in two regions: attach photo, painting 1, painting 2 and a black-and-white mask "
-            f"(white → painting 1, black → painting 2), then `{prefix}stylize mask=last`; or `mask=https://…/mask.png`, "
-            f"and `regions=red:1,blue:2,white:photo` for a coloured mask.\n"
+            f"(white → painting 1, black → painting 2), then `{prefix}stylize mask=last`; or "
+            f"`mask=https://…/mask.png`, and `regions=red:1,blue:2,white:photo` for a coloured mask.\n"
             f"`/stylize paint content:<photo> style:<painting> style_weight:1e5`\n"
             f"Every setting: `{prefix}stylize help`.")
 

@@ -1,4 +1,4 @@
-"""`stylize CONTENT STYLE [STYLE…] -o OUT [--mask MASK.png] [--size …] [--steps …] …` — the engine from a terminal.
+"""`stylize CONTENT STYLE [STYLE…] -o OUT [--mask MASK.png] [--size …] …` — the engine from a terminal.
 
 Every hyperparameter flag comes from `engine.params.SPECS`, so the CLI accepts exactly what the bot does.
 """

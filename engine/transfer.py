@@ -154,9 +154,9 @@ class _Targets:
     """Content activations and each area's style Grams at one scale; computed once, reused every step.
     `keep`/`fill` composite the photo into regions mapped to photo (image·keep + fill)."""
 
-    def __init__(self, vgg: VGG19, content: Tensor, styles: list[Tensor], settings: Settings, mixes: list[dict[str, Tensor]],
-                 areas: list[tuple[float, dict[str, Tensor] | None]], style_guides: list[dict[str, Tensor] | None],
-                 photo: Tensor | None = None):
+    def __init__(self, vgg: VGG19, content: Tensor, styles: list[Tensor], settings: Settings,
+                 mixes: list[dict[str, Tensor]], areas: list[tuple[float, dict[str, Tensor] | None]],
+                 style_guides: list[dict[str, Tensor] | None], photo: Tensor | None = None):
         layers = settings.style_layers
         with torch.no_grad():
             self.content = vgg(content[None], settings.content_layers, settings.pooling)
@@ -266,13 +266,15 @@ class _Control:
         if self.labels is None:
             return [(1.0, None)], None, None
         soft = masks.guides(self.labels, content.shape[1:], settings.feather * max(content.shape) / settings.size)
-        painted = [(soft[i].mean().item(), {k: g.to(dev) for k, g in
-                                             masks.layer_guides(soft[i], settings.style_layers, settings.erode).items()})
+        layers, erode = settings.style_layers, settings.erode
+        painted = [(soft[i].mean().item(),
+                    {k: g.to(dev) for k, g in masks.layer_guides(soft[i], layers, erode).items()})
                    for i, r in enumerate(self.regions) if r.target != "photo"]
         photo = [soft[i] for i, r in enumerate(self.regions) if r.target == "photo"]
         return painted, (sum(photo).to(dev) if photo else None), soft.argmax(0)
 
-    def style_guides(self, styles: list[Tensor], settings: Settings, dev: torch.device) -> list[dict[str, Tensor] | None]:
+    def style_guides(self, styles: list[Tensor], settings: Settings, dev: torch.device
+                     ) -> list[dict[str, Tensor] | None]:
         """Each style's mask (white: use this part) carried to the style layers, or None for all of it."""
         return [None if m is None else {k: g.to(dev) for k, g in masks.layer_guides(
                     masks.labels(m, ["white", "black"], (s.shape[2], s.shape[1]), "style mask")[0],
@@ -319,7 +321,8 @@ def _run(content_img: Image.Image, style_imgs: list[Image.Image], settings: Sett
         styles = [to_tensor(s, style_side(s.size, long_side, settings.style_scale)) for s in style_imgs]
         areas, photo, hard = control.areas(content, settings, dev)
         if settings.preserve_color == "histogram":
-            styles = [color.match_histogram(s, _colours_for(k, content, hard, control, mixes)) for k, s in enumerate(styles)]
+            styles = [color.match_histogram(s, _colours_for(k, content, hard, control, mixes))
+                      for k, s in enumerate(styles)]
         elif luminance_only:
             styles = [color.luminance(s, like=content) for s in styles]
             content = color.luminance(content)
