@@ -40,6 +40,6 @@ if __name__ == "__main__":
     runs = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     content, style = Image.open(EXAMPLES / "chelsea.png"), Image.open(EXAMPLES / "starry_night.jpg")
     results = [per_step(content, style) for _ in range(runs)]
-    print("wall", " ".join(f"{w:.4f}" for w, _ in results), "cpu", " ".join(f"{c:.4f}" for _, c in results),
-          f"median wall {statistics.median(w for w, _ in results):.4f} cpu {statistics.median(c for _, c in results):.4f}"
-          " s/step")
+    wall, cpu = zip(*results)
+    print("wall", " ".join(f"{w:.4f}" for w in wall), "cpu", " ".join(f"{c:.4f}" for c in cpu),
+          f"median wall {statistics.median(wall):.4f} cpu {statistics.median(cpu):.4f} s/step")
