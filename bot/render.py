@@ -34,14 +34,17 @@ def fit(text: str, limit: int = MESSAGE_LIMIT) -> str:
     return head + "\n…" if newline else text[: limit - 1] + "…"
 
 
+MASK_HELP = ("**Two styles in two regions:** attach the photo, painting 1, painting 2 and a black-and-white mask "
+             "(white → painting 1, black → painting 2, or the photo with one painting), then "
+             "`{prefix}stylize mask=last`; or give `mask=https://…/mask.png`. A coloured mask says which colour "
+             "goes where: `regions=red:1,blue:2,white:photo`.")
+
+
 def usage(prefix: str) -> str:
     """How to ask, with examples for every way of giving the two pictures."""
     return (f"**Usage:** `{prefix}stylize` with the photo and then the style image attached, "
             f"or as links, or reply to a photo and attach the style. Settings are key=value:\n"
             f"`{prefix}stylize https://…/photo.jpg https://…/painting.jpg steps=300 size=512`\n"
-            f"Two styles in two regions: attach photo, painting 1, painting 2 and a black-and-white mask "
-            f"(white → painting 1, black → painting 2), then `{prefix}stylize mask=last`; or "
-            f"`mask=https://…/mask.png`, and `regions=red:1,blue:2,white:photo` for a coloured mask.\n"
             f"`/stylize paint content:<photo> style:<painting> style_weight:1e5`\n"
             f"Every setting: `{prefix}stylize help`.")
 
@@ -111,8 +114,8 @@ def result_embed(job: Job, given: frozenset[str], filename: str) -> discord.Embe
 def help_embeds(prefix: str, base: Settings, caps: Caps) -> list[discord.Embed]:
     """One field per hyperparameter (name, aliases, meaning, default, range), split over embeds as needed."""
     first = discord.Embed(title="Stylize — settings", colour=COLOUR,
-                          description=usage(prefix) + f"\n\nHere your caps are size ≤ {caps.max_size} "
-                          f"and steps ≤ {caps.max_steps}.")
+                          description=usage(prefix) + "\n\n" + MASK_HELP.format(prefix=prefix)
+                          + f"\n\nHere your caps are size ≤ {caps.max_size} and steps ≤ {caps.max_steps}.")
     embeds = [first]
     for spec in SPECS:
         name = spec.name + (f" (or {', '.join(spec.aliases)})" if spec.aliases else "")

@@ -499,6 +499,7 @@ async def test_help_lists_every_setting(fake_discord: FakeDiscord, run_bot) -> N
     for reply in (prefix, slash):
         names = [f["name"].split(" ")[0] for embed in reply.embeds for f in embed["fields"]]
         assert names == [spec.name for spec in SPECS]
+        assert "`!stylize mask=last`" in reply.embeds[0]["description"]  # the mask, by example
     assert slash.ephemeral
 
 

@@ -296,8 +296,9 @@ def test_the_reported_final_loss_is_the_returned_pictures(photo: Image.Image, pa
     seen: list[Progress] = []
     result = stylize(photo, [painting], tiny(steps=6), progress=seen.append)
     vgg = load_vgg("cpu")
+    whole = [{k: torch.ones(1) for k in result.settings.style_layers}]
     targets = transfer._Targets(vgg, transfer.to_tensor(photo, 64), [transfer.to_tensor(painting, 64)],
-                                torch.ones(1), result.settings.pooling)
+                                result.settings, whole, [(1.0, None)], [None])
     fresh, parts = transfer._objective(vgg, transfer.to_tensor(result.image)[None], targets, result.settings)
     assert result.losses["total"] == pytest.approx(fresh.item(), rel=1e-5)
     assert result.losses["style"] == pytest.approx(parts["style"].item(), rel=1e-5)
