@@ -10,20 +10,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import discord
 from discord.ext import commands
 
-from .config import Config
+from .config import Caps, Config
 from .inputs.fetch import make_session
 from .health import HealthReporter, gateway_connected
 from .jobs import InProcessBackend, JobBackend, engine_runner
+from .library import Library, ServerDefaults
+from .storage import Store
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.stylize", "bot.cogs.admin")
+EXTENSIONS = ("bot.cogs.stylize", "bot.cogs.library", "bot.cogs.admin")
 
 
 class StylizeBot(commands.Bot):
@@ -32,7 +35,8 @@ class StylizeBot(commands.Bot):
     `session_factory` makes the aiohttp session used for image links. It must return a session
     from bot.inputs.fetch.make_session (fetch_url refuses others); tests pass one with a permissive
     address policy to reach their loopback file host. `health`, when given, keeps the container's
-    health file fresh (gateway connected, job workers alive) while the bot runs.
+    health file fresh (gateway connected, job workers alive) while the bot runs. `store` (bot.storage,
+    under [storage] data_dir) keeps the style library, per-server defaults and recent job inputs.
     """
 
     def __init__(self, config: Config, *, backend: JobBackend | None = None,
@@ -54,9 +58,15 @@ class StylizeBot(commands.Bot):
         self._session_factory = session_factory or partial(make_session, timeout=limits.fetch_timeout)
         self.fetch_session: aiohttp.ClientSession | None = None
         self.health = health
+        storage = config.storage
+        self.store = Store(Path(storage.data_dir), keep_days=storage.keep_days,
+                           max_bytes=storage.max_megabytes * 1024 * 1024)
+        self.library = Library(self.store)
+        self.server_defaults = ServerDefaults(self.store, config.defaults, Caps(limits.max_size, limits.max_steps))
 
     async def setup_hook(self) -> None:
         self.fetch_session = self._session_factory()
+        await self.store.open()
         await self.backend.start()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
@@ -81,6 +91,7 @@ class StylizeBot(commands.Bot):
             await self.fetch_session.close()
         if self.health is not None:
             await self.health.stop()
+        await self.store.close()
 
 
 def make_backend(config: Config) -> JobBackend:

@@ -24,7 +24,9 @@ start; they are followed the same way, answering in their channel, in reply to t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
+import json
 import logging
 import types
 from collections.abc import Awaitable, Callable
@@ -38,16 +40,20 @@ from discord.ext import commands
 from PIL import Image
 
 from engine import SPECS, ParamError, Spec
+from engine.params import SPEC
 
 from ..inputs.fetch import FetchError, fetch_url
 from ..inputs.images import ImageError, decode_image
-from ..jobs import Detached, Job, QueueFull, Snapshot, Status
+from ..jobs import Detached, Job, QueueFull, Snapshot, Status, short_id
+from ..library import Style
 from ..parsing import (Arguments, UsageError, check_blend, parse_settings, pick_inputs, pick_slash_inputs,
-                       split_arguments)
+                       canonical, split_arguments, style_names)
 from ..render import encode_for_upload, help_embeds, preview_png, queue_text, result_embed, status_text, usage
+from ..storage import StorageUnavailable
 
 if TYPE_CHECKING:
     from ..app import StylizeBot
+    from ..config import Config
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +74,21 @@ class _OptionsBase(commands.FlagConverter):
         return options
 
     def arguments(self) -> Arguments:
-        """What the user gave, whichever path it came by (slash: the typed options that were set)."""
+        """What the user gave, whichever path it came by (slash: the typed options that were set, plus
+        the `settings` text through the prefix parser, and the `preset` names)."""
         if self._parsed is not None:
             return self._parsed
-        return Arguments(raw={spec.name: getattr(self, spec.name) for spec in SPECS
-                              if getattr(self, spec.name) is not None})
+        extra = split_arguments(self.settings or "", links_allowed=False)  # type: ignore[attr-defined]
+        if extra.names:
+            raise UsageError(f"`settings` takes key=value words only (`{extra.names[0]}` is not one); "
+                             "styles go in `preset`.")
+        raw = {name: getattr(self, name) for name in TYPED if getattr(self, name) is not None}
+        for key, value in extra.raw.items():
+            if canonical(key) in raw:
+                raise UsageError(f"`{key}` was given twice (as an option and in `settings`)")
+            raw[key] = value
+        preset = self.preset  # type: ignore[attr-defined]
+        return Arguments(raw=raw, names=tuple(style_names(preset)) if preset else ())
 
 
 def _annotation(spec: Spec) -> Any:
@@ -90,13 +106,31 @@ def _annotation(spec: Spec) -> Any:
 
 
 def _declare(namespace: dict[str, Any]) -> None:
-    annotations: dict[str, Any] = {"content_link": str, "style_link": str}
+    annotations: dict[str, Any] = {"content_link": str, "style_link": str, "preset": str, "settings": str}
     namespace["content_link"] = commands.flag(default=None, description="link to the photo, instead of attaching it")
     namespace["style_link"] = commands.flag(default=None, description="link to a style picture")
-    for spec in SPECS:
-        annotations[spec.name] = _annotation(spec)
-        namespace[spec.name] = commands.flag(default=None, description=spec.help[:SLASH_DESCRIPTION])
+    namespace["preset"] = commands.flag(default=None, description="a style from the library (several: a,b)")
+    for name in TYPED:
+        annotations[name] = _annotation(SPEC[name])
+        namespace[name] = commands.flag(default=None, description=SPEC[name].help[:SLASH_DESCRIPTION])
+    namespace["settings"] = commands.flag(default=None, description=_settings_help())
     namespace["__annotations__"] = annotations
+
+
+TYPED = ("size", "steps", "style_weight", "preserve_color", "seed")
+"""The settings people change most get typed slash options (Discord checks ranges and offers choices);
+every other one goes into the free-text `settings` option. Discord allows 25 options per command."""
+
+
+def _settings_help(limit: int = SLASH_DESCRIPTION) -> str:
+    """'key=value for the others: num_epoch, …' — as many names as fit Discord's description limit."""
+    text = "key=value for the other settings:"
+    for spec in SPECS:
+        if spec.name not in TYPED:
+            if len(text) + len(spec.name) + 3 > limit:
+                return text + " …"
+            text += f" {spec.name}"
+    return text
 
 
 StylizeOptions = types.new_class("StylizeOptions", (_OptionsBase,), {}, _declare)
@@ -127,7 +161,7 @@ def cancel_view(job_id: str) -> discord.ui.View:
     return view
 
 
-USER_ERRORS = (UsageError, ParamError, QueueFull)
+USER_ERRORS = (UsageError, ParamError, QueueFull, StorageUnavailable)
 RESTARTING = "⏸️ I'm restarting — job `{id}` keeps its place, and I'll post the picture here when I'm back."
 
 
@@ -174,6 +208,7 @@ class Stylize(commands.Cog):
         self.bot = bot
         self.config = bot.config
         self._followers: set[asyncio.Task[None]] = set()
+        self._credits: dict[str, str] = {}  # job id → the library styles it uses, for the result echo
         self._recovery: asyncio.Task[None] | None = None
 
     async def cog_load(self) -> None:
@@ -200,19 +235,23 @@ class Stylize(commands.Cog):
                       *, options: StylizeOptions) -> None:  # type: ignore[valid-type]
         """Paint the first image in the style of the next: attachments, links, or a reply to a photo."""
         args = options.arguments()
-        settings, given = parse_settings(args.raw, self.config.defaults)
+        guild_id = ctx.guild.id if ctx.guild else None
+        named = await self.bot.library.find(guild_id, list(args.names))
+        settings, given = parse_settings(args.raw, await self.bot.server_defaults.settings(guild_id))
         self.config.limits.caps_for(_role_ids(ctx.author)).check(settings)
         max_styles = self.config.limits.max_styles
         if ctx.interaction is None:
             replied = await self._replied_image(ctx.message)
-            photo, styles = pick_inputs(replied, ctx.message.attachments, args.links, max_styles=max_styles)
+            photo, styles = pick_inputs(replied, ctx.message.attachments, args.links, max_styles=max_styles,
+                                        named=named)
         else:
             photo, styles = pick_slash_inputs(content, options.content_link, [style, style2, options.style_link],
-                                              max_styles=max_styles)
+                                              max_styles=max_styles, named=named)
         check_blend(settings, len(styles))
         await ctx.defer()
         content_image = await self._load(photo, "The photo")
-        style_images = [await self._load(s, f"Style picture {n}" if len(styles) > 1 else "The style picture")
+        style_images = [await self.bot.library.image(s) if isinstance(s, Style) else
+                        await self._load(s, f"Style picture {n}" if len(styles) > 1 else "The style picture")
                         for n, s in enumerate(styles, start=1)]
         job = Job(user_id=ctx.author.id, channel_id=ctx.channel.id, guild_id=ctx.guild.id if ctx.guild else None,
                   message_id=None if ctx.interaction else ctx.message.id, content=content_image,
@@ -226,13 +265,23 @@ class Stylize(commands.Cog):
             await self.bot.backend.result(job.id)
             raise
         await self.bot.backend.track(job.id, status.id)
-        self._start_following(Origin.of(ctx), job, ctx.channel.get_partial_message(status.id))  # type: ignore[union-attr]
+        if named:
+            self._credits[job.id] = _credits(styles)
+        self._start_following(Origin.of(ctx), job, ctx.channel.get_partial_message(status.id),  # type: ignore[union-attr]
+                              keep=True)
+
+    @stylize.autocomplete("preset")
+    async def _complete_preset(self, interaction: discord.Interaction, current: str
+                               ) -> list[app_commands.Choice[str]]:
+        pairs = await self.bot.library.complete(interaction.guild_id, current)
+        return [app_commands.Choice(name=label, value=value) for label, value in pairs]
 
     @stylize.command(name="help", description="Every setting with its meaning, default and range")
     async def help_(self, ctx: commands.Context[Any]) -> None:
         """List every setting with its meaning, default and range."""
         caps = self.config.limits.caps_for(_role_ids(ctx.author))
-        await ctx.reply(embeds=help_embeds(self.config.prefix, self.config.defaults, caps),
+        base = await self.bot.server_defaults.settings(ctx.guild.id if ctx.guild else None)
+        await ctx.reply(embeds=help_embeds(self.config.prefix, base, caps),
                         ephemeral=True, mention_author=False)
 
     @stylize.command(name="cancel", description="Cancel your jobs, or one job by its id")
@@ -245,13 +294,14 @@ class Stylize(commands.Cog):
             if not targets:
                 raise UsageError("You have no job waiting or running.")
         else:
-            targets = [j for j in pending if j.id == job.strip("`")]
+            wanted = job.strip("`").lower()
+            targets = [j for j in pending if wanted in (j.id, j.short)]
             if not targets:
                 raise UsageError(f"No job `{job.strip('`')[:16]}` is waiting or running.")
             if targets[0].user_id != ctx.author.id and not self._is_moderator(ctx.author):
                 raise UsageError("That's someone else's job — only its owner or a moderator can cancel it.")
         reason = self._cancel_reason(ctx.author, targets[0])
-        cancelled = [j.id for j in targets if await self.bot.backend.cancel(j.id, reason)]
+        cancelled = [j.short for j in targets if await self.bot.backend.cancel(j.id, reason)]
         await ctx.reply(f"🛑 Cancelled job{'s' if len(cancelled) > 1 else ''} "
                         + ", ".join(f"`{i}`" for i in cancelled) + "." if cancelled else "Nothing left to cancel.",
                         ephemeral=True, mention_author=False)
@@ -261,6 +311,31 @@ class Stylize(commands.Cog):
         """Show the running job(s) and the waiting ones, in the order they will run."""
         await ctx.reply(queue_text(await self.bot.backend.jobs()), mention_author=False,
                         allowed_mentions=discord.AllowedMentions.none())
+
+    # Library subcommands: declared in this group, carried out by the StyleLibrary cog (bot/cogs/library.py)
+
+    @stylize.command(name="styles", description="The style library: list it, or (moderators) add or remove a style")
+    @app_commands.describe(action="list (default), add or remove", name="the style's name: a-z, 0-9, _ and -",
+                           picture="the painting to add", link="link to the painting to add",
+                           credit="what it is and who made it, e.g. Water Lilies — Claude Monet")
+    async def styles(self, ctx: commands.Context[Any], action: Literal["list", "add", "remove"] = "list",
+                     name: Optional[str] = None, picture: Optional[discord.Attachment] = None,
+                     link: Optional[str] = None, *, credit: Optional[str] = None) -> None:
+        """List the styles (a contact sheet), or add or remove one of this server's (moderators)."""
+        await self._library().styles(ctx, action, name, picture, link, credit, self._load)
+
+    @stylize.command(name="forget", description="Delete the pictures and settings the bot kept from your jobs")
+    async def forget(self, ctx: commands.Context[Any]) -> None:
+        """Delete the pictures and settings the bot kept from your jobs."""
+        await self._library().forget(ctx)
+
+    @stylize.command(name="defaults", with_app_command=False)
+    async def defaults(self, ctx: commands.Context[Any], *, settings: Optional[str] = None) -> None:
+        """Show this server's default settings, or change them (Manage Server); slash: /stylize-defaults."""
+        await self._library().defaults(ctx, settings)
+
+    def _library(self) -> Any:
+        return self.bot.get_cog("StyleLibrary")
 
     async def cancel_from_button(self, interaction: discord.Interaction, job_id: str) -> None:
         try:
@@ -274,7 +349,7 @@ class Stylize(commands.Cog):
             await interaction.response.send_message(
                 f"Only <@{job.user_id}> or a moderator can cancel this job.", ephemeral=True)
         else:  # answer first: the job's own final edit must land after this one
-            await interaction.response.edit_message(content=f"🛑 Cancelling job `{job_id}`…", view=None)
+            await interaction.response.edit_message(content=f"🛑 Cancelling job `{short_id(job_id)}`…", view=None)
             await self.bot.backend.cancel(job_id, self._cancel_reason(interaction.user, job))
 
     async def cog_command_error(self, ctx: commands.Context[Any], error: Exception) -> None:  # type: ignore[override]
@@ -301,9 +376,7 @@ class Stylize(commands.Cog):
     # ----------------------------------------------------------------------------------- helpers
 
     def _is_moderator(self, user: discord.abc.User) -> bool:
-        return isinstance(user, discord.Member) and (
-            user.guild_permissions.manage_messages
-            or any(role.id in self.config.access.moderator_roles for role in user.roles))
+        return is_moderator(user, self.config)
 
     @staticmethod
     def _cancel_reason(user: discord.abc.User, job: Job) -> str:
@@ -341,8 +414,9 @@ class Stylize(commands.Cog):
         except discord.HTTPException as error:
             raise UsageError(f"{what}: I couldn't download that attachment — try uploading it again.") from error
 
-    def _start_following(self, origin: Origin, job: Job, status: discord.PartialMessage) -> None:
-        task = asyncio.create_task(self._follow(origin, job, status), name=f"stylize-job-{job.id}")
+    def _start_following(self, origin: Origin, job: Job, status: discord.PartialMessage, keep: bool = False) -> None:
+        """Follow `job` to its end; `keep`: it was submitted in this run, so its inputs are at hand to keep."""
+        task = asyncio.create_task(self._follow(origin, job, status, keep), name=f"stylize-job-{job.id}")
         self._followers.add(task)
         task.add_done_callback(self._followers.discard)
 
@@ -360,7 +434,7 @@ class Stylize(commands.Cog):
                     if job.status_message_id is not None:
                         status = channel.get_partial_message(job.status_message_id)  # type: ignore[union-attr]
                     else:  # it was submitted, but its status message never got recorded
-                        posted = await origin.reply(f"🎨 Job `{job.id}`…", view=cancel_view(job.id))
+                        posted = await origin.reply(f"🎨 Job `{job.short}`…", view=cancel_view(job.id))
                         await self.bot.backend.track(job.id, posted.id)
                         status = channel.get_partial_message(posted.id)  # type: ignore[union-attr]
                 except discord.HTTPException as error:  # left in the backend: the next start tries again
@@ -371,7 +445,7 @@ class Stylize(commands.Cog):
         except Exception:
             log.exception("recovering jobs failed")
 
-    async def _follow(self, origin: Origin, job: Job, status: discord.PartialMessage) -> None:
+    async def _follow(self, origin: Origin, job: Job, status: discord.PartialMessage, keep: bool) -> None:
         """Edit the status message as the job moves, then deliver the outcome. Never raises."""
         backend = self.bot.backend
         done = asyncio.ensure_future(backend.result(job.id))
@@ -391,19 +465,36 @@ class Stylize(commands.Cog):
                 if text != shown or changes:
                     shown = text
                     await _edit(status, content=text, **changes)
-            await self._conclude(origin, done.result(), status)
+            finished = done.result()
+            await self._conclude(origin, finished, status)
+            if keep and finished.status is Status.DONE:
+                await self._keep(job, finished)
         except Detached:  # the bot is stopping; the job is not: the next run delivers it
-            await _edit(status, content=RESTARTING.format(id=job.id))
+            await _edit(status, content=RESTARTING.format(id=job.short))
         except Exception:
             log.exception("delivering job %s failed", job.id)
 
+    async def _keep(self, submitted: Job, finished: Job) -> None:
+        """Keep a finished job's inputs and settings for [storage] keep_days (for `again`; `forget` deletes them)."""
+        store = self.bot.store
+        if not store.keeps_jobs or finished.result is None:
+            return
+        pictures = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: [preview_png(p) for p in (submitted.content, *submitted.styles)])
+        try:
+            await store.keep_job(submitted.id, submitted.user_id, submitted.guild_id,
+                                 json.dumps(dataclasses.asdict(finished.result.settings)), pictures)
+        except StorageUnavailable:
+            pass  # logged by the store; the user has the picture already
+
     async def _conclude(self, origin: Origin, job: Job, status: discord.PartialMessage) -> None:
         """Final status line, and a reply with the picture (or the reason there is none)."""
+        credits = self._credits.pop(job.id, None)
         mention = f"<@{job.user_id}>"
         if job.status is Status.CANCELLED:
-            await _edit(status, content=f"🛑 Job `{job.id}` {job.error}.", view=None, attachments=[])
+            await _edit(status, content=f"🛑 Job `{job.short}` {job.error}.", view=None, attachments=[])
             if job.error != f"cancelled by {mention}":
-                await origin.reply(f"{mention} your job `{job.id}` was {job.error}.")
+                await origin.reply(f"{mention} your job `{job.short}` was {job.error}.")
             return
         encoded = None
         if job.status is Status.DONE:
@@ -413,15 +504,15 @@ class Stylize(commands.Cog):
             if encoded is None:
                 job.error = "the picture is too large to upload here — try a smaller size"
         if encoded is None:
-            await _edit(status, content=f"❌ Job `{job.id}` failed: {job.error}.", view=None, attachments=[])
-            await origin.reply(f"{mention} sorry, your job `{job.id}` failed: {job.error}.")
+            await _edit(status, content=f"❌ Job `{job.short}` failed: {job.error}.", view=None, attachments=[])
+            await origin.reply(f"{mention} sorry, your job `{job.short}` failed: {job.error}.")
             return
         assert job.result is not None
         data, filename = encoded
-        await _edit(status, content=f"✅ Job `{job.id}` done in {job.result.elapsed:.1f} s.", view=None,
+        await _edit(status, content=f"✅ Job `{job.short}` done in {job.result.elapsed:.1f} s.", view=None,
                     attachments=[])
         try:
-            await origin.reply(f"{mention} here is your painting!", embed=result_embed(job, job.given, filename),
+            await origin.reply(f"{mention} here is your painting!", embed=result_embed(job, job.given, filename, credits),
                                file=discord.File(io.BytesIO(data), filename))
         except discord.HTTPException as error:
             log.warning("could not upload the result of job %s: %s", job.id, error)
@@ -444,6 +535,19 @@ def _upload_limit(ctx: commands.Context[Any]) -> int:
     if ctx.guild is not None:
         return ctx.guild.filesize_limit
     return discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+
+
+def is_moderator(user: discord.abc.User, config: Config) -> bool:
+    """Manage Messages, or a role listed under [access] moderator_roles."""
+    return isinstance(user, discord.Member) and (
+        user.guild_permissions.manage_messages
+        or any(role.id in config.access.moderator_roles for role in user.roles))
+
+
+def _credits(styles: list[Any]) -> str:
+    """The result echo's list of styles, library ones with their credits, in blend order."""
+    return "\n".join(f"`{s.name}` — {discord.utils.escape_mentions(discord.utils.escape_markdown(s.credit))}"
+                     if isinstance(s, Style) else "your picture" for s in styles)
 
 
 def _role_ids(user: discord.abc.User) -> list[int]:
