@@ -93,6 +93,8 @@ class Library:
 
     async def find(self, guild_id: int | None, names: list[str]) -> list[Style]:
         """The styles these names stand for, in order; UsageError naming the first unknown one."""
+        if not names:
+            return []
         known = {style.name: style for style in await self.styles(guild_id)}
         found = []
         for name in names:

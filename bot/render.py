@@ -31,6 +31,8 @@ def usage(prefix: str) -> str:
             f"or as links, or reply to a photo and attach the style. Settings are key=value:\n"
             f"`{prefix}stylize https://…/photo.jpg https://…/painting.jpg steps=300 size=512`\n"
             f"`/stylize paint content:<photo> style:<painting> style_weight:1e5`\n"
+            f"Or name a style instead of attaching one: `{prefix}stylize starry_night` with the photo "
+            f"(`{prefix}stylize styles` shows them all).\n"
             f"Every setting: `{prefix}stylize help`.")
 
 

@@ -293,3 +293,27 @@ async def test_autocomplete_answers_from_memory_with_at_most_25_choices(tmp_path
     everything = await library.complete(5, "")
     assert [value for _, value in choices] == [f"style{n}" for n in range(10, 20)]
     assert len(everything) == 25 and everything[0][1] == "composition_vii"
+
+
+async def test_server_defaults_text(tmp_path: Path) -> None:
+    from bot.config import Caps
+    from bot.library import ServerDefaults
+    from bot.parsing import UsageError
+    from engine import ParamError, Settings
+
+    store = await Store(tmp_path).open()
+    try:
+        defaults = ServerDefaults(store, Settings.parse({"steps": 100}), Caps(512, 200))
+        assert await defaults.change(1, "iterations=150 colour=histogram") == {"steps": "150",
+                                                                                 "preserve_color": "histogram"}
+        assert await defaults.change(1, "steps=default") == {"preserve_color": "histogram"}
+        assert (await defaults.settings(1)).steps == 100 and (await defaults.settings(2)).preserve_color == "none"
+        for text, error in [("steps=300", "steps=300 is over this server's cap of 200"), ("wave", "don't understand"),
+                            ("https://x.example/a.png", "only key=value settings")]:
+            with pytest.raises((UsageError, ParamError), match=error):
+                await defaults.change(1, text)
+        assert await defaults.change(1, "reset") == {} and await store.guild_defaults(1) == {}
+        await store.set_guild_defaults(3, {"size": "1024"})  # stored under a bigger cap than today's
+        assert (await defaults.settings(3)).size == 512
+    finally:
+        await store.close()
