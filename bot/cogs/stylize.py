@@ -1,19 +1,21 @@
-"""`stylize`: one hybrid command group — `!stylize …` and `/stylize paint …` — plus help, cancel, queue.
+"""`stylize`: one hybrid command group — `!stylize …` and `/stylize paint …` — plus help, cancel, queue
+(and styles, forget, defaults, carried out in bot/cogs/library.py).
 
 Design of the slash options: the group's callback takes the three attachments as ordinary
 parameters and everything else as one `StylizeOptions` flag parameter. `StylizeOptions` is a
-`commands.FlagConverter` *generated* from engine.params.SPECS at import: one flag per Spec, annotated
-with `app_commands.Range[int|float, min, max]`, `Literal[*choices]`, `bool` or `str` and described by
-the Spec's help. discord.py's hybrid machinery flattens a FlagConverter into separate slash options,
-so `/stylize paint` gets one typed option per hyperparameter, with Discord enforcing the ranges and
-offering the choices; a new Spec shows up without touching this file. On the prefix path the stock
-FlagConverter parser (which silently drops unknown keys) is replaced by our own: the rest of the
-message is split into links and key=value pairs and handed to Settings.parse, which refuses unknown
-keys with a suggestion. Both paths end in the same Settings.parse call on top of the server's
-[defaults]. A hybrid group (rather than a lone hybrid command) is what lets `!stylize help`,
-`!stylize cancel` and `!stylize queue` exist beside `!stylize <images> key=value…`; slash commands
-cannot take options and have subcommands at once, so the painting itself is the group's `paint`
-fallback subcommand.
+`commands.FlagConverter` *generated* from engine.params.SPECS at import: the settings named in TYPED
+get a flag each, annotated with `app_commands.Range[int|float, min, max]`, `Literal[*choices]` or
+`bool` and described by the Spec's help, so Discord enforces their ranges and offers their choices;
+every other setting goes into one free-text `settings` flag (Discord allows 25 options per command),
+and `preset` names library styles (with autocomplete). discord.py's hybrid machinery flattens a
+FlagConverter into separate slash options. On the prefix path the stock FlagConverter parser (which
+silently drops unknown keys) is replaced by our own: the rest of the message is split into links,
+style names and key=value pairs (bot.parsing) — the same parser that reads the slash `settings`
+text — and handed to Settings.parse, which refuses unknown keys with a suggestion. Both paths end in
+the same Settings.parse call on top of the server's defaults. A hybrid group (rather than a lone
+hybrid command) is what lets `!stylize help`, `!stylize cancel` and the rest exist beside
+`!stylize <images> key=value…`; slash commands cannot take options and have subcommands at once, so
+the painting itself is the group's `paint` fallback subcommand.
 
 Each accepted job gets a status message (with a Cancel button) and an asyncio task that edits it
 from the backend's snapshots every `progress_interval` seconds, then replies with the picture. A
