@@ -108,10 +108,10 @@ class Library:
 
     async def complete(self, guild_id: int | None, typed: str) -> list[tuple[str, str]]:
         """Autocomplete for `preset`: (label, value) pairs, at most 25; `a,b,st` completes the last name."""
-        head, _, last = typed.lower().rpartition(",")
+        head, _, last = typed.lower().replace(" ", "").rpartition(",")
+        chosen = set(head.split(","))
         head = f"{head}," if head else ""
-        last = last.strip()
-        styles = await self.styles(guild_id)
+        styles = [s for s in await self.styles(guild_id) if s.name not in chosen]
         ranked = sorted(styles, key=lambda s: (not s.name.startswith(last), last not in s.name, s.name))
         return [(f"{head}{s.name} — {s.credit}"[:100], f"{head}{s.name}") for s in ranked
                 if last in s.name or last in s.credit.lower()][:25]
@@ -174,7 +174,7 @@ def _library_png(picture: Image.Image) -> bytes:
 
 def contact_sheet(names: list[str], pictures: list[Image.Image]) -> bytes:
     """A grid of square thumbnails, each with its name under it."""
-    columns = min(COLUMNS, len(pictures)) or 1
+    columns = min(max(COLUMNS, math.ceil(math.sqrt(len(pictures)))), len(pictures)) or 1  # wider when many
     rows = math.ceil(len(pictures) / columns)
     sheet = Image.new("RGB", (columns * THUMB, rows * (THUMB + LABEL)), "white")
     draw = ImageDraw.Draw(sheet)

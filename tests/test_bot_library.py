@@ -18,7 +18,7 @@ from PIL import Image
 from bot.library import BUILTIN_DIR, RESERVED, Library, _builtins, contact_sheet
 from bot.storage import DATABASE, Mode, Store
 from discord_standin import FakeDiscord, Upload
-from test_bot_e2e import (config, data_dir, decoded, make_bot, one_torch_thread, photo_and_style, picture,  # noqa: F401
+from test_bot_e2e import (TINY, config, data_dir, decoded, make_bot, one_torch_thread, photo_and_style, picture,  # noqa: F401
                           replying_to, status_of, with_file)
 from test_bot_jobs import FakeRunner
 
@@ -75,6 +75,9 @@ def test_builtin_styles_are_shipped_small_and_credited() -> None:
 def test_contact_sheet_is_a_grid_with_every_name() -> None:
     sheet = Image.open(io.BytesIO(contact_sheet(["a", "b", "c", "d", "e"], [Image.new("RGB", (30, 20), "red")] * 5)))
     assert sheet.format == "JPEG" and sheet.size == (4 * 160, 2 * (160 + 22))
+    many = Image.open(io.BytesIO(contact_sheet(["x"] * 30, [Image.new("RGB", (30, 20), "red")] * 30)))
+    assert many.size == (6 * 160, 5 * (160 + 22))  # wider as the library grows
+    assert Image.open(io.BytesIO(contact_sheet(["x"], [Image.new("RGB", (30, 20))]))).size == (160, 182)
 
 
 async def test_a_preset_by_name_and_blended_with_an_attachment(fake_discord: FakeDiscord, run_bot) -> None:
@@ -105,6 +108,15 @@ async def test_a_preset_by_name_and_blended_with_an_attachment(fake_discord: Fak
     assert "style_blend has 2 weights but you gave 3 style images" in too_few.content
 
 
+async def test_the_engine_paints_with_a_builtin_style(fake_discord: FakeDiscord, run_bot) -> None:
+    async with run_bot(make_bot()):
+        request = await fake_discord.send_message(fake_discord.alice, f"!stylize {TINY} vallotton",
+                                                  attachments=[photo_and_style()[0]])
+        reply = await fake_discord.wait_for(lambda e: with_file(e) and replying_to(request)(e), kind="message",
+                                            timeout=30)
+    assert decoded(reply).size == (64, 48) and "Félix Vallotton" in reply.embeds[0]["fields"][0]["value"]
+
+
 async def test_preset_autocomplete_and_the_slash_preset(fake_discord: FakeDiscord, run_bot) -> None:
     runner = Recording()
     runner.release_all()
@@ -115,7 +127,7 @@ async def test_preset_autocomplete_and_the_slash_preset(fake_discord: FakeDiscor
         answer = await fake_discord.wait_for(kind="interaction_response", since=mark, timeout=3)
         mark = fake_discord.mark()
         await fake_discord.send_interaction(fake_discord.bob, "stylize paint", [
-            {"name": "preset", "type": 3, "value": "", "focused": True}], autocomplete=True)
+            {"name": "preset", "type": 3, "value": "wave,", "focused": True}], autocomplete=True)
         everything = await fake_discord.wait_for(kind="interaction_response", since=mark, timeout=3)
         photo, _ = photo_and_style()
         await fake_discord.send_interaction(fake_discord.bob, "stylize paint", {"content": photo, "preset": "the_scream"})
@@ -124,7 +136,7 @@ async def test_preset_autocomplete_and_the_slash_preset(fake_discord: FakeDiscor
     choices = answer.payload["data"]["choices"]
     assert [c["value"] for c in choices] == ["wave,starry_night", "wave,van_doesburg"]  # name first, then credit (Studio)
     assert choices[0]["name"] == "wave,starry_night — The Starry Night — Vincent van Gogh, 1889"
-    assert len(everything.payload["data"]["choices"]) == 8
+    assert len(everything.payload["data"]["choices"]) == 7  # every other style: wave is chosen already
     assert [s.size for s in runner.jobs[0].styles] == [builtin_size("the_scream")]
 
 
