@@ -56,6 +56,7 @@ from ..storage import StorageUnavailable
 if TYPE_CHECKING:
     from ..app import StylizeBot
     from ..config import Config
+    from .library import StyleLibrary
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +256,7 @@ class Stylize(commands.Cog):
         style_images = [await self.bot.library.image(s) if isinstance(s, Style) else
                         await self._load(s, f"Style picture {n}" if len(styles) > 1 else "The style picture")
                         for n, s in enumerate(styles, start=1)]
-        job = Job(user_id=ctx.author.id, channel_id=ctx.channel.id, guild_id=ctx.guild.id if ctx.guild else None,
+        job = Job(user_id=ctx.author.id, channel_id=ctx.channel.id, guild_id=guild_id,
                   message_id=None if ctx.interaction else ctx.message.id, content=content_image,
                   styles=tuple(style_images), settings=settings, given=given)
         position = await self.bot.backend.submit(job)
@@ -336,8 +337,8 @@ class Stylize(commands.Cog):
         """Show this server's default settings, or change them (Manage Server); slash: /stylize-defaults."""
         await self._library().defaults(ctx, settings)
 
-    def _library(self) -> Any:
-        return self.bot.get_cog("StyleLibrary")
+    def _library(self) -> StyleLibrary:
+        return self.bot.get_cog("StyleLibrary")  # type: ignore[return-value]
 
     async def cancel_from_button(self, interaction: discord.Interaction, job_id: str) -> None:
         try:
