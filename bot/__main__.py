@@ -20,6 +20,7 @@ from . import check
 from .app import StylizeBot
 from .config import ConfigError, load_config
 from .health import HealthReporter
+from .inputs.images import limit_pixels
 
 log = logging.getLogger("bot")
 
@@ -30,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stylize-bot", description="Run the Stylize Discord bot.")
     parser.add_argument("--config", type=Path, default=None,
                         help=f"TOML configuration (default: ./{DEFAULT_CONFIG} if it exists); "
-                             "see config.example.toml. The token may come from DISCORD_TOKEN instead.")
+                             "see config.example.toml. The token may come from DISCORD_TOKEN or "
+                             "DISCORD_TOKEN_FILE instead.")
     commands = parser.add_subparsers(dest="command", metavar="[check]")
     check.add_arguments(commands.add_parser("check", help="check the configuration, token, device and engine, "
                                                           "paint a tiny test picture, and exit"))
@@ -43,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"stylize-bot: {error}", file=sys.stderr)
         return 2
+    limit_pixels(config.limits.input_pixels)
     discord.utils.setup_logging(handler=logging.StreamHandler(sys.stdout), level=getattr(logging, config.log_level))
     log.info("starting: prefix %r, device %s, %d worker(s), %s jobs", config.prefix, config.device, config.workers,
              config.jobs.backend)
@@ -66,7 +69,7 @@ async def serve(bot: StylizeBot, token: str) -> int:
         async with bot:
             await bot.start(token)
     except discord.LoginFailure:
-        log.error("Discord refused the token: check DISCORD_TOKEN or `token` in the configuration")
+        log.error("Discord refused the token: check DISCORD_TOKEN, DISCORD_TOKEN_FILE or `token` in the configuration")
         return 1
     except discord.PrivilegedIntentsRequired:
         log.error("switch on the Message Content intent for this bot in the Discord Developer Portal")

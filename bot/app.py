@@ -17,16 +17,27 @@ import aiohttp
 import discord
 from discord.ext import commands
 
-from .config import Caps, Config
+from .config import Config
 from .inputs.fetch import make_session
 from .health import HealthReporter, gateway_connected
 from .jobs import InProcessBackend, JobBackend, engine_runner
 from .library import Library, ServerDefaults
+from .render import fit
 from .storage import Store
 
 log = logging.getLogger(__name__)
 
 EXTENSIONS = ("bot.cogs.stylize", "bot.cogs.library", "bot.cogs.admin")
+# Nobody is pinged unless a message opts in (the owner of a finished job); a reply still pings its author.
+NO_PINGS = discord.AllowedMentions(everyone=False, roles=False, users=False, replied_user=True)
+MUTED_LOG_EVERY = 3600.0  # seconds between log lines about one channel where the bot may not post
+
+
+class StylizeContext(commands.Context["StylizeBot"]):
+    """The commands' context: whatever a command says passes `fit`, Discord's 2,000-character cap."""
+
+    async def send(self, content: str | None = None, **options: Any) -> discord.Message:  # type: ignore[override]
+        return await super().send(None if content is None else fit(str(content)), **options)
 
 
 class StylizeBot(commands.Bot):
@@ -49,7 +60,7 @@ class StylizeBot(commands.Bot):
         super().__init__(
             command_prefix=commands.when_mentioned_or(config.prefix),
             intents=intents,
-            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=True),
+            allowed_mentions=NO_PINGS,
             **options,
         )
         self.config = config
@@ -58,11 +69,12 @@ class StylizeBot(commands.Bot):
         self._session_factory = session_factory or partial(make_session, timeout=limits.fetch_timeout)
         self.fetch_session: aiohttp.ClientSession | None = None
         self.health = health
+        self._muted = commands.CooldownMapping.from_cooldown(1, MUTED_LOG_EVERY, lambda channel_id: channel_id)
         storage = config.storage
         self.store = Store(Path(storage.data_dir), keep_days=storage.keep_days,
                            max_bytes=storage.max_megabytes * 1024 * 1024)
         self.library = Library(self.store)
-        self.server_defaults = ServerDefaults(self.store, config.defaults, Caps(limits.max_size, limits.max_steps))
+        self.server_defaults = ServerDefaults(self.store, config.defaults, limits.caps_for(()))
 
     async def setup_hook(self) -> None:
         self.fetch_session = self._session_factory()
@@ -72,6 +84,23 @@ class StylizeBot(commands.Bot):
             await self.load_extension(extension)
         if self.health is not None:
             self.health.start(is_connected=partial(gateway_connected, self), worker_alive=self.backend.alive)
+
+    async def get_context(self, origin: discord.Message | discord.Interaction, /, *,  # type: ignore[override]
+                          cls: type[commands.Context[Any]] = StylizeContext) -> Any:
+        return await super().get_context(origin, cls=cls)
+
+    async def process_commands(self, message: discord.Message, /) -> None:
+        """Commands, except in channels where the bot may not post: every answer there would fail with
+        403, and Discord bans an IP for a while after 10,000 failed requests in 10 minutes."""
+        if message.author.bot:
+            return
+        ctx = await self.get_context(message)
+        if ctx.valid and not can_post(ctx):
+            if self._muted.update_rate_limit(ctx.channel.id) is None:  # say so once an hour per channel
+                log.warning("ignoring commands in channel %s (server %s): I may not send messages there",
+                            ctx.channel.id, ctx.guild.id if ctx.guild else None)
+            return
+        await self.invoke(ctx)
 
     async def on_ready(self) -> None:
         log.info("logged in as %s in %d server(s)", self.user, len(self.guilds))
@@ -92,6 +121,15 @@ class StylizeBot(commands.Bot):
         if self.health is not None:
             await self.health.stop()
         await self.store.close()
+
+
+def can_post(ctx: commands.Context[Any]) -> bool:
+    """Whether the bot may send messages where `ctx` was invoked (in a thread: Send Messages in Threads)."""
+    if ctx.guild is None:
+        return True
+    permissions = ctx.channel.permissions_for(ctx.me)  # type: ignore[arg-type]
+    in_thread = isinstance(ctx.channel, discord.Thread)
+    return permissions.send_messages_in_threads if in_thread else permissions.send_messages
 
 
 def make_backend(config: Config) -> JobBackend:

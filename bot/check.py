@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .config import TOKEN_ENV, Config, ConfigError, load_config
+from .config import TOKEN_ENV, TOKEN_FILE_ENV, Config, ConfigError, load_config
 
 DEFAULT_CONFIG = Path("config.toml")  # the bot's own default: ./config.toml when it exists
 EXAMPLES_ENV = "STYLIZE_EXAMPLES"
@@ -84,16 +84,16 @@ def _check_config(report: Report, config_path: str | None, env: Mapping[str, str
     """Load the configuration as the bot does; on failure report why and carry on with what can be known."""
     path = Path(config_path) if config_path else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
     where = str(path) if path is not None else f"no ./{DEFAULT_CONFIG}, built-in defaults"
-    env_token = env.get(TOKEN_ENV, "").strip()
+    token_from = next((f"${name}" for name in (TOKEN_ENV, TOKEN_FILE_ENV) if env.get(name, "").strip()), None)
     try:
         config = load_config(path, env)
     except ConfigError as error:
         try:  # was the token the only thing missing? Then the rest of the file is still checked and used.
-            config = load_config(path, {**env, TOKEN_ENV: "placeholder"})
+            config = load_config(path, {**env, TOKEN_ENV: "placeholder", TOKEN_FILE_ENV: ""})
         except ConfigError:
             report.add("config", f"{where}: NOT USABLE")
             report.problems.append(str(error))
-            report.add("token", f"set (from ${TOKEN_ENV}; not shown)" if env_token
+            report.add("token", f"set (from {token_from}; not shown)" if token_from
                        else "unknown (the configuration did not load)")
             return Config()  # device "auto": what the bot would pick by itself
         report.add("config", f"{where}: ok ({_summary(config)})")
@@ -101,7 +101,7 @@ def _check_config(report: Report, config_path: str | None, env: Mapping[str, str
         report.problems.append(str(error))
         return config
     report.add("config", f"{where}: ok ({_summary(config)})")
-    source = f"${TOKEN_ENV}" if env_token else "the configuration file"
+    source = token_from or "the configuration file"
     report.add("token", f"set (from {source}; not shown)")
     if not _looks_like_a_bot_token(config.token):
         report.notes.append("the token does not look like a bot token (three parts separated by dots): the "

@@ -3,7 +3,8 @@
 Every table maps onto a frozen dataclass. Unknown keys, wrong types and out-of-range values stop
 the bot with one clear line naming the file and the key, because a typo that is silently ignored
 ("max_step = 50") is worse than a refusal to start. The token may come from the environment
-(DISCORD_TOKEN, which wins) or the file; it is kept out of repr(), str() and every error message.
+(DISCORD_TOKEN, or DISCORD_TOKEN_FILE naming a file that holds it, as Docker secrets do; either wins)
+or the configuration file; it is kept out of repr(), str() and every error message.
 So is [jobs] redis_url, which STYLIZE_REDIS_URL overrides the same way (the workers read that too).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import tomllib
 import types
@@ -23,6 +25,7 @@ from typing import Any
 from engine import ParamError, Settings
 
 TOKEN_ENV = "DISCORD_TOKEN"
+TOKEN_FILE_ENV = "DISCORD_TOKEN_FILE"  # a file holding the token, e.g. a Docker secret in /run/secrets/
 REDIS_URL_ENV = "STYLIZE_REDIS_URL"  # wins over [jobs] redis_url (it may hold a password); workers read it too
 DATA_DIR_ENV = "STYLIZE_DATA_DIR"  # wins over [storage] data_dir (the image sets /data, a volume)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -44,6 +47,8 @@ class RoleLimit:
     id: int
     max_size: int | None = None
     max_steps: int | None = None
+    max_styles: int | None = None
+    max_style_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,8 @@ class Caps:
 
     max_size: int
     max_steps: int
+    max_styles: int
+    max_style_size: int  # longest side of the style pictures as painted: size × style_scale
 
     def check(self, settings: Settings) -> None:
         """Refuse settings above these caps, saying what is allowed (ParamError, user-facing)."""
@@ -60,6 +67,12 @@ class Caps:
             if value > cap:
                 raise ParamError(f"{name}={value} is over this server's cap of {cap} for you "
                                  f"— ask for {name}={cap} or less")
+        style = round(settings.size * settings.style_scale)
+        if style > self.max_style_size:
+            most = math.floor(self.max_style_size / settings.size * 100) / 100
+            raise ParamError(f"style_scale={settings.style_scale:g} at size={settings.size} paints the style "
+                             f"pictures at {style} px, over this server's cap of {self.max_style_size} for you "
+                             f"— ask for style_scale={most:g} or less")
 
 
 @dataclass(frozen=True)
@@ -69,6 +82,7 @@ class Limits:
     max_styles: int = _at_least(1, default=3)
     max_size: int = _at_least(64, default=1024)
     max_steps: int = _at_least(1, default=1000)
+    max_style_size: int | None = _at_least(64, default=None)  # size × style_scale; never below max_size
     queue_size: int = _at_least(1, default=20)
     per_user: int = _at_least(1, default=2)
     job_timeout: float = _at_least(1, default=900.0)
@@ -78,12 +92,14 @@ class Limits:
     def caps_for(self, role_ids: Iterable[int]) -> Caps:
         """Everyone's caps, raised by every listed role the member has."""
         mine = set(role_ids)
-        size, steps = self.max_size, self.max_steps
+        size, steps, styles, style = self.max_size, self.max_steps, self.max_styles, self.max_style_size or 0
         for role in self.roles:
             if role.id in mine:
                 size = max(size, role.max_size or 0)
                 steps = max(steps, role.max_steps or 0)
-        return Caps(size, steps)
+                styles = max(styles, role.max_styles or 0)
+                style = max(style, role.max_style_size or 0)
+        return Caps(size, steps, styles, max(style, size))
 
 
 @dataclass(frozen=True)
@@ -96,6 +112,15 @@ class Access:
         if self.guilds and guild_id not in self.guilds:
             return False
         return not self.channels or channel_id in self.channels
+
+
+@dataclass(frozen=True)
+class Cooldown:
+    """Per user: at most `commands` commands and `buttons` button presses in any `seconds`."""
+
+    commands: int = _at_least(1, default=5)
+    buttons: int = _at_least(1, default=5)
+    seconds: float = _at_least(1, default=30.0)
 
 
 BACKENDS = ("inprocess", "celery")
@@ -132,13 +157,14 @@ class Config:
     owner_ids: frozenset[int] = frozenset()  # empty: the application's owner(s)
     access: Access = Access()
     limits: Limits = Limits()
+    cooldown: Cooldown = Cooldown()
     jobs: Jobs = Jobs()
     storage: Storage = Storage()
     defaults: Settings = Settings()  # the `base` of every job's settings
 
 
 def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Config:
-    """Read and check `path` (None: all defaults); `env` may supply DISCORD_TOKEN."""
+    """Read and check `path` (None: all defaults); `env` may supply DISCORD_TOKEN or DISCORD_TOKEN_FILE."""
     where = str(path) if path is not None else "configuration"
     table: dict[str, Any] = {}
     if path is not None:
@@ -162,10 +188,10 @@ def parse_config(table: Mapping[str, Any], *, where: str = "configuration",
     if not isinstance(defaults, dict):
         raise ConfigError(f"{where}: [defaults] must be a table of hyperparameters")
     config: Config = _build(Config, table, where, "")
-    token = (env or {}).get(TOKEN_ENV) or config.token
+    token = _token(env or {}, config.token, where)
     if not token.strip():
-        raise ConfigError(f"{where}: no bot token — set the {TOKEN_ENV} environment variable "
-                          "or `token` in the file")
+        raise ConfigError(f"{where}: no bot token — set the {TOKEN_ENV} environment variable, "
+                          f"or {TOKEN_FILE_ENV} to a file that holds it, or `token` in the file")
     if not config.prefix.strip() or config.prefix != config.prefix.strip():
         raise ConfigError(f"{where}: prefix must be non-empty, without spaces around it")
     if not _DEVICE.fullmatch(config.device):
@@ -182,6 +208,11 @@ def parse_config(table: Mapping[str, Any], *, where: str = "configuration",
         raise ConfigError(f"{where}: jobs.backend must be one of {', '.join(BACKENDS)}, not {config.jobs.backend!r}")
     if not _REDIS_URL.fullmatch(config.jobs.redis_url):
         raise ConfigError(f"{where}: jobs.redis_url must look like redis://host:6379/0 (or rediss://, unix://)")
+    keep, timeout = config.jobs.keep, config.limits.job_timeout
+    if config.jobs.backend == "celery" and keep < 2 * timeout + 600:  # a job may run twice, then await delivery
+        raise ConfigError(f"{where}: jobs.keep = {keep:g} s is too short for limits.job_timeout = {timeout:g} s "
+                          f"— a job's record must outlive two attempts and its delivery: set jobs.keep to at least "
+                          f"2 × limits.job_timeout + 600 = {2 * timeout + 600:g}, or lower limits.job_timeout")
     if not re.fullmatch(r"[\w.-]+", config.jobs.key_prefix):
         raise ConfigError(f"{where}: jobs.key_prefix may hold only letters, digits, '_', '.' and '-'")
     if config.log_level.upper() not in LOG_LEVELS:
@@ -191,11 +222,25 @@ def parse_config(table: Mapping[str, Any], *, where: str = "configuration",
     except ParamError as error:
         raise ConfigError(f"{where}: [defaults] {error}") from None
     try:
-        Caps(config.limits.max_size, config.limits.max_steps).check(base)
-    except ParamError:
-        raise ConfigError(f"{where}: [defaults] size={base.size} steps={base.steps} exceed "
-                          f"[limits] max_size={config.limits.max_size} max_steps={config.limits.max_steps}") from None
+        config.limits.caps_for(()).check(base)
+    except ParamError as error:
+        raise ConfigError(f"{where}: [defaults] exceed [limits]: {error}") from None
     return dataclasses.replace(config, token=token.strip(), log_level=config.log_level.upper(), defaults=base)
+
+
+def _token(env: Mapping[str, str], configured: str, where: str) -> str:
+    """$DISCORD_TOKEN, else the contents of the file $DISCORD_TOKEN_FILE names, else `token` from the file."""
+    direct, path = env.get(TOKEN_ENV), env.get(TOKEN_FILE_ENV)
+    if direct and path:
+        raise ConfigError(f"{where}: set {TOKEN_ENV} or {TOKEN_FILE_ENV}, not both")
+    if not path:
+        return direct or configured
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"{where}: {TOKEN_FILE_ENV}: cannot read {path} ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: {TOKEN_FILE_ENV}: {path} is not a text file") from None
 
 
 def _build(cls: type, table: Mapping[str, Any], where: str, section: str) -> Any:

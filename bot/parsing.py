@@ -1,22 +1,33 @@
 """Turn what a user typed after `!stylize` into links and Settings, and pick content vs. style inputs.
 
 Pure text in, values or a user-facing error out (UsageError, or the engine's ParamError): no
-Discord here, so all of it is unit-tested. Hyperparameter names, aliases, types and ranges come
-from engine.params via Settings.parse; nothing about a parameter is restated here.
+Discord objects here, so all of it is unit-tested. Hyperparameter names, aliases, types and ranges
+come from engine.params via Settings.parse; nothing about a parameter is restated here.
+
+Whatever a user typed may come back in an error, so it must not be able to ping, link or format in
+the bot's voice: our own messages quote it through `echo`, and `parse_settings` lets only keys and
+values shaped like real ones (short, letters, digits and `_.,+-`) reach the engine, whose messages
+quote them as they are.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+
+from discord.utils import escape_markdown, escape_mentions
 
 from engine import SPECS, ParamError, Settings
 
 T = TypeVar("T")
 
 _NAMES = {alias: spec.name for spec in SPECS for alias in (spec.name, *spec.aliases)}
+ECHO = 40  # characters of user text quoted back, at most
+LONGEST_VALUE = 100  # style_blend=0.25,0.3333333333333333,… is long; nothing real is longer
+_KEY = re.compile(r"[A-Za-z][\w-]*", re.ASCII)  # how every setting name looks
+_VALUE = re.compile(r"[\w.,+ -]*", re.ASCII)  # numbers, words, comma lists: all any setting takes
 STYLE_KEYS = ("style", "preset")  # `style=starry_night,wave`: styles from the library, by name
 STYLE_NAME = re.compile(r"[a-z0-9_-]{1,32}")
 
@@ -49,7 +60,7 @@ def split_arguments(text: str, *, links_allowed: bool = True) -> Arguments:
         unwrapped = word[1:-1] if word.startswith("<") and word.endswith(">") else word
         if unwrapped.lower().startswith(("http://", "https://")):
             if not links_allowed:
-                raise UsageError(f"`{_clip(word)}` is a link, and only key=value settings go here.")
+                raise UsageError(f"'{echo(word)}' is a link, and only key=value settings go here.")
             links.append(unwrapped)
             continue
         key, sep, value = word.partition("=")
@@ -57,13 +68,13 @@ def split_arguments(text: str, *, links_allowed: bool = True) -> Arguments:
             names.append(word.lower())
             continue
         if not sep or not key:
-            raise UsageError(f"I don't understand `{_clip(word)}` — settings look like key=value "
+            raise UsageError(f"I don't understand '{echo(word)}' — settings look like key=value "
                              "(e.g. steps=300), and images are attachments or http(s) links.", show_usage=True)
         if _normal(key) in STYLE_KEYS:
             names += style_names(value)
             continue
         if key in raw:
-            raise UsageError(f"`{_clip(key)}` was given twice")
+            raise UsageError(f"'{echo(key)}' was given twice")
         raw[key] = value
     return Arguments(tuple(links), raw, tuple(names))
 
@@ -73,7 +84,7 @@ def style_names(text: str) -> list[str]:
     names = [n.strip().lower() for n in text.split(",") if n.strip()]
     for name in names:
         if not STYLE_NAME.fullmatch(name):
-            raise UsageError(f"`{_clip(name)}` is not a style name — names use a-z, 0-9, _ and - "
+            raise UsageError(f"'{echo(name)}' is not a style name — names use a-z, 0-9, _ and - "
                              "(`help` has the `styles` command that lists them).")
     if not names:
         raise UsageError("style= needs one or more style names, e.g. style=starry_night,wave")
@@ -81,7 +92,15 @@ def style_names(text: str) -> list[str]:
 
 
 def parse_settings(raw: Mapping[str, Any], base: Settings) -> tuple[Settings, frozenset[str]]:
-    """Settings.parse on top of `base`, plus the canonical names the user set (to mark in echoes)."""
+    """Settings.parse on top of `base`, plus the canonical names the user set (to mark in echoes).
+
+    Keys and values that cannot be a setting's are refused here, quoted safely (see the module's note)."""
+    for key, value in raw.items():
+        if len(key) > ECHO or not _KEY.fullmatch(key):
+            raise ParamError(f"unknown setting '{echo(key)}' (see `help` for the list)")
+        if isinstance(value, str) and (len(value) > LONGEST_VALUE or not _VALUE.fullmatch(value)):
+            raise ParamError(f"{key} can't be '{echo(value)}' — values are numbers or words, "
+                             "e.g. steps=300 or preserve_color=luminance")
     settings = Settings.parse(raw, base)
     return settings, frozenset(_NAMES[_normal(key)] for key in raw)
 
@@ -135,5 +154,9 @@ def _normal(key: str) -> str:
     return key.strip().lower().replace("-", "_")
 
 
-def _clip(text: str, limit: int = 40) -> str:
-    return (text if len(text) <= limit else text[: limit - 1] + "…").replace("`", "'")
+def echo(text: str) -> str:
+    """User text to quote in a reply: clipped to ECHO characters, Markdown and mentions escaped
+    (no link, ping or formatting can ride on an error message)."""
+    clipped = text if len(text) <= ECHO else text[: ECHO - 1] + "…"
+    escaped = escape_mentions(escape_markdown(clipped))
+    return re.sub(r"(?<!\\)\[", r"\[", escaped)  # also a link clipping cut short: [x](https://evil.e…

@@ -1,13 +1,14 @@
 """What users read: status lines, the result embed, `help` and `queue` — all generated from SPECS.
 
 Kept apart from the cog so Discord's size limits (2000-char messages, 25 fields and 6000 chars per
-embed, the upload limit) are handled and tested in one place.
+embed, the upload limit) are handled and tested in one place; `fit` is the one cap every outgoing
+text passes (a longer one is refused by Discord, and the user would see nothing).
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import discord
 from PIL import Image
@@ -23,6 +24,14 @@ EMBED_TOTAL = 6000
 FIELD_VALUE = 1024
 BAR_WIDTH = 20
 COLOUR = discord.Colour.from_rgb(88, 101, 242)
+
+
+def fit(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """`text` within Discord's message limit: cut at a line break where there is one, marked with …"""
+    if len(text) <= limit:
+        return text
+    head, newline, _ = text[: limit - 2].rpartition("\n")
+    return head + "\n…" if newline else text[: limit - 1] + "…"
 
 
 def usage(prefix: str) -> str:
@@ -115,24 +124,28 @@ def help_embeds(prefix: str, base: Settings, caps: Caps) -> list[discord.Embed]:
     return embeds
 
 
-def queue_text(jobs: Sequence[Job]) -> str:
-    """Running jobs, then waiting ones in order, cut to one message."""
+def queue_text(jobs: Sequence[Job], shown: Callable[[Job], bool] = lambda job: True) -> str:
+    """Running jobs, then waiting ones in the order they will run, cut to one message. Only the `shown`
+    ones are listed (numbered by their place in the whole line); the others are only counted."""
     if not jobs:
         return "The queue is empty — nothing is running or waiting."
     lines = []
-    waiting = 0
+    waiting = hidden = 0
     for job in jobs:
+        running = job.status is Status.RUNNING
+        waiting += not running
+        if not shown(job):
+            hidden += 1
+            continue
         what = f"<@{job.user_id}> · size {job.settings.size}, {job.settings.steps} steps · job `{job.short}`"
-        if job.status is Status.RUNNING:
+        if running:
             done = f" · {job.progress.step / job.progress.total:.0%}" if job.progress else ""
             lines.append(f"🎨 running: {what}{done}")
         else:
-            waiting += 1
             lines.append(f"{waiting}. {what}")
-    text = f"**Queue** ({waiting} waiting)\n" + "\n".join(lines)
-    if len(text) > MESSAGE_LIMIT:
-        text = text[: MESSAGE_LIMIT - 2].rsplit("\n", 1)[0] + "\n…"
-    return text
+    if hidden:
+        lines.append(f"…and {hidden} job{'s' if hidden > 1 else ''} from elsewhere.")
+    return fit(f"**Queue** ({waiting} waiting)\n" + "\n".join(lines))
 
 
 def encode_for_upload(image: Image.Image, limit: int, name: str = "stylized") -> tuple[bytes, str] | None:

@@ -1,8 +1,9 @@
 """Stylize's engine: Gatys et al.'s neural style transfer on the original VGG-19, in plain PyTorch."""
 
 from .params import SPECS, ParamError, Settings, Spec, format_value
-from .transfer import Cancelled, EngineError, OutOfMemory, Progress, Result, pick_device, stylize
+from .transfer import (MIN_SIDE, Cancelled, EngineError, OutOfMemory, Progress, Result, check_shape, pick_device,
+                       style_side, stylize)
 from .vgg import load_vgg
 
-__all__ = ["SPECS", "Cancelled", "EngineError", "OutOfMemory", "ParamError", "Progress", "Result", "Settings",
-           "Spec", "format_value", "load_vgg", "pick_device", "stylize"]
+__all__ = ["MIN_SIDE", "SPECS", "Cancelled", "EngineError", "OutOfMemory", "ParamError", "Progress", "Result",
+           "Settings", "Spec", "check_shape", "format_value", "load_vgg", "pick_device", "style_side", "stylize"]

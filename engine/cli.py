@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         parser.error(f"cannot read image: {error}")
 
-    print(f"plan: {steps_hint(settings)}", file=sys.stderr)
+    print(f"plan: {steps_hint(settings, content.size)}", file=sys.stderr)
     bar = tqdm(total=settings.steps, unit="step", dynamic_ncols=True)
 
     def report(progress: Progress) -> None:

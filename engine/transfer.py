@@ -7,6 +7,7 @@ resolution, upsample the result as the start of the next scale, re-optimise with
 from __future__ import annotations
 
 import dataclasses
+import math
 import secrets
 import threading
 import time
@@ -24,7 +25,8 @@ from .losses import content_loss, gram, style_loss, tv_loss
 from .params import Settings
 from .vgg import CONTENT_LAYERS, STYLE_LAYERS, VGG19, load_vgg
 
-MIN_SIDE = 32  # relu5_1 sees 2×2 cells here; smaller coarse passes would see nothing
+MIN_SIDE = 32  # short side of coarse passes and styles: relu5_1 sees 2×2 cells here
+MIN_VGG_SIDE = 16  # four 2×2 poolings down to relu5_1 need this much; the output's short side may go this low
 LBFGS_HISTORY_BYTES = 1 << 30  # cap on L-BFGS's stored curvature pairs, so huge outputs still fit
 
 
@@ -110,10 +112,26 @@ def fit(size: tuple[int, int], long_side: int) -> tuple[int, int]:
     return max(1, round(w * ratio)), max(1, round(h * ratio))
 
 
-def scale_sizes(long_side: int, scales: int) -> list[int]:
-    """Long sides of the coarse-to-fine passes: halving from the output size, none below MIN_SIDE."""
-    sizes = [round(long_side / 2**i) for i in reversed(range(scales))]
-    return [s for s in sizes if s >= MIN_SIDE] or [long_side]
+def scale_sizes(long_side: int, scales: int, shape: tuple[int, int] = (1, 1)) -> list[int]:
+    """Long sides of the coarse-to-fine passes for a photo of `shape` (width, height): halving from the
+    output size; a coarse pass whose short side would fall below MIN_SIDE is left out."""
+    coarse = [round(long_side / 2**i) for i in reversed(range(1, scales))]
+    return [s for s in coarse if min(fit(shape, s)) >= MIN_SIDE] + [long_side]
+
+
+def style_side(shape: tuple[int, int], long_side: int, style_scale: float) -> int:
+    """Long side of a style picture of `shape` in a pass at `long_side`: long_side × style_scale,
+    raised where needed so that the style's short side is at least MIN_SIDE."""
+    return max(round(long_side * style_scale), math.ceil(MIN_SIDE * max(shape) / min(shape)))
+
+
+def check_shape(shape: tuple[int, int], long_side: int, what: str = "That picture") -> None:
+    """Refuse a picture that would be too thin for VGG at `long_side`, naming the widest aspect ratio that works."""
+    short = min(fit(shape, long_side))
+    if short < MIN_VGG_SIDE:
+        raise EngineError(f"{what} is too narrow: at size={long_side} its short side would be {short} px, and I "
+                          f"need at least {MIN_VGG_SIDE} — send one no wider than {long_side / MIN_VGG_SIDE:g}:1, "
+                          "or ask for a larger size")
 
 
 def split_steps(steps: int, passes: int) -> list[int]:
@@ -174,6 +192,9 @@ def stylize(
         raise EngineError(f"style_blend has {len(blend)} weights for {len(styles)} style images")
     if sum(blend) <= 0:
         raise EngineError("style_blend weights must not all be zero")
+    check_shape(content.size, settings.size, "The photo")
+    for style in styles:
+        check_shape(style.size, settings.size, "A style picture")
     dev = pick_device(str(device) if device is not None else None)
     settings = dataclasses.replace(  # the echo shows what ran, not "auto"
         settings,
@@ -202,7 +223,7 @@ def _run(content_img: Image.Image, style_imgs: list[Image.Image], settings: Sett
     vgg = load_vgg(str(dev), weights)
     generator = torch.Generator(device="cpu").manual_seed(settings.seed)
     blend_t = torch.tensor(blend) / sum(blend)
-    sizes = scale_sizes(settings.size, settings.scales)
+    sizes = scale_sizes(settings.size, settings.scales, content_img.size)
     steps_per_pass = split_steps(settings.steps, len(sizes))
     full_content = to_tensor(content_img, settings.size)
     luminance_only = settings.preserve_color == "luminance"
@@ -211,7 +232,7 @@ def _run(content_img: Image.Image, style_imgs: list[Image.Image], settings: Sett
     step, losses = 0, {}
     for index, (long_side, pass_steps) in enumerate(zip(sizes, steps_per_pass), start=1):
         content = to_tensor(content_img, long_side)
-        styles = [to_tensor(s, max(16, round(long_side * settings.style_scale))) for s in style_imgs]
+        styles = [to_tensor(s, style_side(s.size, long_side, settings.style_scale)) for s in style_imgs]
         if settings.preserve_color == "histogram":
             styles = [color.match_histogram(s, content) for s in styles]
         elif luminance_only:
@@ -287,8 +308,8 @@ def _device_name(dev: torch.device) -> str:
     return dev.type
 
 
-def steps_hint(settings: Settings) -> str:
-    """One line saying how the steps are spread over the passes, e.g. '150 @ 256 px → 150 @ 512 px'."""
-    sizes = scale_sizes(settings.size, settings.scales)
+def steps_hint(settings: Settings, shape: tuple[int, int] = (1, 1)) -> str:
+    """One line saying how the steps are spread over a photo of `shape`'s passes, e.g. '150 @ 256 px → 150 @ 512 px'."""
+    sizes = scale_sizes(settings.size, settings.scales, shape)
     return " → ".join(f"{n} @ {s} px" for n, s in zip(split_steps(settings.steps, len(sizes)), sizes))
 

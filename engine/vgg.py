@@ -2,7 +2,7 @@
 
 The trunk is torchvision's `vgg19().features`, cut after the deepest layer we use. Weights are frozen so
 that backward passes compute image gradients only. `load_vgg` caches one model per (device, weights),
-so a bot that runs many jobs pays for loading once.
+so a bot that runs many jobs pays for loading once; "cuda" and "cuda:0" name one device, hence one model.
 """
 
 from __future__ import annotations
@@ -97,10 +97,24 @@ class VGG19(nn.Module):
         return out
 
 
+def load_vgg(device: str | torch.device = "cpu", weights: str | None = None) -> VGG19:
+    """The model on `device`, loaded once per process and device. `weights`: a torchvision-format VGG-19
+    state dict (keys `features.N.weight` or `N.weight`) to use instead of the original Caffe weights."""
+    return _load_vgg(device_key(device), weights)
+
+
+def device_key(device: str | torch.device) -> str:
+    """One name per physical device: an index-less "cuda" (or "mps") means the current one, "cpu" has none."""
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        return "cpu"
+    if dev.index is None:
+        dev = torch.device(dev.type, torch.cuda.current_device() if dev.type == "cuda" else 0)
+    return str(dev)
+
+
 @functools.lru_cache(maxsize=4)
-def load_vgg(device: str = "cpu", weights: str | None = None) -> VGG19:
-    """The model on `device`, loaded once per process. `weights`: a torchvision-format VGG-19 state dict
-    (keys `features.N.weight` or `N.weight`) to use instead of the original Caffe weights."""
+def _load_vgg(device: str, weights: str | None) -> VGG19:
     if weights is None:
         model = VGG19(caffe_state_dict(), caffe=True)
     else:

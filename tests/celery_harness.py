@@ -47,7 +47,8 @@ def start_redis(folder: Path) -> RedisServer:
         raise FileNotFoundError("redis-server")
     port = free_port()
     process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(folder),
-                                "--save", "", "--appendonly", "no", "--protected-mode", "no"],
+                                "--save", "", "--appendonly", "no", "--protected-mode", "no",
+                                "--enable-debug-command", "local"],  # DEBUG SLEEP: a slow Redis
                                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -113,7 +114,7 @@ def start_workers(redis: RedisServer, folder: Path, count: int = 2, *, gated: bo
             cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
         workers.items.append(Worker(f"w{n}@test", process, log))
     try:
-        wait_ready(workers.items, 90)
+        wait_ready(workers.items, 300)  # each pool process loads the VGG-19 first: slow on a busy machine
     except BaseException:
         workers.stop()
         raise

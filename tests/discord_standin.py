@@ -51,6 +51,8 @@ import logging
 import mimetypes
 import re
 import secrets
+import socket
+import struct
 import time
 import urllib.parse
 from collections import Counter
@@ -305,6 +307,30 @@ class Event:
         return [] if self.message is None else list(self.message.get("attachments") or [])
 
     @property
+    def pings(self) -> Dict[str, Any]:
+        """Whom Discord notifies for this new message (``kind="message"``): ``users`` (ids), ``roles``
+        (ids) and ``everyone``. Mentions in the content count as far as the request's
+        ``allowed_mentions`` lets them (all of them when it sends none); a reply also pings the
+        replied-to author unless ``replied_user`` is false."""
+        if self.message is None or self.kind != "message" or not isinstance(self.payload, dict):
+            return {"users": [], "roles": [], "everyone": False}
+        body = self.payload.get("data", self.payload) if self.via == "interaction" else self.payload
+        allowed = body.get("allowed_mentions")
+        parse = set(allowed.get("parse", [])) if allowed is not None else {"users", "roles", "everyone"}
+        listed_users = {int(i) for i in (allowed or {}).get("users", [])}
+        listed_roles = {int(i) for i in (allowed or {}).get("roles", [])}
+        content = self.message.get("content") or ""
+        users = [int(i) for i in dict.fromkeys(re.findall(r"<@!?(\d+)>", content))
+                 if "users" in parse or int(i) in listed_users]
+        replied = self.message.get("referenced_message")
+        if replied and (allowed is None or allowed.get("replied_user")) and int(replied["author"]["id"]) not in users:
+            users.append(int(replied["author"]["id"]))
+        roles = [int(i) for i in dict.fromkeys(re.findall(r"<@&(\d+)>", content))
+                 if "roles" in parse or int(i) in listed_roles]
+        everyone = "everyone" in parse and re.search(r"@(everyone|here)\b", content) is not None
+        return {"users": users, "roles": roles, "everyone": everyone}
+
+    @property
     def filenames(self) -> List[str]:
         return [f.filename for f in self.files]
 
@@ -385,6 +411,7 @@ class _Fault:
     status: int
     body: Dict[str, Any]
     times: int
+    reset: bool = False
 
 
 @dataclass
@@ -652,16 +679,21 @@ class FakeDiscord:
         self._add_role(role_id, name, value, position=len(self.roles))
         return role_id
 
-    def add_text_channel(self, name: str, *, channel_id: Optional[int] = None) -> int:
-        """Add a guild text channel (call before the bot connects). Returns its id."""
+    def add_text_channel(self, name: str, *, channel_id: Optional[int] = None,
+                         deny_bot: Optional[discord.Permissions] = None) -> int:
+        """Add a guild text channel (call before the bot connects). Returns its id. ``deny_bot``:
+        permissions a member overwrite takes from the bot there (e.g. ``send_messages``); the
+        stand-in then refuses what they guard, like Discord (403, code 50013)."""
         cid = channel_id or self._snowflake()
+        overwrites = [] if deny_bot is None else [
+            {"id": str(self.bot_user.id), "type": 1, "allow": "0", "deny": str(deny_bot.value)}]
         self.channels[cid] = {
             "id": str(cid),
             "type": 0,
             "guild_id": str(self.guild_id),
             "name": name,
             "position": len([c for c in self.channels.values() if c.get("guild_id")]),
-            "permission_overwrites": [],
+            "permission_overwrites": overwrites,
             "nsfw": False,
             "parent_id": None,
             "topic": None,
@@ -740,6 +772,27 @@ class FakeDiscord:
                 value |= int(role["permissions"])
         if value & discord.Permissions(administrator=True).value:
             return discord.Permissions.all().value
+        return value
+
+    def channel_permissions(self, user: User, channel_id: int) -> int:
+        """Permission bits of ``user`` in a channel: guild-level bits, then the channel's overwrites
+        for @everyone, the user's roles and the user, in Discord's order (DMs: everything)."""
+        channel = self.channels[channel_id]
+        if not channel.get("guild_id"):
+            return discord.Permissions.all().value  # a DM: no overwrites take anything away
+        value = self.permissions_for(user)
+        if value == discord.Permissions.all().value:  # owner or administrator: overwrites don't apply
+            return value
+        overwrites = {(int(o["type"]), int(o["id"])): o for o in channel.get("permission_overwrites", [])}
+        everyone = overwrites.get((0, self.guild_id))
+        roles = [o for (kind, oid), o in overwrites.items() if kind == 0 and oid in user.roles]
+        member = overwrites.get((1, user.id))
+        for layer in ([everyone] if everyone else [], roles, [member] if member else []):
+            deny = allow = 0
+            for o in layer:
+                deny |= int(o["deny"])
+                allow |= int(o["allow"])
+            value = (value & ~deny) | allow
         return value
 
     def member_json(self, user: User, *, with_user: bool = True, permissions: bool = False) -> Dict[str, Any]:
@@ -1023,15 +1076,17 @@ class FakeDiscord:
         message: str = "injected failure",
         times: int = 1,
         body: Optional[Dict[str, Any]] = None,
+        reset: bool = False,
     ) -> None:
         """Answer the next ``times`` requests whose method matches (``"*"`` = any) and whose path
-        (e.g. ``/api/v10/channels/123/messages``) matches ``path_regex`` with an error.
+        (e.g. ``/api/v10/channels/123/messages``) matches ``path_regex`` with an error — or, with
+        ``reset``, not at all: the connection is reset (TCP RST) once the request is read, which
+        the client sees as ``aiohttp.ClientOSError`` errno 104 (not a ``discord.HTTPException``).
 
         Note: discord.py retries 500/502/504 up to 5 times with 1, 3, 5, 7 s sleeps; use
         e.g. 403/404/400 (or 429 with ``body={"retry_after": 0.01, ...}``) for fast tests."""
-        self._faults.append(
-            _Fault(method.upper(), re.compile(path_regex), status, body or {"message": message, "code": code}, times)
-        )
+        self._faults.append(_Fault(method.upper(), re.compile(path_regex), status,
+                                   body or {"message": message, "code": code}, times, reset))
 
     # ----------------------------------------------------------------------------------------
     # gateway
@@ -1703,6 +1758,8 @@ class FakeDiscord:
                 if fault.times > 0 and fault.method in ("*", request.method) and fault.pattern.search(path):
                     fault.times -= 1
                     await request.read()
+                    if fault.reset:
+                        return self._reset(request)
                     return _json_response(fault.body, status=fault.status)
 
             if request.method == "GET" and (path.startswith("/cdn/") or path.startswith("/media/")):
@@ -1729,6 +1786,15 @@ class FakeDiscord:
             log.exception("stand-in handler failed for %s %s", request.method, path)
             self.internal_errors.append(f"{request.method} {path}: {exc!r}")
             return _error(400, 0, f"stand-in internal error: {exc!r}")
+
+    @staticmethod
+    def _reset(request: web.Request) -> web.StreamResponse:
+        """Drop the connection with a TCP RST (SO_LINGER 0), as a flaky network or proxy does."""
+        transport = request.transport
+        assert transport is not None
+        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+        return web.Response(status=204)  # never sent: the connection is gone
 
     async def _read_body(self, request: web.Request) -> Tuple[Any, Dict[int, Upload]]:
         """JSON body, or multipart ``payload_json`` + ``files[n]`` (returns ``{n: Upload}``)."""
@@ -1809,6 +1875,11 @@ class FakeDiscord:
         extra: Optional[Dict[str, Any]] = None,
     ) -> Tuple[Optional[Dict[str, Any]], List[Upload], Optional[web.Response]]:
         """Validate and store a message the bot creates. Returns (message, uploads, error)."""
+        allowed = payload.get("allowed_mentions") or {}
+        for kind in ("users", "roles"):
+            if kind in allowed.get("parse", []) and allowed.get(kind):
+                return None, [], _form_error("allowed_mentions", "MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE",
+                                             f"parse:[\"{kind}\"] and {kind}: [ids...] are mutually exclusive.")
         pairs = self._resolve_new_attachments(payload, files)
         uploads = [up for up, _ in pairs]
         err = self._check_uploads(uploads, limit)
@@ -1984,6 +2055,7 @@ class FakeDiscord:
 
     async def _r_typing(self, request: web.Request, cid: str) -> web.Response:
         _, err = self._channel_or_404(cid)
+        err = err or self._bot_may(int(cid), view_channel=True, send_messages=True)
         if err:
             return err
         self._record("typing", "channel", method="POST", path=request.path, channel_id=int(cid))
@@ -2014,9 +2086,20 @@ class FakeDiscord:
     def _channel_limit(self, cid: int) -> int:
         return self.guild_filesize_limit if self.channels.get(cid, {}).get("guild_id") else _TIER_FILESIZE[0]
 
+    def _bot_may(self, channel_id: int, **needed: bool) -> Optional[web.Response]:
+        """None if the bot holds ``needed`` (e.g. ``send_messages=True``) in the channel, else Discord's 403."""
+        held = discord.Permissions(self.channel_permissions(self.bot_user, channel_id))
+        if discord.Permissions(**needed) <= held:
+            return None
+        return _error(403, 50013, "Missing Permissions")
+
     async def _r_create_message(self, request: web.Request, cid: str) -> web.Response:
         _, err = self._channel_or_404(cid)
         if err:
+            return err
+        err = self._bot_may(int(cid), view_channel=True, send_messages=True)
+        if err:
+            await request.read()
             return err
         payload, files = await self._read_body(request)
         payload = payload or {}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Access, Caps, Config, ConfigError, Limits, RoleLimit, Storage, load_config
+from bot.config import Access, Caps, Config, ConfigError, Cooldown, Limits, RoleLimit, Storage, load_config
 from engine import ParamError, Settings
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
@@ -28,7 +28,7 @@ def test_example_is_valid_and_shows_the_defaults() -> None:
 
 def test_example_documents_every_setting() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
-    for cls in (Config, Access, Limits, RoleLimit, Storage):
+    for cls in (Config, Access, Limits, RoleLimit, Cooldown, Storage):
         for f in dataclasses.fields(cls):
             if f.name != "defaults":
                 pattern = rf"^#? ?({f.name} = |\[{f.name}\]|\[\[limits\.{f.name}\]\])"
@@ -58,6 +58,9 @@ max_size = 4096
 [[limits.roles]]
 id = 8
 max_steps = 5000
+[cooldown]
+commands = 3
+seconds = 10
 [defaults]
 size = 256
 steps_per_epoch = 5
@@ -67,6 +70,7 @@ preserve_color = "luminance"
     assert (config.token, config.prefix, config.device, config.workers) == (SECRET, "?", "cuda:1", 2)
     assert config.log_level == "DEBUG" and config.progress_interval == 2.0 and config.owner_ids == {42}
     assert config.access == Access(frozenset({1, 2}), frozenset({3}), frozenset({4}))
+    assert config.cooldown == Cooldown(commands=3, buttons=5, seconds=10.0)
     assert config.limits.job_timeout == 60.0 and config.limits.roles == (RoleLimit(7, 4096), RoleLimit(8, None, 5000))
     assert config.defaults == Settings.parse({"size": 256, "steps_per_epoch": 5, "preserve_color": "luminance"})
 
@@ -96,7 +100,9 @@ def test_environment_token_wins(tmp_path: Path) -> None:
     ('token = "x"\ndefaults = 3', "[defaults] must be a table"),
     ('token = "x"\n[defaults]\nstile_weight = 1', "[defaults] unknown setting 'stile_weight' — did you mean style_weight?"),
     ('token = "x"\n[defaults]\nsteps = "many"', "[defaults] steps must be a number"),
-    ('token = "x"\n[defaults]\nsize = 2048', "exceed [limits] max_size=1024"),
+    ('token = "x"\n[defaults]\nsize = 2048', "exceed [limits]: size=2048 is over this server's cap of 1024"),
+    ('token = "x"\n[defaults]\nstyle_scale = 3', "exceed [limits]: style_scale=3 at size=512 paints the style "
+                                                 "pictures at 1536 px, over this server's cap of 1024"),
     ('token = "x"\nworkers = ', "not valid TOML"),
 ])
 def test_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
@@ -113,6 +119,21 @@ def test_missing_file_and_no_file(tmp_path: Path) -> None:
     assert load_config(None, env={"DISCORD_TOKEN": SECRET}).token == SECRET
 
 
+def test_token_from_a_file(tmp_path: Path) -> None:
+    """DISCORD_TOKEN_FILE (Docker secrets) names a file holding the token; it wins over `token` in the file."""
+    secret = tmp_path / "discord_token"
+    secret.write_text(SECRET + "\n", encoding="utf-8")  # secrets usually end with a newline
+    config_file = write(tmp_path, 'token = "from-the-file"')
+    assert load_config(config_file, env={"DISCORD_TOKEN_FILE": str(secret)}).token == SECRET
+    with pytest.raises(ConfigError, match="set DISCORD_TOKEN or DISCORD_TOKEN_FILE, not both"):
+        load_config(None, env={"DISCORD_TOKEN": SECRET, "DISCORD_TOKEN_FILE": str(secret)})
+    with pytest.raises(ConfigError, match=r"DISCORD_TOKEN_FILE: cannot read .*missing \(No such file"):
+        load_config(None, env={"DISCORD_TOKEN_FILE": str(tmp_path / "missing")})
+    secret.write_text("\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="no bot token"):
+        load_config(None, env={"DISCORD_TOKEN_FILE": str(secret)})
+
+
 def test_token_never_shown(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, f'token = "{SECRET}"'), env={})
     assert SECRET not in repr(config) and SECRET not in str(config) and "token" not in repr(config)
@@ -123,15 +144,30 @@ def test_token_never_shown(tmp_path: Path) -> None:
 
 def test_caps_by_role() -> None:
     limits = Limits(max_size=512, max_steps=100, roles=(RoleLimit(1, max_size=2048), RoleLimit(2, max_steps=900),
-                                                       RoleLimit(3, max_size=256)))
-    assert limits.caps_for([]) == Caps(512, 100)
-    assert limits.caps_for([1, 3]) == Caps(2048, 100)  # the highest cap of all one's roles
-    assert limits.caps_for([1, 2]) == Caps(2048, 900)
-    Caps(512, 100).check(Settings.parse({"size": 512, "steps": 100}))
+                                                       RoleLimit(3, max_size=256, max_styles=5)))
+    assert limits.caps_for([]) == Caps(512, 100, 3, 512)
+    assert limits.caps_for([1, 3]) == Caps(2048, 100, 5, 2048)  # the highest cap of all one's roles
+    assert limits.caps_for([1, 2]) == Caps(2048, 900, 3, 2048)
+    caps = Caps(512, 100, 3, 512)
+    caps.check(Settings.parse({"size": 512, "steps": 100}))
     with pytest.raises(ParamError, match=r"size=600 is over this server's cap of 512 .* size=512 or less"):
-        Caps(512, 100).check(Settings.parse({"size": 600}))
+        caps.check(Settings.parse({"size": 600}))
     with pytest.raises(ParamError, match="steps=101 is over"):
-        Caps(512, 100).check(Settings.parse({"size": 64, "num_epoch": 1, "steps_per_epoch": 101}))
+        caps.check(Settings.parse({"size": 64, "num_epoch": 1, "steps_per_epoch": 101}))
+
+
+def test_style_resolution_is_capped_too() -> None:
+    """size=1024 style_scale=4 would send every style picture through VGG at 4096 px."""
+    limits = Limits(max_size=1024, roles=(RoleLimit(1, max_style_size=3000), RoleLimit(2, max_size=2048)))
+    with pytest.raises(ParamError, match="style_scale=4 at size=1024 paints the style pictures at 4096 px, over this "
+                                         "server's cap of 1024 for you — ask for style_scale=1 or less"):
+        limits.caps_for([]).check(Settings.parse({"size": 1024, "style_scale": 4}))
+    limits.caps_for([]).check(Settings.parse({"size": 256, "style_scale": 4}))
+    assert limits.caps_for([1]).max_style_size == 3000
+    assert limits.caps_for([2]).max_style_size == 2048  # never below the member's size cap
+    with pytest.raises(ParamError, match="ask for style_scale=2.92 or less"):
+        limits.caps_for([1]).check(Settings.parse({"size": 1024, "style_scale": 3}))
+    assert Limits(max_size=512, max_style_size=2048).caps_for([]).max_style_size == 2048
 
 
 def test_access() -> None:

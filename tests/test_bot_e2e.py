@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import signal
 import threading
+import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -24,9 +27,10 @@ from bot import check
 from bot.__main__ import main, serve
 from bot.app import StylizeBot
 from bot.config import Config, parse_config
+from bot.inputs import images
 from bot.inputs.fetch import make_session
 from bot.health import HealthReporter, diagnose
-from bot.jobs import InProcessBackend, Runner, engine_runner
+from bot.jobs import InProcessBackend, Job, Runner, engine_runner
 from discord_standin import Event, FakeDiscord, Upload
 from engine import SPECS, OutOfMemory
 from test_bot_jobs import FakeRunner
@@ -101,6 +105,15 @@ class Gate:
         return self.runner(job, hold, cancel)
 
 
+async def eventually(condition: Callable[[], bool], timeout: float = 15) -> None:
+    """Wait until `condition()` holds (for outcomes that show in logs, not in Discord's events)."""
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never held")
+
+
 def replying_to(message: dict[str, Any]) -> Callable[[Event], bool]:
     return lambda e: (e.reference or {}).get("message_id") == message["id"]
 
@@ -169,6 +182,7 @@ async def test_slash_command_defers_then_follows_up_with_preview(fake_discord: F
     assert preview.message_id == status.message_id and "50%" in preview.content
     assert reply.via == "followup" and reply.filenames == ["stylized.png"] and decoded(reply).size == (64, 48)
     assert "• **preview = true**" in reply.embeds[0]["description"]
+    assert reply.pings["users"] == [fake_discord.bob.id]  # a follow-up is no reply: the owner is pinged by name
 
 
 async def test_link_to_a_local_address_is_refused_unfetched(fake_discord: FakeDiscord, run_bot) -> None:
@@ -252,16 +266,30 @@ async def test_no_status_message_no_job(fake_discord: FakeDiscord, run_bot, capl
         fake_discord.fail_next("POST", r"/channels/\d+/messages$", status=403, code=50013,
                                message="Missing Permissions", times=2)  # the status, then the error reply
         await fake_discord.send_message(fake_discord.alice, "!stylize", attachments=photo_and_style())
-        await fake_discord.wait_quiet(0.2)
+        await eventually(lambda: "could not answer" in caplog.text)  # the error reply failed too: the end
         assert await bot.backend.jobs() == []
     assert "Missing Permissions" in caplog.text  # logged as our problem, not the user's
+
+
+async def test_a_network_error_posting_the_status_drops_the_job(fake_discord: FakeDiscord, run_bot,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    """A connection reset (aiohttp's ClientOSError, not an HTTPException) must not orphan the job."""
+    runner = FakeRunner()
+    async with run_bot(make_bot(runner=runner)) as bot:
+        fake_discord.fail_next("POST", r"/channels/\d+/messages$", reset=True)  # the status message
+        request = await fake_discord.send_message(fake_discord.alice, "!stylize", attachments=photo_and_style())
+        sorry = await fake_discord.wait_for(replying_to(request), kind="message")
+        assert await bot.backend.jobs() == []
+        for job_id in runner.ran:  # cancelled, and collected: nothing is kept
+            assert await bot.backend.snapshot(job_id) is None
+    assert "Something went wrong on my side" in sorry.content and "Connection reset by peer" in caplog.text
 
 
 # ------------------------------------------------------------------------------------ refusals
 
 
 async def test_bad_settings_get_a_friendly_answer(fake_discord: FakeDiscord, run_bot) -> None:
-    async with run_bot(make_bot()):
+    async with run_bot(make_bot(config(cooldown={"commands": 10}))):
         for text, expected in [("steps=abc", "steps must be a number, got 'abc'"),
                                ("stile_weight=1", "unknown setting 'stile_weight' — did you mean style_weight?"),
                                ("style_blend=2,1", "style_blend has 2 weights but you gave 1 style image")]:
@@ -307,6 +335,142 @@ async def test_caps_by_role(fake_discord: FakeDiscord, run_bot) -> None:
     assert "steps=51 is over this server's cap of 50" in steps.content
 
 
+async def test_echoed_text_pings_nobody_and_links_nothing(fake_discord: FakeDiscord, run_bot) -> None:
+    """Whatever a user types comes back clipped and escaped, and pings nobody."""
+    alice, bob = fake_discord.alice, fake_discord.bob
+    async with run_bot(make_bot(config(cooldown={"commands": 10}))):
+        for text in (f"<@{bob.id}>=1", "[Free_Nitro](https://evil.example)=1", "steps=@everyone", "k" * 1985 + "=1",
+                     " ".join(f"<@{bob.id}>" for _ in range(90))):
+            mark = fake_discord.mark()
+            request = await fake_discord.send_message(alice, f"!stylize {text}", attachments=photo_and_style())
+            reply = await fake_discord.wait_for(kind="message", since=mark)
+            assert replying_to(request)(reply) and reply.content.startswith("⚠️ ")
+            assert reply.pings == {"users": [], "roles": [], "everyone": False}, reply.content
+            assert f"<@{bob.id}>" not in reply.content and "[Free" not in reply.content.replace("\\[Free", "")
+            assert len(reply.content) < 600
+
+
+# -------------------------------------------------------------------- limits before any download
+
+
+def refusal_to(fake: FakeDiscord, request: dict[str, Any]) -> Callable[[Event], bool]:
+    return lambda e: replying_to(request)(e) and (e.content or "").startswith("⚠️")
+
+
+async def test_limits_apply_before_any_download(fake_discord: FakeDiscord, run_bot) -> None:
+    """4 quick commands with per_user=2: the 2 still loading hold their places, the others fetch nothing."""
+    runner = FakeRunner()
+    slow = fake_discord.host_file("slow.png", picture(80, 60), "image/png", delay=1.0)
+    async with run_bot(make_bot(runner=runner, session_factory=permissive_session)):
+        requests = [await fake_discord.send_message(fake_discord.alice, f"!stylize {slow}",
+                                                    attachments=[photo_and_style()[1]]) for _ in range(4)]
+        refused = [await fake_discord.wait_for(refusal_to(fake_discord, r), kind="message", timeout=10)
+                   for r in requests[2:]]
+        for request in requests[:2]:
+            await status_of(fake_discord, request, 0)
+        runner.release_all()
+    assert all("You already have 2 jobs in the queue" in r.content for r in refused)
+    assert fake_discord.hits_for(slow) == 2
+    assert len([p for p in fake_discord.request_paths if p.endswith("/style.png")]) == 2
+
+
+async def test_a_full_queue_downloads_nothing(fake_discord: FakeDiscord, run_bot) -> None:
+    runner = FakeRunner()
+    link = fake_discord.host_file("photo.png", picture(80, 60), "image/png")
+    carol = fake_discord.make_user("carol")
+    async with run_bot(make_bot(config(limits={"queue_size": 1}), runner=runner, session_factory=permissive_session)):
+        for user in (fake_discord.alice, fake_discord.bob):  # one running, one waiting
+            mark = fake_discord.mark()
+            await status_of(fake_discord, await fake_discord.send_message(user, "!stylize",
+                                                                          attachments=photo_and_style()), mark)
+        request = await fake_discord.send_message(carol, f"!stylize {link}", attachments=[photo_and_style()[1]])
+        refused = await fake_discord.wait_for(refusal_to(fake_discord, request), kind="message", timeout=10)
+        runner.release_all()
+    assert "The queue is full (1 jobs waiting)" in refused.content
+    assert fake_discord.hits_for(link) == 0
+
+
+async def test_at_most_two_pictures_decode_at_once(fake_discord: FakeDiscord, run_bot,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = FakeRunner()
+    lock, active, peak = threading.Lock(), [0], [0]
+    decode = images.decode_image
+
+    def slow_decode(*args: Any, **options: Any) -> Image.Image:  # the real decoder, made slow enough to overlap
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        try:
+            time.sleep(0.3)
+            return decode(*args, **options)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(images, "decode_image", slow_decode)  # before the cog is loaded, so it imports this one
+    users = [fake_discord.alice, fake_discord.bob, fake_discord.make_user("carol"), fake_discord.make_user("dave")]
+    async with run_bot(make_bot(runner=runner)):
+        requests = [await fake_discord.send_message(user, "!stylize", attachments=photo_and_style()) for user in users]
+        for request in requests:
+            await status_of(fake_discord, request, 0)
+        runner.release_all()
+    assert peak[0] == 2
+
+
+async def test_queued_jobs_hold_pictures_at_the_size_they_will_be_painted(fake_discord: FakeDiscord, run_bot) -> None:
+    runner = FakeRunner()
+    async with run_bot(make_bot(runner=runner)) as bot:
+        request = await fake_discord.send_message(
+            fake_discord.alice, "!stylize size=64 style_scale=0.5",
+            attachments=[Upload("photo.png", picture(600, 400)), Upload("style.png", picture(400, 200)),
+                         Upload("style2.png", picture(300, 300))])
+        await status_of(fake_discord, request, 0)
+        [queued] = await bot.backend.jobs()
+        runner.release_all()
+    assert queued.content.size == (64, 43)
+    assert [s.size for s in queued.styles] == [(64, 32), (32, 32)]  # size × style_scale, but 32 px across at least
+
+
+async def test_pictures_too_thin_to_paint_are_refused_at_once(fake_discord: FakeDiscord, run_bot) -> None:
+    runner = FakeRunner()
+    async with run_bot(make_bot(runner=runner)):
+        request = await fake_discord.send_message(fake_discord.alice, "!stylize size=64",
+                                                  attachments=[Upload("photo.png", picture(640, 10)),
+                                                               photo_and_style()[1]])
+        refused = await fake_discord.wait_for(refusal_to(fake_discord, request), kind="message", timeout=10)
+        mark = fake_discord.mark()
+        request = await fake_discord.send_message(fake_discord.alice, "!stylize size=64",
+                                                  attachments=[photo_and_style()[0], Upload("s.png", picture(10, 100))])
+        style = await fake_discord.wait_for(refusal_to(fake_discord, request), kind="message", since=mark, timeout=10)
+    assert refused.content == ("⚠️ The photo: That picture is too narrow: at size=64 its short side would be 1 px, "
+                               "and I need at least 16 — send one no wider than 4:1, or ask for a larger size")
+    assert style.content.startswith("⚠️ The style picture: That picture is too narrow: at size=64 its short side "
+                                    "would be 6 px")
+    assert runner.ran == []
+
+
+async def test_style_resolution_and_style_count_follow_the_role_caps(fake_discord: FakeDiscord, run_bot) -> None:
+    painters = fake_discord.add_role("Painters")
+    painter = fake_discord.make_user("painter", roles=[painters])
+    cfg = config(limits={"max_styles": 1, "roles": [{"id": painters, "max_styles": 2, "max_style_size": 2048}]})
+    runner = FakeRunner()
+    two_styles = [*photo_and_style(), Upload("style2.png", picture(40, 40))]
+    async with run_bot(make_bot(cfg, runner=runner)):
+        await fake_discord.send_message(fake_discord.alice, "!stylize size=1024 style_scale=4",
+                                        attachments=photo_and_style())
+        too_fine = await fake_discord.wait_for(kind="message")
+        mark = fake_discord.mark()
+        await fake_discord.send_message(fake_discord.alice, "!stylize", attachments=two_styles)
+        too_many = await fake_discord.wait_for(kind="message", since=mark)
+        mark = fake_discord.mark()
+        request = await fake_discord.send_message(painter, "!stylize size=1024 style_scale=2", attachments=two_styles)
+        await status_of(fake_discord, request, mark)
+        runner.release_all()
+    assert ("style_scale=4 at size=1024 paints the style pictures at 4096 px, over this server's cap of 1024 for you "
+            "— ask for style_scale=1 or less") in too_fine.content
+    assert "That's 2 style images; the limit is 1." in too_many.content
+
+
 # ----------------------------------------------------------------------------- help and queue
 
 
@@ -338,7 +502,7 @@ async def test_queue_shows_running_and_waiting(fake_discord: FakeDiscord, run_bo
     assert listing.content.startswith("**Queue** (1 waiting)")
     assert f"🎨 running: <@{fake_discord.alice.id}>" in listing.content
     assert f"\n1. <@{fake_discord.bob.id}> · size 256" in listing.content
-    assert listing.payload["allowed_mentions"]["parse"] == []  # listing people does not ping them
+    assert listing.pings == {"users": [], "roles": [], "everyone": False}  # listing people does not ping them
 
 
 # --------------------------------------------------------------------------------- cancelling
@@ -386,6 +550,39 @@ async def test_cancel_command_and_button(fake_discord: FakeDiscord, run_bot) -> 
     assert not fake_discord.find(lambda e: replying_to(queued_request)(e) and "was cancelled" in (e.content or ""))
 
 
+async def test_moderators_and_queue_stay_in_their_server(fake_discord: FakeDiscord, run_bot) -> None:
+    """A moderator of this server neither lists nor cancels jobs from DMs or other servers; in DMs,
+    `queue` lists only one's own jobs."""
+    runner = FakeRunner()
+    alice, bob, mod = fake_discord.alice, fake_discord.bob, fake_discord.moderator
+    async with run_bot(make_bot(runner=runner)) as bot:
+        here = await fake_discord.send_message(alice, "!stylize", attachments=photo_and_style())
+        here_id = (await status_of(fake_discord, here, 0)).content.split("`")[-2]
+        mark = fake_discord.mark()
+        in_dm = await fake_discord.send_message(bob, "!stylize", attachments=photo_and_style(), dm=True)
+        dm_id = (await status_of(fake_discord, in_dm, mark)).content.split("`")[-2]
+        elsewhere = Job(user_id=4242, channel_id=1, guild_id=fake_discord.guild_id + 1, message_id=None,
+                        content=Image.new("RGB", (8, 8)), styles=(Image.new("RGB", (8, 8)),),
+                        settings=bot.config.defaults)  # a job from another server the bot is in
+        await bot.backend.submit(elsewhere)
+
+        async def answer(user: Any, text: str, **where: Any) -> str:
+            mark = fake_discord.mark()
+            await fake_discord.send_message(user, text, **where)
+            return (await fake_discord.wait_for(kind="message", since=mark)).content
+
+        listing = await answer(mod, "!stylize queue")
+        assert here_id in listing and dm_id not in listing and elsewhere.id not in listing
+        assert listing.startswith("**Queue** (2 waiting)") and "…and 2 jobs from elsewhere." in listing
+        mine = await answer(bob, "!stylize queue", dm=True)
+        assert f"\n1. <@{bob.id}>" in mine and dm_id in mine and here_id not in mine and elsewhere.id not in mine
+        for job_id in (dm_id, elsewhere.id):
+            assert f"No job '{job_id}' is waiting or running." in await answer(mod, f"!stylize cancel {job_id}")
+        assert {j.id for j in await bot.backend.jobs()} == {here_id, dm_id, elsewhere.id}
+        assert "Cancelled job" in await answer(mod, f"!stylize cancel {here_id}")  # this server's: yes
+        runner.release_all()
+
+
 async def test_own_button_cancels_a_running_job(fake_discord: FakeDiscord, run_bot) -> None:
     runner = FakeRunner()
     async with run_bot(make_bot(runner=runner)):
@@ -416,6 +613,54 @@ async def test_failed_job_is_explained_and_the_next_one_runs(fake_discord: FakeD
                                              timeout=10)
     assert sorry.content.endswith("failed: the CUDA ran out of memory at size=512; try a smaller size.")
     assert result.filenames == ["stylized.png"]
+
+
+# ------------------------------------------- Discord's invalid-request limit: silence and cooldowns
+
+
+async def test_no_answers_where_the_bot_may_not_post(fake_discord: FakeDiscord, run_bot,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """Each answer there would fail with 403, and 10,000 of those in 10 minutes get the IP banned."""
+    muted = fake_discord.add_text_channel("announcements", deny_bot=discord.Permissions(send_messages=True))
+    async with run_bot(make_bot()):
+        for text in ("!stylize", "!stylize help", "!stylize queue", "!stylize cancel", "!stylize x=1"):
+            await fake_discord.send_message(fake_discord.alice, text, channel_id=muted, attachments=photo_and_style())
+        await eventually(lambda: "I may not send messages there" in caplog.text)
+        mark = fake_discord.mark()
+        await fake_discord.send_message(fake_discord.alice, "!stylize help")  # where it may, it answers
+        await fake_discord.wait_for(kind="message", since=mark)
+    assert [str(r) for r in fake_discord.requests if f"/channels/{muted}/" in r.path] == []
+    assert caplog.text.count("I may not send messages there") == 1  # logged once, not once per command
+
+
+async def test_cooldown_on_commands_and_buttons(fake_discord: FakeDiscord, run_bot) -> None:
+    runner = FakeRunner()
+    alice, bob = fake_discord.alice, fake_discord.bob
+    async with run_bot(make_bot(config(cooldown={"commands": 2, "buttons": 1, "seconds": 60}), runner=runner)):
+        request = await fake_discord.send_message(alice, "!stylize", attachments=photo_and_style())
+        status = await status_of(fake_discord, request, 0)
+        mark = fake_discord.mark()
+        await fake_discord.send_message(alice, "!stylize queue")
+        await fake_discord.wait_for(kind="message", since=mark)  # the second command in the period: fine
+        mark = fake_discord.mark()
+        for _ in range(5):
+            await fake_discord.send_message(alice, "!stylize queue")
+        await fake_discord.send_interaction(alice, "stylize queue")
+        slash = await fake_discord.wait_for(lambda e: e.ephemeral, kind="message", since=mark)
+        notes = fake_discord.find(kind="message", since=mark)
+        mark = fake_discord.mark()
+        await fake_discord.send_message(bob, "!stylize queue")  # per user: bob is not slowed down
+        assert (await fake_discord.wait_for(kind="message", since=mark)).content.startswith("**Queue**")
+        for _ in range(2):
+            mark = fake_discord.mark()
+            await fake_discord.click_button(bob, status.message_id, label="Cancel")
+            pressed = await fake_discord.wait_for(kind="message", since=mark)
+        await fake_discord.click_button(alice, status.message_id, label="Cancel")  # her own bucket
+        await edit_of(fake_discord, status, "cancelled by")
+    slow = r"You're going a bit fast — try again in \d+ s\."
+    assert slash.ephemeral and re.fullmatch(f"⚠️ {slow}", slash.content)
+    assert [n.content for n in notes if not n.ephemeral] == [slash.content]  # one note for five commands
+    assert pressed.ephemeral and re.fullmatch(slow, pressed.content)
 
 
 # ------------------------------------------------------------------------------ access, admin
@@ -531,6 +776,21 @@ def test_cli_check_subcommand(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(check, "run_check", lambda path: seen.append(path) or 0)
     assert main(["check", "--config", "x.toml"]) == 0 and main(["check"]) == 0
     assert seen == ["x.toml", None]
+
+
+def test_cli_sets_pillows_pixel_limit_once_from_the_config(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "bot.toml"
+    path.write_text('token = "t"\n[limits]\ninput_pixels = 150_000_000\n', encoding="utf-8")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # restored after the test
+
+    async def no_discord(bot: StylizeBot, token: str) -> int:
+        return 0
+
+    monkeypatch.setattr("bot.__main__.serve", no_discord)
+    monkeypatch.setattr("discord.utils.setup_logging", lambda **options: None)  # leave the root logger alone
+    with warnings.catch_warnings():
+        assert main(["--config", str(path)]) == 0
+    assert Image.MAX_IMAGE_PIXELS == 150_000_000  # Pillow's own default (89.5 MP) would refuse 100 MP pictures
 
 
 def test_cli_refuses_a_bad_config(tmp_path: Any, capsys: pytest.CaptureFixture[str],

@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bot.jobs import SHUTDOWN, InProcessBackend, Job, QueueFull, Status, engine_runner
+from bot.jobs import SHUTDOWN, Admission, InProcessBackend, Job, QueueFull, Status, engine_runner
 from engine import Cancelled, OutOfMemory, Progress, Result, Settings
 
 TINY = Settings.parse({"size": 64, "steps": 2, "scales": 1})
@@ -140,6 +140,41 @@ async def test_per_user_limit_counts_running_jobs(backend: InProcessBackend, run
     assert await backend.submit(job(2)) == 1  # user 2's first job goes before user 1's second
 
 
+async def test_pending_counts_what_submit_counts(backend: InProcessBackend, runner: FakeRunner) -> None:
+    a1 = job(1)
+    await backend.submit(a1)
+    await runner.started(a1)
+    await backend.submit(job(1))
+    await backend.submit(job(2))
+    assert await backend.pending(1) == (2, 2)  # running and waiting; two in line
+    assert await backend.pending(3) == (0, 2)
+
+
+async def test_admission_counts_jobs_still_loading(backend: InProcessBackend, runner: FakeRunner) -> None:
+    """The bot holds a place before downloading: per_user and queue_size apply to loading jobs too."""
+    admission = Admission(backend, per_user=2, queue_size=3)
+    async with admission.hold(1), admission.hold(1):
+        with pytest.raises(QueueFull, match="You already have 2 jobs in the queue"):
+            async with admission.hold(1):
+                pass
+        async with admission.hold(2):
+            with pytest.raises(QueueFull, match=r"The queue is full \(3 jobs waiting\)"):
+                async with admission.hold(3):
+                    pass
+    async with admission.hold(1):  # places are given back
+        await backend.submit(a := job(1))
+        await runner.started(a)
+    async with admission.hold(1):  # one pending, one loading
+        with pytest.raises(QueueFull, match="You already have 2 jobs"):
+            async with admission.hold(1):
+                pass
+    with pytest.raises(RuntimeError):
+        async with admission.hold(4):
+            raise RuntimeError("a failed download")
+    async with admission.hold(4), admission.hold(4):  # a failure gives the place back too
+        pass
+
+
 async def test_global_queue_cap(backend: InProcessBackend, runner: FakeRunner) -> None:
     running = job(1)
     await backend.submit(running)
@@ -218,6 +253,24 @@ async def test_timeout_ends_the_job(runner: FakeRunner) -> None:
     assert failed.status is Status.FAILED and "longer than the 0.05-second limit" in failed.error
     runner.release(after)
     assert (await backend.result(after.id)).status is Status.DONE
+    await backend.close()
+
+
+async def test_finished_jobs_nobody_collects_expire(runner: FakeRunner) -> None:
+    """A job whose follower died is dropped with its pictures after `keep` seconds, not kept forever."""
+    backend = InProcessBackend(runner, keep=0.2)
+    await backend.start()
+    orphan = job(1)
+    await backend.submit(orphan)
+    runner.release(orphan)
+    for _ in range(100):
+        snapshot = await backend.snapshot(orphan.id)
+        if snapshot.status.finished:
+            break
+        await asyncio.sleep(0.01)
+    assert snapshot.status is Status.DONE  # finished, and waiting to be collected
+    await asyncio.sleep(0.3)
+    assert await backend.snapshot(orphan.id) is None
     await backend.close()
 
 

@@ -23,6 +23,11 @@ from test_bot_e2e import (TINY, config, data_dir, decoded, make_bot, one_torch_t
 from test_bot_jobs import FakeRunner
 
 
+def roomy(**table: Any) -> Any:
+    """The tests' configuration, with a cooldown that lets one user send a test's worth of commands."""
+    return config(cooldown={"commands": 100}, **table)
+
+
 class Recording(FakeRunner):
     """FakeRunner that keeps the jobs it was given (their style pictures, their settings)."""
 
@@ -83,7 +88,7 @@ def test_contact_sheet_is_a_grid_with_every_name() -> None:
 async def test_a_preset_by_name_and_blended_with_an_attachment(fake_discord: FakeDiscord, run_bot) -> None:
     runner = Recording()
     runner.release_all()
-    async with run_bot(make_bot(runner=runner)):
+    async with run_bot(make_bot(roomy(), runner=runner)):
         photo, style = photo_and_style()
         request = await fake_discord.send_message(fake_discord.alice, "!stylize starry_night", attachments=[photo])
         reply = await fake_discord.wait_for(lambda e: with_file(e) and replying_to(request)(e), kind="message",
@@ -109,7 +114,7 @@ async def test_a_preset_by_name_and_blended_with_an_attachment(fake_discord: Fak
 
 
 async def test_the_engine_paints_with_a_builtin_style(fake_discord: FakeDiscord, run_bot) -> None:
-    async with run_bot(make_bot()):
+    async with run_bot(make_bot(roomy())):
         request = await fake_discord.send_message(fake_discord.alice, f"!stylize {TINY} vallotton",
                                                   attachments=[photo_and_style()[0]])
         reply = await fake_discord.wait_for(lambda e: with_file(e) and replying_to(request)(e), kind="message",
@@ -120,7 +125,7 @@ async def test_the_engine_paints_with_a_builtin_style(fake_discord: FakeDiscord,
 async def test_preset_autocomplete_and_the_slash_preset(fake_discord: FakeDiscord, run_bot) -> None:
     runner = Recording()
     runner.release_all()
-    async with run_bot(make_bot(runner=runner)):
+    async with run_bot(make_bot(roomy(), runner=runner)):
         mark = fake_discord.mark()
         await fake_discord.send_interaction(fake_discord.bob, "stylize paint", [
             {"name": "preset", "type": 3, "value": "wave,st", "focused": True}], autocomplete=True)
@@ -149,7 +154,7 @@ async def test_moderators_add_and_remove_server_styles_everyone_lists_them(fake_
     mod, alice = fake_discord.moderator, fake_discord.alice
     runner = Recording()
     runner.release_all()
-    keep_nothing = config(storage={"data_dir": str(data_dir), "keep_days": 0})  # only styles in the folder
+    keep_nothing = roomy(storage={"data_dir": str(data_dir), "keep_days": 0})  # only styles in the folder
     async with run_bot(make_bot(keep_nothing, runner=runner)) as bot:
         refused = await ask(fake_discord, alice, "!stylize styles add lilies", attachments=[painting])
         names = [await ask(fake_discord, mod, f"!stylize styles add {name}", attachments=[painting])
@@ -190,7 +195,7 @@ async def test_moderators_add_and_remove_server_styles_everyone_lists_them(fake_
 
 
 async def test_slash_styles_lists_the_contact_sheet(fake_discord: FakeDiscord, run_bot) -> None:
-    async with run_bot(make_bot(runner=FakeRunner())):
+    async with run_bot(make_bot(roomy(), runner=FakeRunner())):
         listed = await slash(fake_discord, fake_discord.alice, "stylize styles")
     assert listed.filenames == ["styles.jpg"] and decoded(listed).size == (4 * 160, 2 * (160 + 22))
 
@@ -204,7 +209,7 @@ async def test_an_unwritable_data_dir_leaves_the_builtins(fake_discord: FakeDisc
     blocker.write_text("")
     runner = Recording()
     runner.release_all()
-    async with run_bot(make_bot(config(storage={"data_dir": str(blocker / "data")}), runner=runner)) as bot:
+    async with run_bot(make_bot(roomy(storage={"data_dir": str(blocker / "data")}), runner=runner)) as bot:
         assert bot.store.mode is Mode.UNAVAILABLE
         listed = await ask(fake_discord, fake_discord.alice, "!stylize styles")
         add = await ask(fake_discord, fake_discord.moderator, "!stylize styles add lilies",
@@ -225,7 +230,7 @@ async def test_a_corrupt_database_is_set_aside_and_the_bot_carries_on(fake_disco
     data_dir.mkdir()
     (data_dir / DATABASE).write_bytes(b"\0garbage" * 500)
     with caplog.at_level(logging.WARNING):
-        async with run_bot(make_bot(runner=FakeRunner())):
+        async with run_bot(make_bot(roomy(), runner=FakeRunner())):
             added = await ask(fake_discord, fake_discord.moderator, "!stylize styles add lilies",
                               attachments=[Upload("l.png", picture(40, 40))])
     assert added.content.startswith("✅ Added the style `lilies`")
@@ -238,7 +243,7 @@ async def test_a_corrupt_database_is_set_aside_and_the_bot_carries_on(fake_disco
 async def test_finished_jobs_are_kept_until_forget(fake_discord: FakeDiscord, run_bot, data_dir: Path) -> None:
     runner = FakeRunner()
     runner.release_all()
-    async with run_bot(make_bot(runner=runner)):
+    async with run_bot(make_bot(roomy(), runner=runner)):
         for user in (fake_discord.alice, fake_discord.alice, fake_discord.bob):
             request = await fake_discord.send_message(user, "!stylize steps=3", attachments=photo_and_style())
             await fake_discord.wait_for(lambda e, r=request: with_file(e) and replying_to(r)(e), kind="message",
@@ -257,7 +262,7 @@ async def test_finished_jobs_are_kept_until_forget(fake_discord: FakeDiscord, ru
 async def test_keep_days_zero_keeps_nothing(fake_discord: FakeDiscord, run_bot, data_dir: Path) -> None:
     runner = FakeRunner()
     runner.release_all()
-    async with run_bot(make_bot(config(storage={"data_dir": str(data_dir), "keep_days": 0}), runner=runner)):
+    async with run_bot(make_bot(roomy(storage={"data_dir": str(data_dir), "keep_days": 0}), runner=runner)):
         request = await fake_discord.send_message(fake_discord.alice, "!stylize", attachments=photo_and_style())
         await fake_discord.wait_for(lambda e: with_file(e) and replying_to(request)(e), kind="message", timeout=15)
         await fake_discord.wait_quiet(0.3)
@@ -272,7 +277,7 @@ async def test_defaults_changed_by_a_manager_and_refused_for_others(fake_discord
     manager = fake_discord.make_user("manager", roles=[managers])
     runner = Recording()
     runner.release_all()
-    async with run_bot(make_bot(runner=runner)) as bot:
+    async with run_bot(make_bot(roomy(), runner=runner)) as bot:
         refused = await ask(fake_discord, fake_discord.moderator, "!stylize defaults steps=7")
         shown = await ask(fake_discord, fake_discord.alice, "!stylize defaults")
         changed = await ask(fake_discord, manager, "!stylize defaults steps=7 colour=luminance")
@@ -308,14 +313,14 @@ async def test_autocomplete_answers_from_memory_with_at_most_25_choices(tmp_path
 
 
 async def test_server_defaults_text(tmp_path: Path) -> None:
-    from bot.config import Caps
+    from bot.config import Limits
     from bot.library import ServerDefaults
     from bot.parsing import UsageError
     from engine import ParamError, Settings
 
     store = await Store(tmp_path).open()
     try:
-        defaults = ServerDefaults(store, Settings.parse({"steps": 100}), Caps(512, 200))
+        defaults = ServerDefaults(store, Settings.parse({"steps": 100}), Limits(max_size=512, max_steps=200).caps_for(()))
         assert await defaults.change(1, "iterations=150 colour=histogram") == {"steps": "150",
                                                                                  "preserve_color": "histogram"}
         assert await defaults.change(1, "steps=default") == {"preserve_color": "histogram"}

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
+from discord.utils import escape_mentions
 from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
 
-from bot.parsing import (Arguments, UsageError, check_blend, parse_settings, pick_inputs, pick_slash_inputs,
-                         split_arguments)
+from bot.parsing import (ECHO, Arguments, UsageError, check_blend, parse_settings, pick_inputs,
+                         pick_slash_inputs, split_arguments)
 from engine import SPECS, ParamError, Settings, Spec
 
 BASE = Settings()
@@ -23,9 +25,9 @@ def test_links_and_pairs() -> None:
 
 
 @pytest.mark.parametrize("text, message", [
-    ("steps", "I don't understand `steps`"),
-    ("=5", "I don't understand `=5`"),
-    ("steps=1 steps=2", "`steps` was given twice"),
+    ("steps", "I don't understand 'steps'"),
+    ("=5", "I don't understand '=5'"),
+    ("steps=1 steps=2", "'steps' was given twice"),
     ("ftp://example.com/a.png", "I don't understand"),
 ])
 def test_words_that_are_neither(text: str, message: str) -> None:
@@ -55,6 +57,21 @@ def test_seed_notebook_names() -> None:
 def test_friendly_refusals(text: str, message: str) -> None:
     with pytest.raises(ParamError, match=message):
         parse_settings(split_arguments(text).raw, BASE)
+
+
+@pytest.mark.parametrize("text, message", [
+    (f"<@{'1' * 18}>=1", f"unknown setting '<@\u200b{'1' * 18}>' (see `help` for the list)"),
+    ("[Free_Nitro](https://evil.example)=1", r"unknown setting '\[Free_Nitro](https://evil.example)'"),
+    ("steps=@everyone", "steps can't be '@\u200beveryone' — values are numbers or words"),
+    ("k" * 1985 + "=1", f"unknown setting '{'k' * (ECHO - 1)}…' (see"),
+    ("seed=" + "9" * 101, f"seed can't be '{'9' * (ECHO - 1)}…'"),
+    ("**bold**", r"I don't understand '\*\*bold\*\*'"),
+])
+def test_echoed_text_is_clipped_and_escaped(text: str, message: str) -> None:
+    """Nothing a user types comes back as a ping, a masked link or formatting, or longer than ECHO."""
+    with pytest.raises((UsageError, ParamError)) as info:
+        parse_settings(split_arguments(text).raw, BASE)
+    assert str(info.value).startswith(message)
 
 
 def test_blend_needs_one_weight_per_style() -> None:
@@ -148,6 +165,22 @@ def test_junk_raises_only_user_errors(parts: list[str]) -> None:
         parse_settings(args.raw, BASE)
     except (UsageError, ParamError) as error:
         assert str(error)
+
+
+hostile = st.sampled_from(["<@123456789012345678>", "<@&123456789012345678>", "@everyone", "@here",
+                           "[x](https://evil.example)", "**", "`", "_", "~~", "||", "> ", "# ", "x" * 60])
+
+
+@hyp_settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(hostile, words), min_size=1, max_size=4).map("".join),
+       st.lists(st.one_of(hostile, words), max_size=4).map("".join))
+def test_no_refusal_carries_a_ping_or_a_link(key: str, value: str) -> None:
+    try:
+        parse_settings(split_arguments(f"{key}={value}").raw, BASE)
+    except (UsageError, ParamError) as error:
+        text = str(error)
+        assert escape_mentions(text) == text  # no mention left that could ping
+        assert not re.search(r"(?<!\\)\[[^\]]*\]\(", text) and len(text) < 300
 
 
 def test_every_choice_is_accepted() -> None:

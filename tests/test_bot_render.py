@@ -8,7 +8,7 @@ from PIL import Image
 
 from bot.config import Caps
 from bot.jobs import Job, Snapshot, Status
-from bot.render import (EMBED_FIELDS, EMBED_TOTAL, MESSAGE_LIMIT, duration, encode_for_upload, help_embeds,
+from bot.render import (EMBED_FIELDS, EMBED_TOTAL, MESSAGE_LIMIT, duration, encode_for_upload, fit, help_embeds,
                         queue_text, settings_lines, status_text)
 from engine import SPECS, Progress, Settings
 
@@ -49,13 +49,21 @@ def test_settings_echo_marks_what_the_user_set() -> None:
 
 
 def test_help_lists_every_setting_within_embed_limits() -> None:
-    embeds = help_embeds("?", Settings.parse({"size": 256}), Caps(1024, 900))
+    embeds = help_embeds("?", Settings.parse({"size": 256}), Caps(1024, 900, 3, 1024))
     names = [field.name.split(" ")[0] for embed in embeds for field in embed.fields]
     assert names == [spec.name for spec in SPECS]
     assert all(len(embed.fields) <= EMBED_FIELDS and len(embed) <= EMBED_TOTAL for embed in embeds)
     assert "size ≤ 1024 and steps ≤ 900" in embeds[0].description and "`?stylize help`" in embeds[0].description
     size = next(f for f in embeds[0].fields if f.name.startswith("size"))
     assert "default **256**" in size.value and "64–4096" in size.value and "image_size" in size.name
+
+
+def test_fit_cuts_to_one_message() -> None:
+    assert fit("short") == "short" and fit("x" * MESSAGE_LIMIT) == "x" * MESSAGE_LIMIT
+    one_line = fit("k" * 5000)
+    assert len(one_line) == MESSAGE_LIMIT and one_line.endswith("k…")
+    lines = fit("\n".join(["line"] * 1000))
+    assert len(lines) <= MESSAGE_LIMIT and lines.endswith("line\n…")
 
 
 def test_queue_text_fits_one_message() -> None:

@@ -27,6 +27,7 @@ from bot.jobs.worker import RETRY_NOTE, Keys
 from bot.jobs.celery import BUSY, CeleryBackend
 from bot.config import ConfigError, parse_config
 from bot.jobs import Detached, Job, QueueFull, Snapshot, Status
+from bot.jobs.base import EXPIRED
 from bot.render import status_text
 from celery_harness import RedisServer, Workers, free_port, start_redis, start_workers
 from discord_standin import FakeDiscord
@@ -157,6 +158,19 @@ async def test_fair_order_limits_and_positions(workers: Workers, prefix: str) ->
         await backend.close()
 
 
+async def test_pending_counts_what_submit_counts(backend: CeleryBackend, workers: Workers, prefix: str) -> None:
+    workers.hold()
+    a1, a2 = job(1), job(1)
+    await backend.submit(a1)
+    await running(backend, a1)
+    await backend.submit(a2)
+    await backend.submit(job(2))
+    assert await backend.pending(1) == (2, 2)  # running and waiting; two in line
+    assert await backend.pending(3) == (0, 2)
+    redis.Redis.from_url(workers.redis.url).delete(Keys(prefix).job(a2.id))  # its record expired
+    assert await backend.pending(1) == (1, 2)  # as submit() counts it: no longer the user's
+
+
 async def test_jobs_go_to_celery_in_fair_order(workers: Workers, prefix: str) -> None:
     """The bot releases jobs one at a time (workers=1 here): the start order is round-robin over users."""
     backend = CeleryBackend(workers.redis.url, prefix=prefix, workers=1, queue_size=10, per_user=3, poll=0.05)
@@ -257,7 +271,7 @@ async def test_a_killed_worker_process_means_a_retry_on_another(backend: CeleryB
 
 
 def _wait_for_replacement(workers: Workers) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # the new process loads the VGG-19 first
     while sum(w.ready_count() for w in workers.items) < 3:
         assert time.monotonic() < deadline, "the killed pool process was not replaced"
         time.sleep(0.1)
@@ -309,6 +323,8 @@ async def test_redis_down_means_busy_not_a_crash(workers: Workers, prefix: str) 
         with pytest.raises(QueueFull):
             await backend.jobs()
         with pytest.raises(QueueFull):
+            await backend.pending(1)
+        with pytest.raises(QueueFull):
             await backend.cancel("abcd", "no")
         assert await backend.snapshot("abcd") is None
         recovering = asyncio.create_task(backend.recover())  # waits for Redis without blocking anyone
@@ -317,6 +333,143 @@ async def test_redis_down_means_busy_not_a_crash(workers: Workers, prefix: str) 
     finally:
         await backend.close()
     assert await asyncio.wait_for(recovering, 5) == []
+
+
+# ------------------------------------------------------------------- records that expire or vanish
+
+
+async def test_an_expired_record_neither_wedges_the_queue_nor_ends_a_running_job(workers: Workers,
+                                                                                   prefix: str) -> None:
+    """Both workers are busy for longer than `keep`: the job released meanwhile expires while it waits in
+    Celery's queue. It must end with the expired message and give back its slot (workers=1: the only
+    one), and the running jobs must outlive `keep` (their beats refresh their records)."""
+    busy = CeleryBackend(workers.redis.url, prefix=f"{prefix}-busy", workers=2, keep=3, poll=0.1)
+    main = CeleryBackend(workers.redis.url, prefix=prefix, workers=1, keep=3, poll=0.1)
+    await busy.start()
+    await main.start()
+    workers.hold()
+    try:
+        blockers = [job(1), job(2)]
+        for j in blockers:
+            await busy.submit(j)
+        for j in blockers:
+            await running(busy, j)
+        late = job(3)
+        await main.submit(late)
+        lost = await asyncio.wait_for(main.result(late.id), 15)
+        assert (lost.status, lost.error, lost.user_id, lost.message_id) == (Status.FAILED, EXPIRED, 3, 30)
+        assert await main.jobs() == [] and await main.snapshot(late.id) is None
+        assert record(workers, f"{prefix}", late.id) == {}  # not brought back as a stray {sent}
+        workers.release()
+        after = job(4)
+        await main.submit(after)  # the slot is free again
+        for j in blockers:
+            done = await asyncio.wait_for(busy.result(j.id), 30)
+            assert done.status is Status.DONE and done.result.image.size == (64, 48)
+        assert (await asyncio.wait_for(main.result(after.id), 30)).status is Status.DONE
+    finally:
+        workers.release()
+        await main.close()
+        await busy.close()
+
+
+async def test_a_partial_record_left_by_an_older_version_is_dropped(workers: Workers, prefix: str) -> None:
+    """The previous version re-created expired records as a bare {sent} (no TTL) that held a slot for good."""
+    keys = Keys(prefix)
+    r = redis.Redis.from_url(workers.redis.url)
+    r.hset(keys.job("old1"), "sent", "1700000000.0")
+    r.zadd(keys.released, {"old1": 1})
+    r.hset(keys.job("old2"), mapping={"resent": "1", "progress": "{}"})
+    r.sadd(keys.running, "old2")
+    backend = CeleryBackend(workers.redis.url, prefix=prefix, workers=1, poll=0.1)
+    await backend.start()
+    try:
+        assert await backend.recover() == [] and await backend.jobs() == []
+        fresh = job(1)
+        await backend.submit(fresh)
+        assert (await asyncio.wait_for(backend.result(fresh.id), 30)).status is Status.DONE
+        assert r.keys(f"{prefix}:job:*") == [] and r.zcard(keys.released) == 0 and r.scard(keys.running) == 0
+    finally:
+        r.close()
+        await backend.close()
+
+
+async def test_a_vanished_record_ends_its_follower_with_the_expired_message(workers: Workers, prefix: str) -> None:
+    """Records and sets gone at once (FLUSHALL, a Redis restarted without persistence): after a few polls
+    result() ends, FAILED with the expired message, for the running and the waiting job alike; the
+    worker stops painting (nobody could receive the picture)."""
+    backend = CeleryBackend(workers.redis.url, prefix=prefix, workers=1, poll=0.1)
+    await backend.start()
+    a, b = job(1, Settings.parse({"steps": 200}, TINY)), job(2)
+    workers.hold(a.id)
+    r = redis.Redis.from_url(workers.redis.url)
+    try:
+        await backend.submit(a)
+        await running(backend, a)
+        await backend.submit(b)
+        r.delete(*r.keys(f"{prefix}:*"))
+        began = time.monotonic()
+        for j in (a, b):
+            lost = await asyncio.wait_for(backend.result(j.id), 10)
+            assert (lost.status, lost.error, lost.user_id) == (Status.FAILED, EXPIRED, j.user_id)
+        assert time.monotonic() - began < 5 and await backend.jobs() == []
+
+        async def stopped() -> bool:  # although its gate is still held
+            return any(f"'job': '{a.id}', 'outcome': 'cancelled'" in w.output() for w in workers.items)
+        await until(stopped, timeout=10)
+        assert not r.keys(f"{prefix}:job:*")  # nothing brought back by the worker's last writes
+    finally:
+        workers.release(a.id)
+        r.close()
+        await backend.close()
+
+
+async def test_result_gives_up_after_keep_seconds_without_news(workers: Workers, prefix: str,
+                                                                tmp_path: Any) -> None:
+    """The backstop: Redis is gone for good, so nobody can say the job is lost — after `keep` s result() ends."""
+    own = start_redis(tmp_path)
+    backend = CeleryBackend(own.url, prefix=prefix, keep=2, poll=0.1, op_timeout=0.5)
+    await backend.start()
+    try:
+        waiting = job(1)
+        await backend.submit(waiting)  # no worker listens to this Redis: it waits
+        own.stop()
+        began = time.monotonic()
+        lost = await asyncio.wait_for(backend.result(waiting.id), 10)
+        assert (lost.status, lost.error, lost.user_id) == (Status.FAILED, EXPIRED, 1)
+        assert 1 < time.monotonic() - began < 4
+    finally:
+        await backend.close()
+        own.stop()
+
+
+async def test_a_slow_submit_is_sent_again_not_refused_or_painted_twice(workers: Workers, prefix: str) -> None:
+    """Redis stalls past op_timeout while the submit script waits: the first answer times out although
+    the job gets queued. The bot sends the same submit again: one job, one painting, one result."""
+    backend = CeleryBackend(workers.redis.url, prefix=prefix, workers=1, poll=0.1, op_timeout=1.0)
+    await backend.start()
+    first, slow = job(1), job(2)
+    workers.hold()
+    sleeper = redis.Redis.from_url(workers.redis.url)
+    try:
+        await backend.submit(first)  # a job ahead (and the script is loaded: the stalled call runs it)
+        await running(backend, first)
+        stall = asyncio.get_running_loop().run_in_executor(None, sleeper.execute_command, "DEBUG", "SLEEP", "1.6")
+        await asyncio.sleep(0.2)
+        began = time.monotonic()
+        assert await backend.submit(slow) == 1
+        assert time.monotonic() - began > 1  # the first try did time out
+        await stall
+        assert [j.id for j in await backend.jobs()] == [first.id, slow.id]
+        workers.release()
+        for j in (first, slow):
+            assert (await asyncio.wait_for(backend.result(j.id), 30)).status is Status.DONE
+        painted = sum(w.output().count(f"job {slow.id}: painting") for w in workers.items)
+        assert painted == 1 and record(workers, prefix, slow.id) == {}
+    finally:
+        workers.release()
+        sleeper.close()
+        await backend.close()
 
 
 def test_config_selects_the_backend() -> None:
@@ -333,6 +486,16 @@ def test_config_selects_the_backend() -> None:
         parse_config({"token": "t", "jobs": {"redis_url": "http://user:secret@redis"}})
     assert "secret" not in str(refused.value) and "secret" not in repr(parse_config(
         {"token": "t", "jobs": {"redis_url": "redis://:secret@redis:6379/0"}}))
+
+
+def test_keep_must_outlast_two_attempts_of_a_job() -> None:
+    """A record must outlive a job that runs twice (a retry) plus time to deliver it."""
+    with pytest.raises(ConfigError, match=r"jobs\.keep = 1800 s is too short for limits\.job_timeout = 900 s "
+                                          r".* at least 2 × limits\.job_timeout \+ 600 = 2400"):
+        parse_config({"token": "t", "jobs": {"backend": "celery", "keep": 1800}})
+    assert parse_config({"token": "t", "limits": {"job_timeout": 60},
+                         "jobs": {"backend": "celery", "keep": 720}}).jobs.keep == 720
+    assert parse_config({"token": "t", "jobs": {"keep": 60}}).jobs.keep == 60  # unused in process
 
 
 def test_the_retry_note_shows_under_the_status_line() -> None:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 import warnings
 import zlib
+from collections.abc import Callable, Iterator
 from io import BytesIO
+from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from bot.inputs.images import ImageError, decode_image
+from bot.inputs.images import ImageError, decode_image, limit_pixels
 
 BIG = 10**8
+DISPLAY_P3 = (Path(__file__).parent / "data" / "DisplayP3-v4.icc").read_bytes()  # CC0, see data/CREDITS.md
 RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
 
 
@@ -78,6 +83,33 @@ def test_exif_orientation_is_applied_and_metadata_dropped() -> None:
     assert out.info == {}
 
 
+def srgb_from_display_p3(rgb: tuple[int, int, int]) -> tuple[int, ...]:
+    """The published conversion, independent of littlecms: both spaces share D65 white and the sRGB curve,
+    so it is decode curve → P3-to-XYZ matrix → XYZ-to-sRGB matrix → encode curve."""
+    p3_to_xyz = np.array([[0.4865709, 0.2656677, 0.1982173],
+                          [0.2289746, 0.6917385, 0.0792869],
+                          [0.0000000, 0.0451134, 1.0439444]])
+    xyz_to_srgb = np.array([[3.2404542, -1.5371385, -0.4985314],
+                            [-0.9692660, 1.8760108, 0.0415560],
+                            [0.0556434, -0.2040259, 1.0572252]])
+    v = np.array(rgb) / 255
+    linear = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    out = np.clip(xyz_to_srgb @ p3_to_xyz @ linear, 0, 1)
+    encoded = np.where(out <= 0.0031308, out * 12.92, 1.055 * out ** (1 / 2.4) - 0.055)
+    return tuple(int(round(c * 255)) for c in encoded)
+
+
+@pytest.mark.parametrize(("fmt", "tolerance"), [("PNG", 2), ("JPEG", 5)])
+def test_display_p3_photos_keep_their_colours(fmt: str, tolerance: int) -> None:
+    p3 = (180, 60, 60)  # inside sRGB's gamut, so nothing clips
+    expected = srgb_from_display_p3(p3)
+    assert not close_to(expected, p3, 10)  # read as sRGB, the colour would be visibly off
+    extra = {"quality": 98, "subsampling": 0} if fmt == "JPEG" else {}
+    out = decode_image(encode(Image.new("RGB", (8, 8), p3), fmt, icc_profile=DISPLAY_P3, **extra), max_pixels=BIG)
+    assert close_to(out.getpixel((4, 4)), expected, tolerance), (out.getpixel((4, 4)), expected)
+    assert out.info == {}
+
+
 def test_text_chunks_and_icc_profile_are_dropped() -> None:
     info = PngImagePlugin.PngInfo()
     info.add_text("Comment", "hello")
@@ -118,6 +150,50 @@ def test_modes_flatten_to_rgb(im: Image.Image, expected: tuple[int, int, int]) -
     assert close_to(out.getpixel((1, 1)), expected, 1)
 
 
+def test_16_bit_grey_with_a_transparent_colour_goes_on_white() -> None:
+    im = Image.new("I;16", (4, 4), 1000)
+    im.putpixel((0, 0), 5000)
+    data = encode(im, "PNG", transparency=1000)
+    with Image.open(BytesIO(data)) as check:
+        assert (check.mode, check.info["transparency"]) == ("I;16", 1000)
+    out = decode_image(data, max_pixels=BIG)
+    assert out.getpixel((1, 1)) == WHITE
+    assert close_to(out.getpixel((0, 0)), (19, 19, 19), 1)
+
+
+def test_rgba_is_pasted_on_white_through_its_alpha() -> None:
+    im = Image.new("RGBA", (3, 1))
+    im.putdata([(255, 0, 0, 255), (0, 0, 255, 0), (0, 0, 0, 128)])
+    out = decode_image(encode(im, "PNG"), max_pixels=BIG)
+    assert [out.getpixel((x, 0)) for x in range(3)] == [RED, WHITE, (127, 127, 127)]
+
+
+@pytest.mark.parametrize(
+    ("size", "long_side", "short_side", "expected"),
+    [
+        ((800, 500), 64, 0, (64, 40)),  # a photo: the job's size
+        ((500, 800), 64, 0, (40, 64)),
+        ((1000, 100), 64, 32, (320, 32)),  # a style: also no shorter than the painter's minimum
+        ((60, 40), 64, 32, (60, 40)),  # never enlarged
+        ((800, 500), None, 0, (800, 500)),  # no target: full size
+    ],
+)
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_downscales_right_after_decoding(size: tuple[int, int], long_side: int | None, short_side: int,
+                                         expected: tuple[int, int], fmt: str) -> None:
+    data = encode(Image.new("RGB", size, (200, 40, 40)), fmt)
+    out = decode_image(data, max_pixels=BIG, long_side=long_side, short_side=short_side)
+    assert (out.mode, out.size) == ("RGB", expected)
+    assert close_to(out.getpixel((expected[0] // 2, expected[1] // 2)), (200, 40, 40), 6)
+
+
+def test_downscaling_follows_exif_rotation() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(Image.new("RGB", (800, 400), RED), "JPEG", exif=exif)
+    assert decode_image(data, max_pixels=BIG, long_side=100).size == (50, 100)
+
+
 def test_cmyk_jpeg_becomes_rgb() -> None:
     data = encode(Image.new("CMYK", (8, 8), (0, 255, 255, 0)), "JPEG", quality=95)
     with Image.open(BytesIO(data)) as im:
@@ -134,23 +210,60 @@ def test_max_pixels_is_an_inclusive_limit() -> None:
         decode_image(data, max_pixels=9_999)
 
 
+@pytest.fixture
+def pixel_limit() -> Iterator[Callable[[int], None]]:
+    """limit_pixels as the bot calls it at start-up; Pillow's global and the warning filters restored after."""
+    before = Image.MAX_IMAGE_PIXELS
+    with warnings.catch_warnings():
+        yield limit_pixels
+    Image.MAX_IMAGE_PIXELS = before
+
+
 @pytest.mark.parametrize(
-    ("width", "height", "max_pixels"),
+    ("width", "height", "configured", "max_pixels"),
     [
-        (20_000, 20_000, 10**7),  # our own limit
-        (10_000, 10_000, 10**12),  # past Pillow's warning threshold
-        (20_000, 20_000, 10**12),  # past Pillow's hard limit
+        (20_000, 20_000, 10**7, 10**7),  # our own limit
+        (5_000, 3_000, 10**7, 10**7),  # between Pillow's warning and error thresholds: ours refuses
+        (20_000, 20_000, 10**7, 10**12),  # past Pillow's hard limit (twice the configured one)
     ],
 )
 def test_decompression_bombs_are_refused_from_the_header(
-    width: int, height: int, max_pixels: int
+    pixel_limit: Callable[[int], None], width: int, height: int, configured: int, max_pixels: int
 ) -> None:
     # Decoding this file would fail as "damaged"; "too large" proves no pixel was decoded.
-    filters_before, limit_before = list(warnings.filters), Image.MAX_IMAGE_PIXELS
+    pixel_limit(configured)
+    filters_before = list(warnings.filters)
     with pytest.raises(ImageError, match="too large"):
         decode_image(png_header_only(width, height), max_pixels=max_pixels)
-    assert warnings.filters == filters_before
-    assert Image.MAX_IMAGE_PIXELS == limit_before
+    assert warnings.filters == filters_before  # decode_image itself never touches the process-wide filters
+
+
+def test_a_configured_limit_above_pillows_default_is_reachable(pixel_limit: Callable[[int], None]) -> None:
+    pixel_limit(200_000_000)  # input_pixels = 200 MP; Pillow's own default stops at 89.5 MP
+    with pytest.raises(ImageError, match="damaged"):  # past every size check: only the junk pixels fail
+        decode_image(png_header_only(10_000, 10_000), max_pixels=200_000_000)
+    with pytest.raises(ImageError, match="too large"):
+        decode_image(png_header_only(15_000, 15_000), max_pixels=200_000_000)
+
+
+def test_parallel_decodes_leave_warning_filters_alone(pixel_limit: Callable[[int], None]) -> None:
+    pixel_limit(10**6)
+    bomb = png_header_only(1_500, 1_000)  # 1.5 MP: Pillow warns, decode_image refuses
+    filters = warnings.filters
+    seen: list[bool] = []
+
+    def decode_many() -> None:
+        for _ in range(50):
+            with pytest.raises(ImageError, match="too large"):
+                decode_image(bomb, max_pixels=10**6)
+            seen.append(warnings.filters is filters)
+
+    threads = [threading.Thread(target=decode_many) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(seen) == 200 and all(seen)
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])

@@ -13,7 +13,8 @@ from PIL import Image
 from engine import Cancelled, EngineError, OutOfMemory, Progress, Settings, stylize
 from engine import color, transfer
 from engine.losses import content_loss, gram, style_loss, tv_loss
-from engine.vgg import CAFFE_SHA256, LAYERS, caffe_state_dict, caffe_weights_path, file_sha256, load_vgg
+from engine.vgg import (CAFFE_SHA256, LAYERS, caffe_state_dict, caffe_weights_path, device_key, file_sha256,
+                        load_vgg)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -61,6 +62,14 @@ def test_model_is_frozen_cached_and_cut_after_relu5_1() -> None:
     assert load_vgg("cpu") is vgg
     assert not any(p.requires_grad for p in vgg.parameters())
     assert len(vgg.trunk) == LAYERS["relu5_1"] + 1
+
+
+def test_one_model_per_device_however_it_is_spelled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bot says "cuda:0", pick_device says "cuda": both must share one model (not two in GPU memory)."""
+    assert load_vgg("cpu:0") is load_vgg(torch.device("cpu")) is load_vgg("cpu")
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)  # no GPU here: only the index is asked
+    assert device_key("cuda") == device_key(torch.device("cuda:1")) == "cuda:1"
+    assert device_key("cuda:0") == "cuda:0" and device_key("mps") == device_key("mps:0") == "mps:0"
 
 
 def test_caffe_preprocessing_is_bgr_minus_mean() -> None:
@@ -160,12 +169,49 @@ def test_unseeded_runs_report_the_seed_they_used(photo: Image.Image, painting: I
 
 def test_multi_scale_runs_coarse_then_fine(photo: Image.Image, painting: Image.Image) -> None:
     seen: list[Progress] = []
-    result = stylize(photo, [painting], tiny(scales=2, steps=6), progress=seen.append)
-    assert [p.size for p in seen] == [(32, 21)] * 3 + [(64, 43)] * 3
+    result = stylize(photo, [painting], tiny(size=128, scales=2, steps=6), progress=seen.append)
+    assert [p.size for p in seen] == [(64, 43)] * 3 + [(128, 85)] * 3
     assert [p.scale for p in seen] == [1, 1, 1, 2, 2, 2]
-    assert result.image.size == (64, 43)
+    assert result.image.size == (128, 85)
     assert transfer.scale_sizes(512, 3) == [128, 256, 512]
     assert transfer.split_steps(10, 3) == [4, 3, 3]
+
+
+def test_every_pass_keeps_its_short_side_at_32_px() -> None:
+    assert transfer.scale_sizes(64, 2, (192, 64)) == [64]  # the 32×11 coarse pass is left out
+    assert transfer.scale_sizes(512, 4, (300, 100)) == [128, 256, 512]  # 64 px would be 64×21
+    assert transfer.scale_sizes(64, 2, (48, 32)) == [64]
+    assert transfer.style_side((64, 48), 64, 0.1) == 43  # 6 px asked: raised to a 43×32 style
+    assert transfer.style_side((64, 48), 256, 2) == 512
+    assert transfer.style_side((400, 10), 512, 1) == 1280  # 1280×32
+    assert transfer.steps_hint(tiny(scales=2, steps=6), (192, 64)) == "6 @ 64 px"
+
+
+@pytest.mark.parametrize(("photo_size", "style_size", "values"), [
+    ((192, 64), (64, 40), {"scales": 2}),  # a coarse pass of 32×11
+    ((48, 48), (64, 48), {"style_scale": 0.1}),  # a 16×12 style
+    ((64, 18), (64, 48), {"scales": 3}),  # an output only 18 px high still runs
+    ((64, 64), (64, 16), {}),  # a 4:1 style, raised to 128×32
+])
+def test_thin_pictures_and_small_style_scales_paint(photo: Image.Image, painting: Image.Image,
+                                                    photo_size: tuple[int, int], style_size: tuple[int, int],
+                                                    values: dict[str, object]) -> None:
+    seen: list[Progress] = []
+    result = stylize(photo.resize(photo_size), [painting.resize(style_size)], tiny(steps=2, **values),
+                     progress=seen.append)
+    assert result.image.size == transfer.fit(photo_size, 64) and result.steps == 2
+    assert all(min(p.size) >= 16 for p in seen)
+
+
+@pytest.mark.parametrize(("photo_size", "style_size", "message"), [
+    ((10_000, 10), (64, 48), "The photo is too narrow: at size=64 its short side would be 1 px, and I need at least "
+                             "16 — send one no wider than 4:1, or ask for a larger size"),
+    ((64, 64), (64, 10), "A style picture is too narrow: at size=64 its short side would be 10 px"),
+])
+def test_pictures_too_thin_for_vgg_are_refused(photo: Image.Image, photo_size: tuple[int, int],
+                                                style_size: tuple[int, int], message: str) -> None:
+    with pytest.raises(EngineError, match=message):
+        stylize(photo.resize(photo_size), [photo.resize(style_size)], tiny())
 
 
 def test_multiple_styles_blend(photo: Image.Image, painting: Image.Image, scream: Image.Image) -> None:

@@ -62,6 +62,7 @@ REFUSED = {
     "fe80::1": "v6 link-local",
     "fe80::1%eth0": "v6 link-local with zone",
     "fc00::1": "unique local",
+    "fec0::1": "site-local (deprecated, global to Python)",
     "ff02::1": "v6 multicast",
     "2001:db8::1": "v6 documentation",
     "::ffff:127.0.0.1": "v4-mapped loopback",
@@ -311,6 +312,7 @@ async def test_safe_resolver_keeps_only_allowed_answers() -> None:
         ("http://user@127.0.0.1:{port}/x.png", "username or password"),
         ("http://[::1/x.png", "valid link"),
         ("http:///x.png", "valid link"),
+        ("http://xn--/x.png", "valid link"),
     ],
 )
 async def test_bad_links_are_refused_even_with_a_permissive_policy(
@@ -404,6 +406,12 @@ async def test_relative_location_resolves_against_the_current_url(site: Site) ->
 async def test_redirect_to_another_scheme_is_refused(site: Site) -> None:
     with pytest.raises(FetchError, match="http:// and https://"):
         await fetch_with(site.url("/redirect?to=file:///etc/passwd"), allow=permit_all)
+
+
+async def test_redirect_to_an_invalid_idna_host_is_refused(site: Site) -> None:
+    with pytest.raises(FetchError, match="valid link"):
+        await fetch_with(site.url("/redirect?to=http://xn--/x.png"), allow=permit_all)
+    assert site.hits == ["/redirect"]
 
 
 async def test_redirect_without_location_is_refused(site: Site) -> None:

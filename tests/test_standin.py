@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import aiohttp
 import discord
 import pytest
 from discord.ext import commands
@@ -272,3 +273,61 @@ async def test_modal_ephemeral_reply_and_edit_original(fake_discord: FakeDiscord
     assert reply.via == "interaction" and reply.ephemeral and reply.content == "steps=300"
     assert edit.via == "webhook" and edit.message_id == reply.message_id and edit.content == "saved steps=300"
     assert fake_discord.original_response(submit)["content"] == "saved steps=300"
+
+
+async def test_pings_follow_allowed_mentions(fake_discord: FakeDiscord) -> None:
+    alice, bob = fake_discord.alice, fake_discord.bob
+    role = fake_discord.moderator_role_id
+    text = f"{alice.mention} {bob.mention} <@&{role}> @everyone"
+    bot = make_bot()
+    async with run_bot(bot):
+        channel = bot.get_channel(fake_discord.channel_id)
+        asked = await fake_discord.send_message(bob, "hello")
+        await channel.send(text)  # no allowed_mentions: everything pings
+        await channel.send(text, allowed_mentions=discord.AllowedMentions.none())
+        await channel.send(text, allowed_mentions=discord.AllowedMentions(users=[discord.Object(alice.id)]))
+        replied = channel.get_partial_message(int(asked["id"]))
+        await replied.reply(f"escaped: <@\u200b{alice.id}> @\u200beveryone",
+                            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=False))
+        await replied.reply("quiet", mention_author=False)
+        with pytest.raises(discord.HTTPException) as conflict:
+            await bot.http.request(discord.http.Route("POST", "/channels/{channel_id}/messages",
+                                                      channel_id=channel.id),
+                                   json={"content": text, "allowed_mentions": {"parse": ["users"], "users": [alice.id]}})
+    assert conflict.value.code == 50035
+    assert [e.pings for e in fake_discord.sent] == [
+        {"users": [alice.id, bob.id], "roles": [role], "everyone": True},
+        {"users": [], "roles": [], "everyone": False},
+        {"users": [alice.id], "roles": [role], "everyone": True},
+        {"users": [bob.id], "roles": [], "everyone": False},  # the reply pings its author, escaped text nobody
+        {"users": [], "roles": [], "everyone": False},
+    ]
+
+
+async def test_connection_reset(fake_discord: FakeDiscord) -> None:
+    bot = make_bot()
+    async with run_bot(bot):
+        channel = bot.get_channel(fake_discord.channel_id)
+        fake_discord.fail_next("POST", r"/channels/\d+/messages$", reset=True)
+        with pytest.raises(aiohttp.ClientOSError) as reset:
+            await channel.send("lost")
+        assert reset.value.errno == 104 and not isinstance(reset.value, discord.HTTPException)
+        await channel.send("the next request gets through")
+    assert [e.content for e in fake_discord.sent] == ["the next request gets through"]
+
+
+async def test_channel_overwrites_deny_the_bot(fake_discord: FakeDiscord) -> None:
+    muted = fake_discord.add_text_channel("announcements", deny_bot=discord.Permissions(send_messages=True))
+    bot = make_bot()
+    async with run_bot(bot):
+        guild = bot.get_guild(fake_discord.guild_id)
+        channel, general = guild.get_channel(muted), guild.get_channel(fake_discord.channel_id)
+        assert not channel.permissions_for(guild.me).send_messages and channel.permissions_for(guild.me).view_channel
+        assert general.permissions_for(guild.me).send_messages
+        with pytest.raises(discord.Forbidden) as refused:
+            await channel.send("hello")
+        assert refused.value.code == 50013
+        await general.send("hello")
+        await (await bot.fetch_user(fake_discord.alice.id)).send("a DM has no overwrites")
+    assert [e.content for e in fake_discord.sent] == ["hello", "a DM has no overwrites"]
+    assert fake_discord.channel_permissions(fake_discord.alice, muted) & discord.Permissions(send_messages=True).value

@@ -18,7 +18,9 @@ from discord import app_commands
 from discord.ext import commands, tasks
 from PIL import Image
 
-from ..library import check_name
+from engine import Settings
+
+from ..library import MAX_SIDE, check_name
 from ..parsing import UsageError
 from ..render import MESSAGE_LIMIT, settings_lines
 from ..storage import Mode, StorageUnavailable
@@ -30,7 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NONE = discord.AllowedMentions.none()
-Loader = Callable[[Any, str], Awaitable[Image.Image]]
+Loader = Callable[..., Awaitable[Image.Image]]  # Stylize._load: the intake every picture goes through
+INTAKE = Settings(size=MAX_SIDE)  # a library picture is decoded straight to at most MAX_SIDE px
 
 
 def _escape(text: str) -> str:
@@ -95,7 +98,7 @@ class StyleLibrary(commands.Cog):
             raise UsageError(f"Attach the picture (or give its link): `{ctx.clean_prefix}stylize styles add "
                              f"{name} [link] [credit, e.g. Water Lilies — Claude Monet]`.")
         await ctx.defer()
-        image = await load(source, "The style picture")
+        image = await load(source, "The style picture", INTAKE, style=True)
         await self.library.add(ctx.guild.id, name, image, " ".join((credit or "").split())
                                or f"added by {ctx.author.display_name}", ctx.author.id)
         await ctx.reply(f"✅ Added the style `{name}`: `{ctx.clean_prefix}stylize {name}` with a photo paints in it.",

@@ -30,8 +30,10 @@ import dataclasses
 import io
 import json
 import logging
+import math
 import types
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, Optional, Self
@@ -41,16 +43,16 @@ from discord import app_commands
 from discord.ext import commands
 from PIL import Image
 
-from engine import SPECS, ParamError, Spec
+from engine import MIN_SIDE, SPECS, EngineError, ParamError, Settings, Spec, check_shape
 from engine.params import SPEC
 
 from ..inputs.fetch import FetchError, fetch_url
 from ..inputs.images import ImageError, decode_image
-from ..jobs import Detached, Job, QueueFull, Snapshot, Status, short_id
+from ..jobs import Admission, Detached, Job, QueueFull, Snapshot, Status, short_id
 from ..library import Style
-from ..parsing import (Arguments, UsageError, check_blend, parse_settings, pick_inputs, pick_slash_inputs,
-                       canonical, split_arguments, style_names)
-from ..render import encode_for_upload, help_embeds, preview_png, queue_text, result_embed, status_text, usage
+from ..parsing import (Arguments, UsageError, canonical, check_blend, echo, parse_settings, pick_inputs,
+                       pick_slash_inputs, split_arguments, style_names)
+from ..render import encode_for_upload, fit, help_embeds, preview_png, queue_text, result_embed, status_text, usage
 from ..storage import StorageUnavailable
 
 if TYPE_CHECKING:
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FINAL_WORD_TIMEOUT = 15.0  # seconds cog_unload waits for jobs' last messages (shutdown)
+DECODERS = 2  # pictures decoded at once: a full-size decode is the bot's largest memory cost
 SLASH_DESCRIPTION = 100  # Discord's limit for option descriptions
 
 
@@ -187,7 +190,7 @@ class Origin:
             if message_id is not None:
                 options.setdefault("reference", discord.MessageReference(
                     message_id=message_id, channel_id=channel.id, fail_if_not_exists=False))
-            return await channel.send(content, **options)
+            return await channel.send(None if content is None else fit(content), **options)
 
         guild = getattr(channel, "guild", None)
         return cls(channel, reply, guild.filesize_limit if guild is not None
@@ -213,6 +216,13 @@ class Stylize(commands.Cog):
         self._followers: set[asyncio.Task[None]] = set()
         self._credits: dict[str, str] = {}  # job id → the library styles it uses, for the result echo
         self._recovery: asyncio.Task[None] | None = None
+        cooldown = self.config.cooldown
+        self._commands = _per_user(cooldown.commands, cooldown.seconds)
+        self._buttons = _per_user(cooldown.buttons, cooldown.seconds)
+        self._told = _per_user(1, cooldown.seconds)  # one "slow down" note per user and period
+        limits = self.config.limits
+        self._admission = Admission(bot.backend, per_user=limits.per_user, queue_size=limits.queue_size)
+        self._decoder = ThreadPoolExecutor(DECODERS, thread_name_prefix="stylize-decode")
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(CancelButton)
@@ -220,6 +230,7 @@ class Stylize(commands.Cog):
 
     async def cog_unload(self) -> None:
         self.bot.remove_dynamic_items(CancelButton)
+        self._decoder.shutdown(wait=False, cancel_futures=True)
         if self._recovery is not None:
             self._recovery.cancel()
         if self._followers:  # the backend has ended every job by now; let them post their last word
@@ -227,6 +238,14 @@ class Stylize(commands.Cog):
 
     async def cog_check(self, ctx: commands.Context[Any]) -> bool:
         return self.config.access.allows(ctx.guild.id if ctx.guild else None, ctx.channel.id)
+
+    async def cog_before_invoke(self, ctx: commands.Context[Any]) -> None:
+        """The per-user cooldown, one bucket for all of the cog's commands, prefix and slash alike."""
+        bucket = self._commands.get_bucket(ctx.author.id)
+        assert bucket is not None  # a mapping keyed by user always has one
+        retry = bucket.update_rate_limit()
+        if retry is not None:
+            raise commands.CommandOnCooldown(bucket, retry, commands.BucketType.user)
 
     # ---------------------------------------------------------------------------------- commands
 
@@ -241,8 +260,9 @@ class Stylize(commands.Cog):
         guild_id = ctx.guild.id if ctx.guild else None
         named = await self.bot.library.find(guild_id, list(args.names))
         settings, given = parse_settings(args.raw, await self.bot.server_defaults.settings(guild_id))
-        self.config.limits.caps_for(_role_ids(ctx.author)).check(settings)
-        max_styles = self.config.limits.max_styles
+        caps = self.config.limits.caps_for(_role_ids(ctx.author))
+        caps.check(settings)
+        max_styles = caps.max_styles
         if ctx.interaction is None:
             replied = await self._replied_image(ctx.message)
             photo, styles = pick_inputs(replied, ctx.message.attachments, args.links, max_styles=max_styles,
@@ -252,18 +272,21 @@ class Stylize(commands.Cog):
                                               max_styles=max_styles, named=named)
         check_blend(settings, len(styles))
         await ctx.defer()
-        content_image = await self._load(photo, "The photo")
-        style_images = [await self.bot.library.image(s) if isinstance(s, Style) else
-                        await self._load(s, f"Style picture {n}" if len(styles) > 1 else "The style picture")
-                        for n, s in enumerate(styles, start=1)]
-        job = Job(user_id=ctx.author.id, channel_id=ctx.channel.id, guild_id=guild_id,
-                  message_id=None if ctx.interaction else ctx.message.id, content=content_image,
-                  styles=tuple(style_images), settings=settings, given=given)
-        position = await self.bot.backend.submit(job)
+        async with self._admission.hold(ctx.author.id):  # limits first: a refused job downloads nothing
+            content_image = await self._load(photo, "The photo", settings)
+            style_images = [await self.bot.library.image(s) if isinstance(s, Style) else
+                            await self._load(s, f"Style picture {n}" if len(styles) > 1 else "The style picture",
+                                             settings, style=True)
+                            for n, s in enumerate(styles, start=1)]
+            job = Job(user_id=ctx.author.id, channel_id=ctx.channel.id, guild_id=guild_id,
+                      message_id=None if ctx.interaction else ctx.message.id, content=content_image,
+                      styles=tuple(style_images), settings=settings, given=given)
+            position = await self.bot.backend.submit(job)
         try:
             status = await ctx.reply(status_text(job.id, Snapshot(Status.QUEUED, position, None, None)),
                                      view=cancel_view(job.id), mention_author=False)
-        except discord.HTTPException:  # nobody could follow this job: don't paint it
+        except BaseException:  # Discord refused it, or the network failed (not an HTTPException): nobody
+            # could follow this job, so don't paint it, and collect it so that the backend forgets it
             await self.bot.backend.cancel(job.id, "cancelled: its status message could not be posted")
             await self.bot.backend.result(job.id)
             raise
@@ -290,7 +313,7 @@ class Stylize(commands.Cog):
     @stylize.command(name="cancel", description="Cancel your jobs, or one job by its id")
     @app_commands.describe(job="the job id from its status message (default: all of yours)")
     async def cancel(self, ctx: commands.Context[Any], job: Optional[str] = None) -> None:
-        """Cancel your waiting or running jobs (moderators may cancel anyone's by id)."""
+        """Cancel your waiting or running jobs (this server's moderators may cancel its jobs by id)."""
         pending = await self.bot.backend.jobs()
         if job is None:
             targets = [j for j in pending if j.user_id == ctx.author.id]
@@ -298,10 +321,11 @@ class Stylize(commands.Cog):
                 raise UsageError("You have no job waiting or running.")
         else:
             wanted = job.strip("`").lower()
-            targets = [j for j in pending if wanted in (j.id, j.short)]
+            targets = [j for j in pending if wanted in (j.id, j.short)
+                       and (j.user_id == ctx.author.id or _of_this_server(j, ctx.guild))]
             if not targets:
-                raise UsageError(f"No job `{job.strip('`')[:16]}` is waiting or running.")
-            if targets[0].user_id != ctx.author.id and not self._is_moderator(ctx.author):
+                raise UsageError(f"No job '{echo(job)}' is waiting or running.")
+            if targets[0].user_id != ctx.author.id and not self._is_moderator(ctx.author, targets[0]):
                 raise UsageError("That's someone else's job — only its owner or a moderator can cancel it.")
         reason = self._cancel_reason(ctx.author, targets[0])
         cancelled = [j.short for j in targets if await self.bot.backend.cancel(j.id, reason)]
@@ -311,9 +335,11 @@ class Stylize(commands.Cog):
 
     @stylize.command(name="queue", description="What is running and what is waiting")
     async def queue(self, ctx: commands.Context[Any]) -> None:
-        """Show the running job(s) and the waiting ones, in the order they will run."""
-        await ctx.reply(queue_text(await self.bot.backend.jobs()), mention_author=False,
-                        allowed_mentions=discord.AllowedMentions.none())
+        """Show this server's running and waiting jobs (in DMs: your own), in the order they will run."""
+        def shown(job: Job) -> bool:
+            return _of_this_server(job, ctx.guild) if ctx.guild is not None else job.user_id == ctx.author.id
+
+        await ctx.reply(queue_text(await self.bot.backend.jobs(), shown), mention_author=False)
 
     # Library subcommands: declared in this group, carried out by the StyleLibrary cog (bot/cogs/library.py)
 
@@ -341,16 +367,19 @@ class Stylize(commands.Cog):
         return self.bot.get_cog("StyleLibrary")  # type: ignore[return-value]
 
     async def cancel_from_button(self, interaction: discord.Interaction, job_id: str) -> None:
+        retry = self._buttons.update_rate_limit(interaction.user.id)
+        if retry is not None:
+            await _tell(interaction, _slow_down(retry))
+            return
         try:
             job = next((j for j in await self.bot.backend.jobs() if j.id == job_id), None)
         except QueueFull as busy:
-            await interaction.response.send_message(str(busy), ephemeral=True)
+            await _tell(interaction, str(busy))
             return
         if job is None:
-            await interaction.response.send_message("That job has already finished.", ephemeral=True)
-        elif job.user_id != interaction.user.id and not self._is_moderator(interaction.user):
-            await interaction.response.send_message(
-                f"Only <@{job.user_id}> or a moderator can cancel this job.", ephemeral=True)
+            await _tell(interaction, "That job has already finished.")
+        elif job.user_id != interaction.user.id and not self._is_moderator(interaction.user, job):
+            await _tell(interaction, f"Only <@{job.user_id}> or a moderator can cancel this job.")
         else:  # answer first: the job's own final edit must land after this one
             await interaction.response.edit_message(content=f"🛑 Cancelling job `{short_id(job_id)}`…", view=None)
             await self.bot.backend.cancel(job_id, self._cancel_reason(interaction.user, job))
@@ -366,6 +395,10 @@ class Stylize(commands.Cog):
             if ctx.interaction is None:
                 return  # a channel the bot is not enabled in: stay quiet
             text = "I'm not enabled in this channel."
+        elif isinstance(error, commands.CommandOnCooldown):
+            if ctx.interaction is None and self._told.update_rate_limit(ctx.author.id) is not None:
+                return  # told once this period: more notes would be the flood the cooldown stops
+            text = _slow_down(error.retry_after)
         elif isinstance(error, commands.UserInputError):
             text = f"{error}\n\n{usage(self.config.prefix)}"
         else:
@@ -373,13 +406,14 @@ class Stylize(commands.Cog):
             text = "Something went wrong on my side — it has been logged. Please try again later."
         try:
             await ctx.reply(f"⚠️ {text}", ephemeral=True, mention_author=False)
-        except discord.HTTPException as failure:  # e.g. no permission to post here: nothing more to do
+        except Exception as failure:  # refused, or the network failed again: nothing more to do
             log.warning("could not answer %s in channel %s: %s", ctx.author.id, ctx.channel.id, failure)
 
     # ----------------------------------------------------------------------------------- helpers
 
-    def _is_moderator(self, user: discord.abc.User) -> bool:
-        return is_moderator(user, self.config)
+    def _is_moderator(self, user: discord.abc.User, job: Job) -> bool:
+        """Whether `user` moderates the server `job` came from (no one moderates DMs)."""
+        return is_moderator(user, self.config) and _of_this_server(job, user.guild)  # type: ignore[attr-defined]
 
     @staticmethod
     def _cancel_reason(user: discord.abc.User, job: Job) -> str:
@@ -398,9 +432,13 @@ class Stylize(commands.Cog):
                 raise UsageError("I can't see the message you replied to — attach the photo instead.") from None
         return replied.attachments[:1]
 
-    async def _load(self, source: discord.Attachment | str, what: str) -> Image.Image:
-        """Download (size-capped) and decode (off the loop) one input, or refuse with a friendly reason."""
+    async def _load(self, source: discord.Attachment | str, what: str, settings: Settings, *,
+                    style: bool = False) -> Image.Image:
+        """Download (size-capped) and decode (off the loop, DECODERS at a time) one input, shrunk at once to the
+        largest size the painter will use — the job's size for the photo, size × style_scale for a style (at
+        least MIN_SIDE px across, see engine.style_side) — or refuse with a friendly reason."""
         limits = self.config.limits
+        long_side, short_side = (round(settings.size * settings.style_scale), MIN_SIDE) if style else (settings.size, 0)
         try:
             if isinstance(source, discord.Attachment):
                 if source.size > limits.attachment_bytes:
@@ -410,9 +448,11 @@ class Stylize(commands.Cog):
             else:
                 data = await fetch_url(source, max_bytes=limits.attachment_bytes, timeout=limits.fetch_timeout,
                                        session=self.bot.fetch_session)
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(None, partial(decode_image, data, max_pixels=limits.input_pixels))
-        except (FetchError, ImageError) as error:
+            image = await asyncio.get_running_loop().run_in_executor(self._decoder, partial(
+                decode_image, data, max_pixels=limits.input_pixels, long_side=long_side, short_side=short_side))
+            check_shape(image.size, settings.size)
+            return image
+        except (FetchError, ImageError, EngineError) as error:
             raise UsageError(f"{what}: {error}") from error
         except discord.HTTPException as error:
             raise UsageError(f"{what}: I couldn't download that attachment — try uploading it again.") from error
@@ -494,10 +534,11 @@ class Stylize(commands.Cog):
         """Final status line, and a reply with the picture (or the reason there is none)."""
         credits = self._credits.pop(job.id, None)
         mention = f"<@{job.user_id}>"
+        ping = discord.AllowedMentions(users=[discord.Object(job.user_id)])  # the one ping the bot means
         if job.status is Status.CANCELLED:
             await _edit(status, content=f"🛑 Job `{job.short}` {job.error}.", view=None, attachments=[])
             if job.error != f"cancelled by {mention}":
-                await origin.reply(f"{mention} your job `{job.short}` was {job.error}.")
+                await origin.reply(f"{mention} your job `{job.short}` was {job.error}.", allowed_mentions=ping)
             return
         encoded = None
         if job.status is Status.DONE:
@@ -508,7 +549,7 @@ class Stylize(commands.Cog):
                 job.error = "the picture is too large to upload here — try a smaller size"
         if encoded is None:
             await _edit(status, content=f"❌ Job `{job.short}` failed: {job.error}.", view=None, attachments=[])
-            await origin.reply(f"{mention} sorry, your job `{job.short}` failed: {job.error}.")
+            await origin.reply(f"{mention} sorry, your job `{job.short}` failed: {job.error}.", allowed_mentions=ping)
             return
         assert job.result is not None
         data, filename = encoded
@@ -516,19 +557,35 @@ class Stylize(commands.Cog):
                     attachments=[])
         try:
             await origin.reply(f"{mention} here is your painting!", embed=result_embed(job, job.given, filename, credits),
-                               file=discord.File(io.BytesIO(data), filename))
+                               file=discord.File(io.BytesIO(data), filename), allowed_mentions=ping)
         except discord.HTTPException as error:
             log.warning("could not upload the result of job %s: %s", job.id, error)
             await origin.reply(f"{mention} your painting is ready, but Discord refused the upload "
-                               f"({error.text or error.status}) — try a smaller size.")
+                               f"({error.text or error.status}) — try a smaller size.", allowed_mentions=ping)
 
 
 async def _edit(message: discord.PartialMessage, **changes: Any) -> None:
     """Edit a status message; a failure (deleted, rate-limited for too long) only costs that edit."""
+    if changes.get("content") is not None:
+        changes["content"] = fit(changes["content"])
     try:
         await message.edit(**changes)
     except discord.HTTPException as error:
         log.warning("could not edit status message %s: %s", message.id, error)
+
+
+async def _tell(interaction: discord.Interaction, text: str) -> None:
+    """Answer a button press with a note only its presser sees."""
+    await interaction.response.send_message(fit(text), ephemeral=True)
+
+
+def _per_user(rate: int, seconds: float) -> commands.CooldownMapping[int]:
+    """A token bucket per user id: `rate` uses in any `seconds`."""
+    return commands.CooldownMapping.from_cooldown(rate, seconds, lambda user_id: user_id)
+
+
+def _slow_down(retry_after: float) -> str:
+    return f"You're going a bit fast — try again in {math.ceil(retry_after)} s."
 
 
 def _upload_limit(ctx: commands.Context[Any]) -> int:
@@ -545,6 +602,10 @@ def is_moderator(user: discord.abc.User, config: Config) -> bool:
     return isinstance(user, discord.Member) and (
         user.guild_permissions.manage_messages
         or any(role.id in config.access.moderator_roles for role in user.roles))
+
+
+def _of_this_server(job: Job, guild: discord.Guild | None) -> bool:
+    return guild is not None and job.guild_id == guild.id
 
 
 def _credits(styles: list[Any]) -> str:

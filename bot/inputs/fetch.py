@@ -48,6 +48,8 @@ def is_public_address(ip: IPAddress) -> bool:
         embedded = _embedded_ipv4(ip)
         if embedded:
             return all(map(is_public_address, embedded))
+        if ip.is_site_local:  # fec0::/10: deprecated, yet Python still calls it global
+            return False
     elif ip in _IETF_PROTOCOL:
         return False
     return ip.is_global and not ip.is_multicast
@@ -194,7 +196,10 @@ def _check_url(url: URL, allow: AddressPolicy) -> None:
         raise FetchError(
             "I don't fetch links containing a username or password — upload the image instead."
         )
-    host, raw_host = url.host, url.raw_host
+    try:
+        host, raw_host = url.host, url.raw_host
+    except UnicodeError:  # a name that is not valid IDNA, e.g. "xn--" (yarl decodes it lazily, here)
+        raise FetchError(_INVALID) from None
     if not host or not raw_host:
         raise FetchError(_INVALID)
     try:

@@ -1,44 +1,65 @@
-"""Turn untrusted image bytes from Discord users into a plain RGB picture, or refuse politely."""
+"""Turn untrusted image bytes from Discord users into a small plain sRGB picture, or refuse politely."""
 
 from __future__ import annotations
 
 import warnings
 from io import BytesIO
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+import numpy as np
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 # Only the everyday formats: every extra decoder Pillow enables is extra attack surface.
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
+WHITE = (255, 255, 255)
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
 class ImageError(ValueError):
     """A user-facing refusal: str(e) is a short friendly message saying what to do instead."""
 
 
-def decode_image(data: bytes, *, max_pixels: int) -> Image.Image:
-    """Decode `data` into a new RGB image with no metadata: first frame, EXIF rotation applied.
+def limit_pixels(max_pixels: int) -> None:
+    """Set Pillow's own decompression-bomb limit from the configuration: once, at start-up.
 
-    The pixel budget is checked against the header size, before any pixel data is
-    decompressed, so a tiny file claiming huge dimensions costs nothing.
+    Image.MAX_IMAGE_PIXELS is process-wide, so it is never changed per call (decodes run in parallel
+    threads). Pillow refuses above twice the limit and only warns above it; decode_image refuses
+    everything above `max_pixels` itself, so that warning says nothing and is silenced.
+    """
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+def decode_image(data: bytes, *, max_pixels: int, long_side: int | None = None, short_side: int = 0) -> Image.Image:
+    """Decode `data` into a new sRGB image with no metadata: first frame, EXIF rotation applied,
+    transparency on white, colour profile converted.
+
+    Given `long_side`, the picture is shrunk right away (never enlarged) to the smallest size whose long
+    side is at least `long_side` and short side at least `short_side`: a job then holds only the pixels
+    the painter will use, and a JPEG is even decoded at 1/2, 1/4 or 1/8 scale. The pixel budget is
+    checked against the header size, before any pixel data is decompressed, so a tiny file claiming
+    huge dimensions costs nothing.
     """
     try:
-        # Pillow's own bomb check fires inside open() as a warning; make it an error
-        # only here (catch_warnings restores the filters on exit).
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(BytesIO(data), formats=ALLOWED_FORMATS) as im:
-                width, height = im.size
-                if width * height > max_pixels:
-                    raise _too_large(max_pixels)
-                im.load()  # first frame only; truncation and corruption surface here
-                upright = ImageOps.exif_transpose(im)
+        with Image.open(BytesIO(data), formats=ALLOWED_FORMATS) as im:
+            width, height = im.size
+            if width * height > max_pixels:
+                raise _too_large(max_pixels)
+            target = _target(im.size, long_side, short_side) if long_side else None
+            if target is not None:
+                im.draft(None, target)
+            im.load()  # first frame only; truncation and corruption surface here
+            ImageOps.exif_transpose(im, in_place=True)
+            profile = im.info.get("icc_profile")
+            out = _shrink(_to_rgb(im), long_side, short_side)
+            if out is im:  # `im` dies with the `with`
+                out = im.copy()
     except ImageError:
         raise
     except UnidentifiedImageError:
         raise ImageError(
             "That file isn't an image I can read — send a PNG, JPEG, WEBP, GIF or BMP."
         ) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except Image.DecompressionBombError:
         raise _too_large(max_pixels) from None
     except Exception as exc:
         # Pillow reports malformed input as OSError, SyntaxError, ValueError, EOFError,
@@ -46,9 +67,10 @@ def decode_image(data: bytes, *, max_pixels: int) -> Image.Image:
         raise ImageError(
             "That image looks damaged or incomplete — save it again, or send a different one."
         ) from exc
-    rgb = _to_rgb(upright)
-    rgb.info = {}
-    return rgb
+    if profile:
+        _to_srgb(out, profile)
+    out.info = {}
+    return out
 
 
 def _too_large(max_pixels: int) -> ImageError:
@@ -58,13 +80,60 @@ def _too_large(max_pixels: int) -> ImageError:
     )
 
 
+def _target(size: tuple[int, int], long_side: int | None, short_side: int) -> tuple[int, int] | None:
+    """The smallest (width, height) of `size`'s shape with both minimums met; None if that is no smaller."""
+    width, height = size
+    scale = max((long_side or 0) / max(width, height), short_side / min(width, height))
+    if scale >= 1:
+        return None
+    return max(1, round(width * scale)), max(1, round(height * scale))  # rounding keeps both minimums
+
+
+def _shrink(im: Image.Image, long_side: int | None, short_side: int) -> Image.Image:
+    target = _target(im.size, long_side, short_side) if long_side else None
+    if target is None:
+        return im
+    return im.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
 def _to_rgb(im: Image.Image) -> Image.Image:
-    """Flatten any decoded mode to RGB: transparency onto white, 16-bit scaled to 8-bit."""
+    """Flatten any decoded mode to RGB: transparency onto white, 16-bit scaled to 8-bit.
+
+    Transparency is pasted onto white through the alpha channel, so a large RGBA picture costs one
+    RGB copy, not the several that convert/alpha_composite/convert make.
+    """
     if im.mode.startswith("I"):
-        # 16-bit greyscale: a plain convert() clips everything above 255 to white.
-        im = im.convert("I").point(lambda v: v / 257).convert("L")
+        # 16-bit greyscale: a plain convert() clips everything above 255 to white; a transparent
+        # colour (PNG tRNS) must be read off the 16-bit values, before scaling merges it with others.
+        transparent = im.info.get("transparency")
+        grey = im.convert("I").point(lambda v: v / 257).convert("L")
+        if isinstance(transparent, int):
+            alpha = Image.fromarray(np.where(np.asarray(im) == transparent, 0, 255).astype(np.uint8), "L")
+            return _on_white(grey, alpha)
+        return grey.convert("RGB")
     if im.has_transparency_data:
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    return im.convert("RGB")
+        if im.mode not in ("RGBA", "LA"):  # a palette or colour marked transparent
+            im = im.convert("RGBA")
+        return _on_white(im, im)
+    return im if im.mode == "RGB" else im.convert("RGB")
+
+
+def _on_white(im: Image.Image, mask: Image.Image) -> Image.Image:
+    white = Image.new("RGB", im.size, WHITE)
+    white.paste(im, mask=mask)  # RGBA/LA masks paste through their alpha channel
+    return white
+
+
+def _to_srgb(im: Image.Image, profile: bytes) -> None:
+    """Convert `im` (RGB) in place from its embedded RGB colour profile (e.g. Display P3) to sRGB.
+
+    A profile that is unreadable or not for RGB pixels is ignored: the picture is taken as sRGB.
+    """
+    try:
+        source = ImageCms.ImageCmsProfile(BytesIO(profile))
+        if source.profile.xcolor_space.strip() != "RGB":
+            return
+        transform = ImageCms.buildTransform(source, _SRGB, "RGB", "RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return
+    ImageCms.applyTransform(im, transform, inPlace=True)

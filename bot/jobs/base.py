@@ -13,7 +13,9 @@ import logging
 import secrets
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from PIL import Image
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 
 SHUTDOWN = "the bot is shutting down — try again when it is back"
 UNEXPECTED = "something went wrong on my side — it has been logged; try again, maybe with other settings"
+EXPIRED = "this job expired or was lost — please send it again"  # its record left the job store
 
 
 class Status(enum.Enum):
@@ -84,6 +87,15 @@ class QueueFull(Exception):
     """submit() refused the job (or the queue cannot be reached); str(e) tells the user why and what to do."""
 
 
+def too_many(mine: int) -> QueueFull:
+    return QueueFull(f"You already have {mine} job{'s' if mine > 1 else ''} in the queue — wait for one to finish, "
+                     "or cancel one.")
+
+
+def queue_full(size: int) -> QueueFull:
+    return QueueFull(f"The queue is full ({size} jobs waiting) — try again in a few minutes.")
+
+
 class Detached(Exception):
     """result() will not answer in this run of the bot: the job lives on in the backend's store, and
     the next run gets it back from recover() and delivers it then."""
@@ -121,6 +133,11 @@ class JobBackend(ABC):
         """Queue `job`; return its 1-based position. Raises QueueFull (per-user limit, queue cap)."""
 
     @abstractmethod
+    async def pending(self, user_id: int) -> tuple[int, int]:
+        """(jobs of `user_id` waiting or running, jobs in line for all users): what submit() holds against
+        per_user and queue_size. Raises QueueFull if the queue cannot be reached."""
+
+    @abstractmethod
     async def cancel(self, job_id: str, reason: str) -> bool:
         """Cancel a waiting or running job (`reason` becomes its error); False if it is not pending."""
 
@@ -143,6 +160,38 @@ class JobBackend(ABC):
     @abstractmethod
     def alive(self) -> bool:
         """Whether jobs can still run (for the health report); cheap, called from the event loop."""
+
+
+class Admission:
+    """Places in line held for jobs whose pictures are still downloading and decoding.
+
+    The bot enters `hold(user_id)` before it fetches anything, and submits inside it. A user's pending jobs
+    plus their jobs still loading count against per_user, the queue plus every loading job against
+    queue_size, so a burst of commands downloads and decodes no more than the queue would take.
+    """
+
+    def __init__(self, backend: JobBackend, *, per_user: int, queue_size: int) -> None:
+        self._backend = backend
+        self._per_user = per_user
+        self._queue_size = queue_size
+        self._loading: Counter[int] = Counter()
+
+    @asynccontextmanager
+    async def hold(self, user_id: int) -> AsyncIterator[None]:
+        """Raises QueueFull (with submit()'s words) when the job could not be queued anyway."""
+        mine, waiting = await self._backend.pending(user_id)
+        mine += self._loading[user_id]
+        if mine >= self._per_user:
+            raise too_many(mine)
+        if waiting + self._loading.total() >= self._queue_size:
+            raise queue_full(self._queue_size)
+        self._loading[user_id] += 1
+        try:
+            yield
+        finally:
+            self._loading[user_id] -= 1
+            if not self._loading[user_id]:
+                del self._loading[user_id]
 
 
 def settle(job: Job, error: Exception) -> tuple[Status, str]:

@@ -2,11 +2,13 @@
 
 The bot keeps the queue's order and limits; Celery only ever holds the jobs that are about to run.
 
-* submit() stores the pictures (PNG, expiring keys) and the job record, then — in one Lua script,
-  so the checks and the insert cannot race — refuses it over the per-user limit or the global cap, or
-  puts it in the `waiting` sorted set. Its score is (round, arrival): the round is how many jobs the
-  user already had pending, exactly as in the in-process backend, so users take turns and each
-  user's own jobs keep their order.
+* submit() sends the pictures (PNG) and the job record to one Lua script, so the checks and the insert
+  cannot race: it refuses the job over the per-user limit or the global cap, or stores it (expiring
+  keys) and puts it in the `waiting` sorted set. Its score is (round, arrival): the round is how many
+  jobs the user already had pending, exactly as in the in-process backend, so users take turns and
+  each user's own jobs keep their order. The bot picks the job's id, and the script answers a second
+  submit of that id with the job's place: a submit whose answer timed out (it may have got through)
+  is sent once more before the user hears "busy" — never queued or painted twice.
 * A dispatcher task releases waiting jobs to Celery in that order, keeping at most `workers` jobs
   released-or-running. With `workers` = the number of GPU workers, a job goes to Celery only when a
   worker is about to be free, so a newcomer's first job still overtakes a heavy user's backlog; the
@@ -16,6 +18,12 @@ The bot keeps the queue's order and limits; Celery only ever holds the jobs that
   notices finished jobs every `poll` seconds and wakes their result() calls.
 * cancel() removes a job that has not started, or sets a flag the worker checks every beat (about a
   second) — the engine then stops before its next step; the GPU process is never killed.
+* Records expire (`keep`); a live job's record is refreshed at release, at claim and at every worker
+  beat. A job whose record is gone anyway — expired, FLUSHALL, a Redis restarted without persistence
+  — or was left partial by an older version is lost: the bot drops its id from every set (so it holds
+  no worker slot) and its result() ends FAILED with EXPIRED. The dispatcher notices it in the sets at
+  once, or — for a job it follows — once the record has been missing for LOST_AFTER polls in a row;
+  as a backstop result() gives up after `keep` seconds without any sign of the job.
 * Nothing lives only in this process. close() leaves every job where it is (result() calls end
   with Detached); recover() in the next run picks them all up again, delivered or not.
 * A worker that dies mid-job: Celery gives its message to another worker, which takes the job
@@ -30,19 +38,22 @@ The bot keeps the queue's order and limits; Celery only ever holds the jobs that
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 from PIL import Image
 from redis.exceptions import RedisError
 
-from .worker import (MAX_ATTEMPTS, RETRY_NOTE, TASK, Keys, make_app, png, progress_from, result_from,
-                         settings_from, settings_json, unpng)
-from .base import SHUTDOWN, Detached, Job, JobBackend, QueueFull, Snapshot, Status
+from .base import (EXPIRED, SHUTDOWN, Detached, Job, JobBackend, QueueFull, Snapshot, Status, queue_full,
+                   too_many)
+from .worker import (MAX_ATTEMPTS, RETRY_NOTE, TASK, TOUCH, Keys, make_app, png, progress_from, result_from,
+                     settings_from, settings_json, unpng)
 
 log = logging.getLogger(__name__)
 
@@ -50,32 +61,43 @@ BUSY = "I can't reach the job queue right now — I'm busy, please try again in 
 STALL_NOTE = "the worker painting this stopped responding — retrying on another worker"
 NO_PICTURE = Image.new("RGB", (1, 1))  # jobs() and recover() copies: the pictures stay in Redis
 FINISHED = {s.value for s in Status if s.finished}
+LOST_AFTER = 3  # polls in a row without its record: a followed job is lost
 
 _SUBMIT = """
--- KEYS: record, waiting, released, user set, seq   ARGV: id, per_user, queue_size, keep, prefix, field, value, …
+-- KEYS: record, waiting, released, user set, seq
+-- ARGV: id, per_user, queue_size, keep, prefix, n, n pictures (PNG), field, value, …
+if redis.call('HEXISTS', KEYS[1], 'status') == 1 then  -- sent again after a timeout: it got through
+  local rank = redis.call('ZRANK', KEYS[2], ARGV[1])
+  if rank then return {'ok', redis.call('ZCARD', KEYS[3]) + rank + 1} end
+  return {'ok', (redis.call('ZRANK', KEYS[3], ARGV[1]) or 0) + 1}
+end
 for _, other in ipairs(redis.call('SMEMBERS', KEYS[4])) do  -- a record that expired no longer counts
-  if redis.call('EXISTS', ARGV[5] .. ':job:' .. other) == 0 then redis.call('SREM', KEYS[4], other) end
+  if redis.call('HEXISTS', ARGV[5] .. ':job:' .. other, 'status') == 0 then redis.call('SREM', KEYS[4], other) end
 end
 local mine = redis.call('SCARD', KEYS[4])
 if mine >= tonumber(ARGV[2]) then return {'user', mine} end
 local queued = redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3])
 if queued >= tonumber(ARGV[3]) then return {'full', queued} end
+local pictures = tonumber(ARGV[6])
+for n = 1, pictures do redis.call('SET', KEYS[1] .. ':img:' .. (n - 1), ARGV[6 + n], 'EX', ARGV[4]) end
 local seq = redis.call('INCR', KEYS[5])
-redis.call('HSET', KEYS[1], 'status', 'queued', 'round', mine, 'seq', seq, unpack(ARGV, 6))
+redis.call('HSET', KEYS[1], 'status', 'queued', 'round', mine, 'seq', seq, unpack(ARGV, 7 + pictures))
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('ZADD', KEYS[2], mine * 1e12 + seq, ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
 return {'ok', redis.call('ZCARD', KEYS[3]) + redis.call('ZRANK', KEYS[2], ARGV[1]) + 1}
 """
 
-_RELEASE = """
--- KEYS: waiting, released, seq, running   ARGV: prefix, window
+_RELEASE = TOUCH + """
+-- KEYS: waiting, released, seq, running   ARGV: prefix, window, now
 if redis.call('ZCARD', KEYS[2]) + redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[2]) then return false end
 local popped = redis.call('ZPOPMIN', KEYS[1])
 if #popped == 0 then return false end
 local id = popped[1]
 local record = ARGV[1] .. ':job:' .. id
-if redis.call('HGET', record, 'status') ~= 'queued' then return {id, 'gone'} end
+local status = redis.call('HGET', record, 'status')
+if status ~= 'queued' then return {id, status or 'gone'} end
+touch(record)
 redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[3]), id)
 redis.call('HSET', record, 'status', 'released', 'released', ARGV[3])
 return {id, 'ok'}
@@ -99,6 +121,49 @@ end
 return 0
 """
 
+_MARK = """
+-- KEYS: record   ARGV: field, value, …   (only on a whole record: never brings back one that expired)
+if redis.call('HEXISTS', KEYS[1], 'status') == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+
+_DROP = """
+-- KEYS: record, waiting, released, running, finished   ARGV: id, prefix, user id or '', styles if no record
+local user = redis.call('HGET', KEYS[1], 'user_id') or ARGV[3]
+if user ~= '' then redis.call('SREM', ARGV[2] .. ':user:' .. user, ARGV[1]) end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('SREM', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[1])
+for n = 0, tonumber(redis.call('HGET', KEYS[1], 'styles') or ARGV[4]) do redis.call('DEL', KEYS[1] .. ':img:' .. n) end
+redis.call('DEL', KEYS[1], KEYS[1] .. ':result', KEYS[1] .. ':preview', KEYS[1] .. ':beat', KEYS[1] .. ':cancel')
+return 1
+"""
+
+
+@dataclass(eq=False)
+class _Followed:
+    """A job this run follows: its end, who asked (a copy without pictures) and when its record was last seen."""
+
+    job: Job
+    done: asyncio.Future[None]
+    seen: float  # monotonic
+    misses: int = 0  # polls in a row without its record
+
+    def expired(self) -> Job:
+        return dataclasses.replace(self.job, status=Status.FAILED, error=EXPIRED)
+
+
+_PENDING = """
+-- KEYS: user set, waiting, released   ARGV: prefix      (what _SUBMIT counts, read-only)
+local mine = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  mine = mine + redis.call('HEXISTS', ARGV[1] .. ':job:' .. id, 'status')
+end
+return {mine, redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[3])}
+"""
+
 
 class CeleryBackend(JobBackend):
     """Jobs on Celery GPU workers through Redis; fair order, per-user limit and queue cap kept in Redis."""
@@ -120,7 +185,7 @@ class CeleryBackend(JobBackend):
         self._celery: Any = None
         self._publisher: ThreadPoolExecutor | None = None
         self._dispatcher: asyncio.Task[None] | None = None
-        self._finished: dict[str, asyncio.Future[None]] = {}  # the jobs this run follows
+        self._followed: dict[str, _Followed] = {}
         self._last: dict[str, Snapshot] = {}  # last good snapshot, shown while Redis is away
         self._previews: dict[str, tuple[int, Image.Image]] = {}
         self._stalled: dict[str, float] = {}
@@ -138,6 +203,9 @@ class CeleryBackend(JobBackend):
         self._submit = self._redis.register_script(_SUBMIT)
         self._release = self._redis.register_script(_RELEASE)
         self._cancel = self._redis.register_script(_CANCEL)
+        self._marker = self._redis.register_script(_MARK)
+        self._dropper = self._redis.register_script(_DROP)
+        self._pending = self._redis.register_script(_PENDING)
         self._reached = time.monotonic()
         self._dispatcher = asyncio.create_task(self._dispatch(), name="stylize-dispatcher")
 
@@ -148,10 +216,10 @@ class CeleryBackend(JobBackend):
         self._closing = True
         self._dispatcher.cancel()
         await asyncio.gather(self._dispatcher, return_exceptions=True)
-        for future in self._finished.values():
-            if not future.done():
-                future.set_exception(Detached())
-                future.exception()  # retrieved: nobody waiting on it is not an error
+        for followed in self._followed.values():
+            if not followed.done.done():
+                followed.done.set_exception(Detached())
+                followed.done.exception()  # retrieved: nobody waiting on it is not an error
         if self._publisher is not None:
             self._publisher.shutdown(wait=False, cancel_futures=True)
         await self._redis.aclose()
@@ -175,31 +243,35 @@ class CeleryBackend(JobBackend):
             "styles": len(job.styles), "timeout": self._timeout or "", "keep": self._keep,
             "created": time.time(), "attempt": 0,
         }
-        flat = [str(v) for pair in record.items() for v in pair]
-        try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for n, data in enumerate(pictures):
-                    pipe.set(keys.image(job.id, n), data, ex=self._keep)
-                await self._call(pipe.execute())
-            verdict, number = await self._call(self._submit(
-                keys=[keys.job(job.id), keys.waiting, keys.released, keys.user(job.user_id), keys.seq],
-                args=[job.id, self._per_user, self._queue_size, self._keep, keys.prefix, *flat]))
-        except (RedisError, OSError, asyncio.TimeoutError) as error:
-            log.warning("submit %s: Redis unreachable: %s", job.id, error)
-            raise QueueFull(BUSY) from None
+        args = [job.id, self._per_user, self._queue_size, self._keep, keys.prefix, len(pictures), *pictures,
+                *(str(v) for pair in record.items() for v in pair)]
+        for attempt in (1, 2):  # the script knows the id: a second try cannot queue the job twice
+            try:
+                verdict, number = await self._call(self._submit(
+                    keys=[keys.job(job.id), keys.waiting, keys.released, keys.user(job.user_id), keys.seq], args=args))
+                break
+            except (RedisError, OSError, asyncio.TimeoutError) as error:
+                log.warning("submit %s (try %d): Redis unreachable or slow: %r", job.id, attempt, error)
+        else:
+            raise QueueFull(BUSY)
         verdict = verdict.decode()
         if verdict != "ok":
-            await self._quietly(self._redis.delete(*(keys.image(job.id, n) for n in range(len(pictures)))))
-            if verdict == "user":
-                raise QueueFull(f"You already have {number} job{'s' if number > 1 else ''} in the queue — wait for "
-                                "one to finish, or cancel one.")
-            raise QueueFull(f"The queue is full ({self._queue_size} jobs waiting) — try again in a few minutes.")
+            raise too_many(int(number)) if verdict == "user" else queue_full(self._queue_size)
         job.status = Status.QUEUED
-        self._follow(job.id)
+        self._follow(job)
         return int(number)
 
+    async def pending(self, user_id: int) -> tuple[int, int]:
+        keys = self._keys
+        try:
+            mine, waiting = await self._call(self._pending(keys=[keys.user(user_id), keys.waiting, keys.released],
+                                                           args=[keys.prefix]))
+        except (RedisError, OSError, asyncio.TimeoutError):
+            raise QueueFull(BUSY) from None
+        return int(mine), int(waiting)
+
     async def track(self, job_id: str, status_message_id: int) -> None:
-        await self._quietly(self._redis.hset(self._keys.job(job_id), "status_message_id", status_message_id))
+        await self._quietly(self._mark(job_id, status_message_id=status_message_id))
 
     async def cancel(self, job_id: str, reason: str) -> bool:
         keys = self._keys
@@ -229,13 +301,13 @@ class CeleryBackend(JobBackend):
             records = await self._records(ids)
         except (RedisError, OSError, asyncio.TimeoutError):
             raise QueueFull(BUSY) from None
-        found = [(fields, self._job(job_id, fields)) for job_id, fields in zip(ids, records) if fields]
+        found = [(fields, self._job(job_id, fields)) for job_id, fields in zip(ids, records) if "status" in fields]
         runs = sorted((pair for pair in found if pair[1].status is Status.RUNNING),
                       key=lambda pair: float(pair[0].get("started") or 0))
         return [j for _, j in runs] + [j for _, j in found if j.status is Status.QUEUED]
 
     async def snapshot(self, job_id: str) -> Snapshot | None:
-        if job_id not in self._finished:
+        if job_id not in self._followed:
             return None
         keys = self._keys
         try:
@@ -244,7 +316,7 @@ class CeleryBackend(JobBackend):
                 pipe.zrank(keys.waiting, job_id)
                 fields, released_rank, released, waiting_rank = await self._call(pipe.execute())
             fields = _text(fields)
-            if not fields:
+            if "status" not in fields:
                 return self._last.get(job_id)
             status = _status(fields["status"])
             position = None
@@ -263,9 +335,21 @@ class CeleryBackend(JobBackend):
         return snapshot
 
     async def result(self, job_id: str) -> Job:
-        future = self._finished[job_id]
-        await asyncio.shield(future)
+        """The finished job; EXPIRED once nothing was heard of it for `keep` seconds (its record would
+        have expired by then; a job that merely waits in a long queue is seen at every poll)."""
+        followed = self._followed[job_id]
         while True:
+            left = followed.seen + self._keep - time.monotonic()
+            if left <= 0:
+                log.warning("job %s: no sign of it for %d s; giving up", job_id, self._keep)
+                job = followed.expired()
+                await self._quietly(self._drop(job_id))
+                break
+            if not followed.done.done():
+                try:
+                    await asyncio.wait_for(asyncio.shield(followed.done), left)
+                except TimeoutError:
+                    continue
             try:
                 job = await self._collect(job_id)
                 break
@@ -274,7 +358,7 @@ class CeleryBackend(JobBackend):
             if self._closing:
                 raise Detached()
             await asyncio.sleep(self._poll)
-        self._finished.pop(job_id, None)
+        self._followed.pop(job_id, None)
         self._last.pop(job_id, None)
         self._previews.pop(job_id, None)
         self._stalled.pop(job_id, None)
@@ -304,25 +388,27 @@ class CeleryBackend(JobBackend):
         self._recovered = True
         found = []
         for job_id, fields in zip(ids, records):
-            if not fields:
-                await self._forget(job_id)  # expired meanwhile
+            if "status" not in fields:  # expired meanwhile, or left partial by an older version
+                await self._quietly(self._drop(job_id))
                 continue
-            if job_id not in self._finished:
-                self._follow(job_id)
-                found.append(self._job(job_id, fields))
+            if job_id not in self._followed:
+                job = self._job(job_id, fields)
+                self._follow(job)
+                found.append(job)
         if found:
             log.info("re-attached to %d job(s) left by the previous run", len(found))
         return found
 
     # ------------------------------------------------------------------------------ internals
 
-    def _follow(self, job_id: str) -> None:
-        self._finished[job_id] = asyncio.get_running_loop().create_future()
+    def _follow(self, job: Job) -> None:
+        copy = dataclasses.replace(job, content=NO_PICTURE, styles=(NO_PICTURE,) * len(job.styles))
+        self._followed[job.id] = _Followed(copy, asyncio.get_running_loop().create_future(), time.monotonic())
 
     def _wake(self, job_id: str) -> None:
-        future = self._finished.get(job_id)
-        if future is not None and not future.done():
-            future.set_result(None)
+        followed = self._followed.get(job_id)
+        if followed is not None and not followed.done.done():
+            followed.done.set_result(None)
 
     async def _call(self, awaitable: Any) -> Any:
         result = await asyncio.wait_for(awaitable, self._op_timeout)
@@ -362,10 +448,8 @@ class CeleryBackend(JobBackend):
             pipe.hgetall(keys.job(job_id)).get(keys.job(job_id, "result"))
             fields, data = await self._call(pipe.execute())
         fields = _text(fields)
-        if not fields:
-            job = Job(user_id=0, channel_id=0, guild_id=None, message_id=None, content=NO_PICTURE,
-                      styles=(NO_PICTURE,), settings=settings_from("{}"), id=job_id, status=Status.FAILED,
-                      error="its record expired before it could be delivered")
+        if "status" not in fields:
+            job = self._followed[job_id].expired()
         else:
             job = self._job(job_id, fields)
             if job.status is Status.DONE:
@@ -376,19 +460,31 @@ class CeleryBackend(JobBackend):
                     job.result = result_from(fields["result"], image)
             preview = self._previews.get(job_id)
             job.preview = preview[1] if preview else None
-        await self._forget(job_id, 1 + int(fields.get("styles") or 0))
+        await self._drop(job_id)
         return job
 
-    async def _forget(self, job_id: str, pictures: int = 0) -> None:
-        """Delete the job's keys (pictures not counted expire on their own)."""
+    async def _drop(self, job_id: str) -> None:
+        """Delete the job's keys and take its id out of every set (one script: nothing half-done)."""
         keys = self._keys
-        doomed = [keys.job(job_id), keys.job(job_id, "result"), keys.job(job_id, "preview"),
-                  keys.job(job_id, "beat"), keys.job(job_id, "cancel"),
-                  *(keys.image(job_id, n) for n in range(pictures))]
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(keys.finished, job_id).zrem(keys.waiting, job_id).zrem(keys.released, job_id)
-            pipe.srem(keys.running, job_id).delete(*doomed)
-            await self._call(pipe.execute())
+        followed = self._followed.get(job_id)
+        who = followed.job if followed else None
+        await self._call(self._dropper(keys=[keys.job(job_id), keys.waiting, keys.released, keys.running, keys.finished],
+                                       args=[job_id, keys.prefix, who.user_id if who else "",
+                                             len(who.styles) if who else 0]))
+
+    async def _expire(self, job_id: str) -> None:
+        """The job's record is gone (or partial): the job is lost. Drop what is left, end its follower."""
+        log.warning("job %s: its record expired or was lost; dropping the job", job_id)
+        await self._drop(job_id)
+        self._wake(job_id)  # result() finds no record: EXPIRED
+
+    async def _mark(self, job_id: str, **fields: Any) -> bool:
+        """Set fields of the job's record, unless it is gone — then the job expired."""
+        if await self._call(self._marker(keys=[self._keys.job(job_id)],
+                                         args=[str(v) for pair in fields.items() for v in pair])):
+            return True
+        await self._expire(job_id)
+        return False
 
     async def _preview(self, job_id: str, version: int) -> Image.Image | None:
         """The latest preview, decoded once per version (the same object until a new one arrives)."""
@@ -428,6 +524,8 @@ class CeleryBackend(JobBackend):
             job_id, verdict = (v.decode() for v in released)
             if verdict == "ok":
                 await self._send(job_id)
+            elif verdict == "gone":
+                await self._expire(job_id)
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.zrange(keys.finished, 0, -1).zrange(keys.released, 0, -1).smembers(keys.running)
             finished, released_ids, running = await self._call(pipe.execute())
@@ -437,12 +535,37 @@ class CeleryBackend(JobBackend):
         if unsent:  # published? (a crash between release and publish would strand the job)
             async with self._redis.pipeline(transaction=False) as pipe:
                 for job_id in unsent:
-                    pipe.hget(keys.job(job_id), "sent")
+                    pipe.hmget(keys.job(job_id), "status", "sent")
                 flags = await self._call(pipe.execute())
-            for job_id, flag in zip(unsent, flags):
-                if flag is None:
+            for job_id, (status, sent) in zip(unsent, flags):
+                if status is None:  # it would hold a worker slot for good
+                    await self._expire(job_id)
+                elif sent is None:
                     await self._send(job_id)
         await self._check_beats([i.decode() for i in running])
+        await self._check_records()
+
+    async def _check_records(self) -> None:
+        """A followed job whose record is missing LOST_AFTER polls in a row (expired, FLUSHALL, Redis
+        restarted without persistence) is lost: end it, rather than leave its status message frozen."""
+        ids = [job_id for job_id, followed in self._followed.items() if not followed.done.done()]
+        if not ids:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hexists(self._keys.job(job_id), "status")
+            present = await self._call(pipe.execute())
+        now = time.monotonic()
+        for job_id, there in zip(ids, present):
+            followed = self._followed.get(job_id)
+            if followed is None or followed.done.done():
+                continue
+            if there:
+                followed.seen, followed.misses = now, 0
+                continue
+            followed.misses += 1
+            if followed.misses >= LOST_AFTER:
+                await self._expire(job_id)
 
     async def _check_beats(self, running: list[str]) -> None:
         """A running job without a beat: its worker died. Celery normally re-queues it at once; if the
@@ -453,17 +576,18 @@ class CeleryBackend(JobBackend):
         keys = self._keys
         async with self._redis.pipeline(transaction=False) as pipe:
             for job_id in running:
-                pipe.exists(keys.job(job_id, "beat")).hmget(keys.job(job_id), "attempt", "resent")
+                pipe.exists(keys.job(job_id, "beat")).hmget(keys.job(job_id), "status", "attempt", "resent")
             answers = await self._call(pipe.execute())
         now = time.monotonic()
         for n, job_id in enumerate(running):
-            beating, (attempt, resent) = answers[2 * n], answers[2 * n + 1]
-            if beating:
+            beating, (status, attempt, resent) = answers[2 * n], answers[2 * n + 1]
+            if status is None:
                 self._stalled.pop(job_id, None)
-                continue
-            since = self._stalled.setdefault(job_id, now)
-            if now - since >= self._stall_after and attempt is not None and resent != attempt:
-                await self._call(self._redis.hset(keys.job(job_id), "resent", attempt))
+                await self._expire(job_id)
+            elif beating:
+                self._stalled.pop(job_id, None)
+            elif (now - self._stalled.setdefault(job_id, now) >= self._stall_after and resent != attempt
+                  and await self._mark(job_id, resent=attempt.decode())):
                 if int(attempt) < MAX_ATTEMPTS:
                     log.warning("job %s: its worker vanished; sending it to another", job_id)
                 await self._send(job_id)
@@ -476,7 +600,7 @@ class CeleryBackend(JobBackend):
             TASK, args=[job_id, self._keys.prefix], task_id=f"{job_id}-{time.time_ns()}",
             retry=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5})
         await asyncio.wait_for(loop.run_in_executor(self._publisher, send), self._op_timeout * 2)
-        await self._call(self._redis.hset(self._keys.job(job_id), "sent", time.time()))
+        await self._mark(job_id, sent=time.time())
 
 
 def _text(fields: dict[bytes, bytes]) -> dict[str, str]:

@@ -1,7 +1,9 @@
 """`InProcessBackend`: `workers` threads of this process paint the jobs, picked fairly.
 
 The engine blocks, the event loop must not: jobs run in the backend's own threads. The next job is
-picked fairly: users take turns, each user's own jobs stay in order.
+picked fairly: users take turns, each user's own jobs stay in order. A finished job waits for its
+result() call (the bot's follower makes it at once) at most `keep` seconds: one nobody collects —
+its follower died — is dropped with its pictures instead of being kept forever.
 """
 
 from __future__ import annotations
@@ -14,20 +16,24 @@ from functools import partial
 
 from engine import Cancelled, Progress, Result
 
-from .base import SHUTDOWN, Job, JobBackend, QueueFull, Runner, Snapshot, Status, settle, timeout_error
+from .base import (SHUTDOWN, Job, JobBackend, QueueFull, Runner, Snapshot, Status, queue_full, settle, timeout_error,
+                   too_many)
+
+UNCOLLECTED = 600.0  # seconds a finished job waits for result() before it is dropped
 
 
 class InProcessBackend(JobBackend):
     """`workers` threads in this process running `runner`; fair order, per-user limit and queue cap."""
 
     def __init__(self, runner: Runner, *, workers: int = 1, queue_size: int = 20, per_user: int = 2,
-                 timeout: float | None = None, grace: float = 30.0) -> None:
+                 timeout: float | None = None, grace: float = 30.0, keep: float = UNCOLLECTED) -> None:
         self._runner = runner
         self._workers = workers
         self._queue_size = queue_size
         self._per_user = per_user
         self._timeout = timeout
         self._grace = grace  # how long close() waits for running jobs to notice their cancel event
+        self._keep = keep
         self._waiting: list[Job] = []  # submission order
         self._running: dict[str, Job] = {}
         self._rounds: dict[str, int] = {}
@@ -65,12 +71,11 @@ class InProcessBackend(JobBackend):
     async def submit(self, job: Job) -> int:
         if self._closing or self._wakeup is None:
             raise QueueFull("I'm not taking jobs right now — " + SHUTDOWN)
-        mine = sum(j.user_id == job.user_id for j in (*self._waiting, *self._running.values()))
+        mine, waiting = await self.pending(job.user_id)
         if mine >= self._per_user:
-            raise QueueFull(f"You already have {mine} job{'s' if mine > 1 else ''} in the queue — wait for "
-                            "one to finish, or cancel one.")
-        if len(self._waiting) >= self._queue_size:
-            raise QueueFull(f"The queue is full ({self._queue_size} jobs waiting) — try again in a few minutes.")
+            raise too_many(mine)
+        if waiting >= self._queue_size:
+            raise queue_full(self._queue_size)
         job.status = Status.QUEUED
         self._rounds[job.id] = mine
         self._cancel[job.id] = threading.Event()
@@ -79,6 +84,9 @@ class InProcessBackend(JobBackend):
         async with self._wakeup:
             self._wakeup.notify()
         return self._order().index(job) + 1
+
+    async def pending(self, user_id: int) -> tuple[int, int]:
+        return sum(j.user_id == user_id for j in (*self._waiting, *self._running.values())), len(self._waiting)
 
     async def cancel(self, job_id: str, reason: str) -> bool:
         for job in self._waiting:
@@ -177,6 +185,7 @@ class InProcessBackend(JobBackend):
         future = self._done.get(job.id)
         if future is not None and not future.done():
             future.set_result(dataclasses.replace(job))
+            asyncio.get_running_loop().call_later(self._keep, self._done.pop, job.id, None)
 
 
 def _record(job: Job, progress: Progress) -> None:

@@ -19,6 +19,13 @@ Redis layout (prefix "stylize" by default, one bot per prefix):
     <p>:finished              zset: finished, not yet delivered by the bot
     <p>:user:<uid>            set: a user's waiting, released and running jobs (per-user limit)
 
+A record is whole or absent: every write after submit() changes a record only if it still has its
+`status` (a Lua check), so a record that expired is never brought back as a few stray fields
+without a TTL. While a job is alive its record and pictures are given `keep` more seconds at release,
+at claim, at every worker beat and when it finishes; a record that is missing anyway (expired,
+FLUSHALL, a Redis restarted without persistence) means the job is lost: the bot drops its id from
+every set and tells its owner (bot.jobs.celery).
+
 A worker claims a job atomically when it starts it. A message for a job that is finished, cancelled,
 or being painted by a live worker (its beat key exists) is acknowledged and dropped, so a message
 delivered twice never paints twice. A job whose worker died (beat expired) is taken over by the next
@@ -47,7 +54,7 @@ from PIL import Image
 
 from engine import Cancelled, Progress, Result, Settings
 
-from .base import Job, Runner, Status, settle, timeout_error
+from .base import EXPIRED, Job, Runner, Status, settle, timeout_error
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +142,16 @@ def result_from(text: str, image: Image.Image) -> Result:
                   elapsed=values["elapsed"], steps=values["steps"], losses=values["losses"])
 
 
+# Lua: give a live job's record and pictures `keep` (a record field) more seconds.
+TOUCH = """
+local function touch(record)
+  local keep = redis.call('HGET', record, 'keep')
+  redis.call('EXPIRE', record, keep)
+  for n = 0, tonumber(redis.call('HGET', record, 'styles')) do redis.call('EXPIRE', record .. ':img:' .. n, keep) end
+end
+"""
+
+
 def make_app(redis_url: str | None = None) -> Celery:
     """The Celery app, Redis as broker and result store; the same settings on the bot and the workers."""
     url = redis_url or os.environ.get("STYLIZE_REDIS_URL") or DEFAULT_REDIS_URL
@@ -149,6 +166,9 @@ def make_app(redis_url: str | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         worker_concurrency=1,
         worker_cancel_long_running_tasks_on_connection_loss=False,  # never stop a GPU job mid-step
+        # A pool process loads the VGG-19 (worker_process_init) before it reports for work; past Celery's
+        # default 4 s the pool kills and replaces it, forever, and the worker never paints.
+        worker_proc_alive_timeout=120,
         task_track_started=True,
         result_expires=86400,
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT},
@@ -163,12 +183,13 @@ def make_app(redis_url: str | None = None) -> Celery:
 
 # ------------------------------------------------------------------------------------ worker side
 
-_CLAIM = """
+_CLAIM = TOUCH + """
 -- KEYS: record, released, running, beat, waiting   ARGV: id, worker, pid, now, beat_ttl, max_attempts, note
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'gone', 0} end
 if status == 'done' or status == 'failed' or status == 'cancelled' then return {'finished', 0} end
 if status == 'queued' then return {'early', 0} end
+touch(KEYS[1])
 if status == 'running' then
   if redis.call('EXISTS', KEYS[4]) == 1 then return {'busy', 0} end
   local attempt = tonumber(redis.call('HGET', KEYS[1], 'attempt') or '1')
@@ -187,10 +208,11 @@ redis.call('SET', KEYS[4], ARGV[2], 'EX', ARGV[5])
 return {'run', 1}
 """
 
-_FINISH = """
+_FINISH = TOUCH + """
 -- KEYS: record, running, finished, beat, cancel   ARGV: id, attempt, status, error, result, progress, now, prefix
 if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
 if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[2] then return 0 end
+touch(KEYS[1])  -- `keep` seconds for the bot to deliver it
 redis.call('HSET', KEYS[1], 'status', ARGV[3], 'error', ARGV[4], 'result', ARGV[5], 'finished', ARGV[7], 'note', '')
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'progress', ARGV[6]) end
 local user = redis.call('HGET', KEYS[1], 'user_id')
@@ -198,6 +220,25 @@ redis.call('SREM', ARGV[8] .. ':user:' .. user, ARGV[1])
 redis.call('SREM', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[7], ARGV[1])
 redis.call('DEL', KEYS[4], KEYS[5])
+return 1
+"""
+
+_BEAT = TOUCH + """
+-- KEYS: record, beat, cancel   ARGV: worker, beat_ttl   → {1, the cancel reason or nil}, or {0}: the record is gone
+if redis.call('HEXISTS', KEYS[1], 'status') == 0 then return {0} end
+touch(KEYS[1])
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+return {1, redis.call('GET', KEYS[3])}
+"""
+
+_REPORT = """
+-- KEYS: record, preview   ARGV: progress, preview PNG or '', keep   (nothing once the record is gone)
+if redis.call('HEXISTS', KEYS[1], 'status') == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'progress', ARGV[1])
+if ARGV[2] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[3])
+  redis.call('HINCRBY', KEYS[1], 'preview_v', 1)
+end
 return 1
 """
 
@@ -237,6 +278,8 @@ class _Worker:
             self.url = url
             self.claim = self.redis.register_script(_CLAIM)
             self.finish = self.redis.register_script(_FINISH)
+            self.beat = self.redis.register_script(_BEAT)
+            self.report = self.redis.register_script(_REPORT)
 
 
 _worker = _Worker()
@@ -265,7 +308,6 @@ def paint(job_id: str, keys: Keys, *, hostname: str) -> dict[str, Any]:
     """Claim the job, paint it, store the outcome. Returns what Celery stores as the task's result."""
     r = _worker.redis
     record = keys.job(job_id)
-    beat = keys.job(job_id, "beat")
     me = f"{hostname}/{os.getpid()}"
     deadline = time.monotonic() + _worker.beat_ttl + 2
     while True:  # a redelivered message: wait for the dead worker's beat to expire before taking over
@@ -299,8 +341,8 @@ def paint(job_id: str, keys: Keys, *, hostname: str) -> dict[str, Any]:
     log.info("job %s: painting (attempt %d) for user %s", job_id, attempt, job.user_id)
 
     cancel = threading.Event()
-    watch = _Watch(r, keys, job, cancel, timeout, me, _worker.beat_ttl)
-    reporter = _Reporter(r, keys, job, keep)
+    watch = _Watch(keys, job, cancel, timeout, me, _worker.beat_ttl)
+    reporter = _Reporter(keys, job, keep)
     watch.start()
     try:  # the beat goes on until the outcome is stored: nobody takes over a job that is only saving
         try:
@@ -364,8 +406,8 @@ def _finish(r: Any, keys: Keys, job_id: str, attempt: int, status: Status, error
 class _Reporter:
     """The engine's progress callback: the latest step into the record (throttled), every preview as PNG."""
 
-    def __init__(self, r: Any, keys: Keys, job: Job, keep: int) -> None:
-        self.r, self.keys, self.job, self.keep = r, keys, job, keep
+    def __init__(self, keys: Keys, job: Job, keep: int) -> None:
+        self.keys, self.job, self.keep = keys, job, keep
         self.last: Progress | None = None
         self._written = 0.0
 
@@ -375,28 +417,25 @@ class _Reporter:
         if progress.preview is None and progress.step < progress.total and now - self._written < PROGRESS_EVERY:
             return
         self._written = now
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hset(self.keys.job(self.job.id), "progress", progress_json(progress))
-        if progress.preview is not None:
-            pipe.set(self.keys.job(self.job.id, "preview"), png(progress.preview), ex=self.keep)
-            pipe.hincrby(self.keys.job(self.job.id), "preview_v", 1)
+        preview = png(progress.preview) if progress.preview is not None else b""
         try:
-            pipe.execute()
+            _worker.report(keys=[self.keys.job(self.job.id), self.keys.job(self.job.id, "preview")],
+                           args=[progress_json(progress), preview, self.keep])
         except Exception as error:  # Redis away for a moment: the painting goes on, the bar catches up later
             log.warning("job %s: could not store progress: %s", self.job.id, error)
 
 
 class _Watch(threading.Thread):
-    """While a job paints: keep its beat alive, and set the cancel event when asked to or out of time.
+    """While a job paints: keep its beat and its record alive, and set the cancel event when asked to,
+    out of time, or once its record is gone (nobody could receive the picture).
 
     The engine checks the event before every step, so a job stops between steps — the GPU process
     itself is never killed."""
 
-    def __init__(self, r: Any, keys: Keys, job: Job, cancel: threading.Event, timeout: float | None,
+    def __init__(self, keys: Keys, job: Job, cancel: threading.Event, timeout: float | None,
                  me: str, ttl: float) -> None:
         super().__init__(name=f"stylize-watch-{job.id}", daemon=True)
-        self.r, self.keys, self.job, self.cancel, self.timeout, self.me, self.ttl = (
-            r, keys, job, cancel, timeout, me, ttl)
+        self.keys, self.job, self.cancel, self.timeout, self.me, self.ttl = keys, job, cancel, timeout, me, ttl
         self.expired = False
         self._stop_event = threading.Event()
         self._start = time.monotonic()
@@ -405,13 +444,13 @@ class _Watch(threading.Thread):
         interval = max(0.2, self.ttl / 4)
         while not self._stop_event.wait(interval):
             try:
-                pipe = self.r.pipeline(transaction=False)
-                pipe.set(self.keys.job(self.job.id, "beat"), self.me, ex=max(1, round(self.ttl)))
-                pipe.get(self.keys.job(self.job.id, "cancel"))
-                _, reason = pipe.execute()
+                answer = _worker.beat(keys=[self.keys.job(self.job.id), self.keys.job(self.job.id, "beat"),
+                                            self.keys.job(self.job.id, "cancel")],
+                                      args=[self.me, max(1, round(self.ttl))])
             except Exception as error:
                 log.warning("job %s: Redis unreachable from the worker: %s", self.job.id, error)
                 continue
+            reason = answer[1] if answer[0] else EXPIRED.encode()  # gone: nobody could receive the picture
             if reason is not None and not self.cancel.is_set():
                 self.job.error = reason.decode()
                 self.cancel.set()
