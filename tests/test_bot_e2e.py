@@ -572,13 +572,13 @@ async def test_moderators_and_queue_stay_in_their_server(fake_discord: FakeDisco
             return (await fake_discord.wait_for(kind="message", since=mark)).content
 
         listing = await answer(mod, "!stylize queue")
-        assert here_id in listing and dm_id not in listing and elsewhere.id not in listing
+        assert here_id in listing and dm_id not in listing and elsewhere.short not in listing
         assert listing.startswith("**Queue** (2 waiting)") and "…and 2 jobs from elsewhere." in listing
         mine = await answer(bob, "!stylize queue", dm=True)
-        assert f"\n1. <@{bob.id}>" in mine and dm_id in mine and here_id not in mine and elsewhere.id not in mine
+        assert f"\n1. <@{bob.id}>" in mine and dm_id in mine and here_id not in mine and elsewhere.short not in mine
         for job_id in (dm_id, elsewhere.id):
             assert f"No job '{job_id}' is waiting or running." in await answer(mod, f"!stylize cancel {job_id}")
-        assert {j.id for j in await bot.backend.jobs()} == {here_id, dm_id, elsewhere.id}
+        assert {j.short for j in await bot.backend.jobs()} == {here_id, dm_id, elsewhere.short}
         assert "Cancelled job" in await answer(mod, f"!stylize cancel {here_id}")  # this server's: yes
         runner.release_all()
 
