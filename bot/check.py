@@ -9,10 +9,12 @@ so it serves as a smoke test after `docker compose build` or `uv sync`, without 
 from __future__ import annotations
 
 import argparse
+import base64
 import importlib.metadata
 import math
 import os
 import platform
+import re
 import sys
 import time
 import warnings
@@ -102,10 +104,18 @@ def _check_config(report: Report, config_path: str | None, env: Mapping[str, str
         return config
     report.add("config", f"{where}: ok ({_summary(config)})")
     source = token_from or "the configuration file"
-    report.add("token", f"set (from {source}; not shown)")
-    if not _looks_like_a_bot_token(config.token):
-        report.notes.append("the token does not look like a bot token (three parts separated by dots): the "
-                            "client secret or the public key is not it — Developer Portal → Bot → Reset Token")
+    bot_id = _token_bot_id(config.token)
+    if bot_id is None:
+        report.add("token", f"set (from {source}; not shown): NOT A BOT TOKEN")
+        report.problems.append("the token is not a bot token (three base64url parts separated by dots, the first "
+                               "one the bot's id): a placeholder, the client secret or the public key is not it "
+                               "— Developer Portal → Bot → Reset Token, and paste it into .env")
+    else:
+        report.add("token", f"set (from {source}; not shown), for the bot with id {bot_id}")
+    if not config.access.guilds:
+        report.notes.append("[access] guilds is empty: the bot answers in every server that adds it, and in DMs "
+                            "— list your server's id there (Discord: Developer Mode on, right-click the server → "
+                            "Copy Server ID) and switch Public Bot off (Developer Portal → Bot)")
     return config
 
 
@@ -114,9 +124,19 @@ def _summary(config: Config) -> str:
     return f"prefix {config.prefix!r}, device {config.device}, {workers}, log level {config.log_level}"
 
 
-def _looks_like_a_bot_token(token: str) -> bool:
+def _token_bot_id(token: str) -> str | None:
+    """The bot's user id that a token's first part encodes, or None when it is not a token's shape."""
     parts = token.split(".")
-    return len(parts) == 3 and all(parts) and not any(c.isspace() for c in token)
+    if len(parts) != 3 or not all(_BASE64URL.fullmatch(part) for part in parts):
+        return None
+    try:
+        bot_id = base64.urlsafe_b64decode(parts[0] + "=" * (-len(parts[0]) % 4)).decode("ascii")
+    except ValueError:  # binascii.Error, UnicodeDecodeError
+        return None
+    return bot_id if bot_id.isdigit() else None
+
+
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _check_health_file(report: Report, env: Mapping[str, str]) -> None:

@@ -6,6 +6,8 @@ the bot with one clear line naming the file and the key, because a typo that is 
 (DISCORD_TOKEN, or DISCORD_TOKEN_FILE naming a file that holds it, as Docker secrets do; either wins)
 or the configuration file; it is kept out of repr(), str() and every error message.
 So is [jobs] redis_url, which STYLIZE_REDIS_URL overrides the same way (the workers read that too).
+compose.yaml's Celery stack sets STYLIZE_JOBS_BACKEND and STYLIZE_WORKERS (= its number of GPU workers),
+so that choosing the stack in .env needs no matching edit of config.toml.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import os
 import re
 import tomllib
 import types
@@ -28,6 +31,7 @@ TOKEN_ENV = "DISCORD_TOKEN"
 TOKEN_FILE_ENV = "DISCORD_TOKEN_FILE"  # a file holding the token, e.g. a Docker secret in /run/secrets/
 REDIS_URL_ENV = "STYLIZE_REDIS_URL"  # wins over [jobs] redis_url (it may hold a password); workers read it too
 DATA_DIR_ENV = "STYLIZE_DATA_DIR"  # wins over [storage] data_dir (the image sets /data, a volume)
+BACKEND_ENV, WORKERS_ENV = "STYLIZE_JOBS_BACKEND", "STYLIZE_WORKERS"  # win over [jobs] backend and workers
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
@@ -173,6 +177,10 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Conf
                 table = tomllib.load(fh)
         except FileNotFoundError:
             raise ConfigError(f"{where}: no such file (copy config.example.toml to start)") from None
+        except PermissionError:
+            raise ConfigError(f"{where}: permission denied — the bot runs as user id {_uid()}, which may not "
+                              f"read it; make it readable: `chmod 644 {path.name}` (on the host, next to "
+                              "compose.yaml, when it runs in Docker)") from None
         except OSError as error:
             raise ConfigError(f"{where}: cannot read it ({error.strerror})") from None
         except tomllib.TOMLDecodeError as error:
@@ -187,7 +195,7 @@ def parse_config(table: Mapping[str, Any], *, where: str = "configuration",
     defaults = table.pop("defaults", {})
     if not isinstance(defaults, dict):
         raise ConfigError(f"{where}: [defaults] must be a table of hyperparameters")
-    config: Config = _build(Config, table, where, "")
+    config: Config = _stack_overrides(_build(Config, table, where, ""), env or {}, where)
     token = _token(env or {}, config.token, where)
     if not token.strip():
         raise ConfigError(f"{where}: no bot token — set the {TOKEN_ENV} environment variable, "
@@ -288,6 +296,18 @@ def _convert(value: Any, hint: Any, where: str, name: str) -> Any:
         raise ConfigError(f"{where}: {name} must be {article} {wanted}, "
                           f"not {_TYPE_NAMES.get(type(value), type(value).__name__)}")
     return value
+
+
+def _stack_overrides(config: Config, env: Mapping[str, str], where: str) -> Config:
+    """[jobs] backend and workers as the environment sets them (compose.yaml's Celery stack)."""
+    backend, workers = env.get(BACKEND_ENV) or config.jobs.backend, env.get(WORKERS_ENV) or str(config.workers)
+    if not workers.isdigit() or int(workers) < 1:
+        raise ConfigError(f"{where}: {WORKERS_ENV} must be a whole number of at least 1, not {workers!r}")
+    return dataclasses.replace(config, workers=int(workers), jobs=dataclasses.replace(config.jobs, backend=backend))
+
+
+def _uid() -> int | str:
+    return os.getuid() if hasattr(os, "getuid") else "?"
 
 
 _TYPE_NAMES = {int: "integer", float: "number", str: "string", bool: "boolean", list: "list", dict: "table"}

@@ -102,10 +102,29 @@ def test_token_from_the_file_is_reported_but_never_shown(tmp_path: Path, fake_en
     assert TOKEN not in out and "secret" not in out
 
 
-def test_a_token_of_the_wrong_shape_gets_a_note_not_a_failure(tmp_path: Path, fake_engine: FakeEngine) -> None:
-    code, out = run(None, {"DISCORD_TOKEN": "0123456789abcdef0123456789abcdef"})
+@pytest.mark.parametrize("token", ["paste-the-token-here", "0123456789abcdef0123456789abcdef",
+                                   "MTIzNDU2Nzg5.GabcDE", "bm90LWFuLWlk.GabcDE.part", "MTIz NDU2.GabcDE.part",
+                                   "MTIzNDU2Nzg5..part"])
+def test_a_placeholder_or_malformed_token_is_a_problem(token: str, fake_engine: FakeEngine) -> None:
+    code, out = run(None, {"DISCORD_TOKEN": token})
+    assert code == 1
+    assert re.search(r"\n  token +set \(from \$DISCORD_TOKEN; not shown\): NOT A BOT TOKEN\n", out)
+    assert "1 problem:\n  - the token is not a bot token (three base64url parts" in out
+    assert token not in out and token.split(".")[0] not in out
+
+
+def test_a_well_formed_token_names_the_bot_it_belongs_to(fake_engine: FakeEngine) -> None:
+    code, out = run(None, {"DISCORD_TOKEN": TOKEN})
+    assert code == 0 and "for the bot with id 123456789" in out and "MTIz" not in out
+
+
+def test_open_access_is_warned_about_and_a_guild_list_is_not(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    code, out = run(None, {"DISCORD_TOKEN": TOKEN})
     assert code == 0
-    assert "does not look like a bot token" in out and "0123456789abcdef" not in out
+    assert "note: [access] guilds is empty: the bot answers in every server that adds it" in out
+    assert "Copy Server ID" in out and "Public Bot off" in out
+    code, out = run(write(tmp_path, "[access]\nguilds = [123456789012345678]\n"), {"DISCORD_TOKEN": TOKEN})
+    assert code == 0 and "guilds is empty" not in out
 
 
 def test_a_broken_configuration_is_reported_and_checking_goes_on(tmp_path: Path, fake_engine: FakeEngine) -> None:

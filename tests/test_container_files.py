@@ -9,6 +9,8 @@ import re
 import tomllib
 from pathlib import Path
 
+import yaml
+
 from bot import check, health
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +61,7 @@ def test_config_path_is_the_same_in_the_image_and_compose() -> None:
     cmd = re.search(r"^CMD (\[.*\])$", DOCKERFILE, re.M)
     assert cmd and cmd.group(1) == '["stylize-bot", "--config", "/config/config.toml"]'
     assert "target: /config/config.toml" in COMPOSE and "read_only: true" in COMPOSE
+    assert "chmod 644" in COMPOSE  # the bot's user (not the file's owner) must be able to read it
 
 
 def test_the_check_finds_its_pictures_in_the_image() -> None:
@@ -69,8 +72,93 @@ def test_the_check_finds_its_pictures_in_the_image() -> None:
     assert "!examples/" in IGNORE
 
 
-def test_compose_has_a_gpu_service_and_a_cpu_one_behind_a_profile() -> None:
-    assert re.search(r"^  bot:\n    <<: \*stylize\n    deploy:", COMPOSE, re.M)
-    assert "driver: nvidia" in COMPOSE and "capabilities: [gpu]" in COMPOSE
-    assert re.search(r"^  bot-cpu:\n    <<: \*stylize\n    profiles: \[cpu\]", COMPOSE, re.M)
-    assert "restart: unless-stopped" in COMPOSE and "env_file: .env" in COMPOSE
+# --- compose.yaml, read as Compose reads it -----------------------------------------------------------
+
+SERVICES = yaml.safe_load(COMPOSE)["services"]  # `<<: *anchor` merge keys resolved, as Compose does
+ENV_EXAMPLE = (ROOT / ".env.example").read_text(encoding="utf-8")
+# What each COMPOSE_PROFILES choice that .env.example offers must start, and nothing else.
+STACKS = {"gpu": {"bot"}, "cpu": {"bot-cpu"}, "celery": {"redis", "bot-celery", "worker"},
+          "celery,flower": {"redis", "bot-celery", "worker", "flower"}}
+
+
+def enabled(profiles: str) -> set[str]:
+    """The services that plain `docker compose up`/`down`/`logs`/`restart`/`ps` act on with COMPOSE_PROFILES=
+    `profiles`: Compose's documented rule — a service without `profiles` is always enabled, one with
+    `profiles` only when one of them is active (docs.docker.com/reference/compose-file/profiles/)."""
+    active = set(filter(None, profiles.split(",")))
+    return {name for name, service in SERVICES.items()
+            if not service.get("profiles") or active & set(service["profiles"])}
+
+
+def test_the_choices_in_env_example_are_the_stacks_compose_knows() -> None:
+    offered = re.findall(r"^#   (\S+) {2,}", ENV_EXAMPLE, re.M)
+    assert offered == list(STACKS)
+    default = re.search(r"^COMPOSE_PROFILES=(\S+)$", ENV_EXAMPLE, re.M)
+    assert default and default.group(1) in STACKS
+
+
+def test_every_service_is_in_a_profile_so_nothing_starts_unchosen() -> None:
+    assert all(service.get("profiles") for service in SERVICES.values())
+    assert enabled("") == set()  # no .env: `docker compose up` starts nothing rather than a guess
+
+
+def test_plain_commands_act_on_exactly_the_chosen_stack() -> None:
+    for choice, services in STACKS.items():
+        assert enabled(choice) == services, choice
+        bots = {name for name in services if "DISCORD_TOKEN" in SERVICES[name].get("environment", {})}
+        assert len(bots) == 1, f"{choice}: {bots} (two bots on one token answer everything twice)"
+        for name in services:  # Compose refuses to run a service whose dependency is not enabled
+            assert set(SERVICES[name].get("depends_on", {})) <= services, (choice, name)
+
+
+def gpus(service: dict) -> list[dict]:
+    devices = service.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", [])
+    return [device for device in devices if device.get("driver") == "nvidia"]
+
+
+def test_only_the_gpu_stacks_reserve_gpus_and_the_cpu_stack_runs_on_any_host() -> None:
+    assert not any(gpus(SERVICES[name]) for name in STACKS["cpu"])
+    assert [device["count"] for device in gpus(SERVICES["bot"])] == [1]
+    assert all("gpu" in device["capabilities"] for name in SERVICES for device in gpus(SERVICES[name]))
+
+
+def test_the_number_of_gpu_workers_is_one_setting_with_one_by_default() -> None:
+    setting = "${STYLIZE_GPU_WORKERS:-1}"
+    worker, bot = SERVICES["worker"], SERVICES["bot-celery"]
+    assert [device["count"] for device in gpus(worker)] == [setting]  # N GPUs for N worker processes
+    assert worker["environment"]["STYLIZE_GPU_WORKERS"] == setting and worker["command"] == ["stylize-gpu-workers"]
+    assert bot["environment"]["STYLIZE_WORKERS"] == setting and bot["environment"]["STYLIZE_JOBS_BACKEND"] == "celery"
+    assert re.search(r"^STYLIZE_GPU_WORKERS=1$", ENV_EXAMPLE, re.M)
+    assert "COPY --chmod=0755 docker/gpu-workers /usr/local/bin/stylize-gpu-workers" in DOCKERFILE
+    assert "!docker/" in IGNORE
+
+
+def test_secrets_come_from_env_and_nothing_is_published_beyond_this_machine() -> None:
+    url = "redis://:${REDIS_PASSWORD:-}@redis:6379/0"
+    for name in ("bot-celery", "worker", "flower"):
+        assert SERVICES[name]["environment"]["STYLIZE_REDIS_URL"] == url, name
+    assert SERVICES["redis"]["environment"] == {"REDIS_PASSWORD": "${REDIS_PASSWORD:-}"}
+    assert '--requirepass "$$REDIS_PASSWORD"' in SERVICES["redis"]["command"][-1]
+    assert SERVICES["flower"]["environment"]["FLOWER_BASIC_AUTH"] == "${FLOWER_BASIC_AUTH:-}"
+    for name in ("redis", "flower"):  # each refuses to start without its secret instead of running open
+        assert re.match(r'\[ -n "\$\$(REDIS_PASSWORD|FLOWER_BASIC_AUTH)" \] \|\| \{', SERVICES[name]["command"][-1])
+    assert "ports" not in SERVICES["redis"]
+    for name, service in SERVICES.items():
+        assert all(str(port).startswith("127.0.0.1:") for port in service.get("ports", [])), name
+        token = service.get("environment", {}).get("DISCORD_TOKEN")
+        assert token in (None, "${DISCORD_TOKEN:-}"), name
+    for key in ("DISCORD_TOKEN", "REDIS_PASSWORD", "FLOWER_BASIC_AUTH"):
+        assert re.search(rf"^{key}=$", ENV_EXAMPLE, re.M), key  # the example holds no secret either
+
+
+def test_the_bots_keep_their_files_on_a_volume_owned_by_the_bot_user() -> None:
+    user = re.findall(r"^USER (\d+):", DOCKERFILE, re.M)[-1]
+    made = DOCKERFILE.index(f"RUN mkdir /data && chown {user}:{user} /data")
+    assert made < DOCKERFILE.index("VOLUME /data")  # a new volume copies the folder's owner only if it exists first
+    assert "STYLIZE_DATA_DIR=/data" in DOCKERFILE
+    for name in ("bot", "bot-cpu", "bot-celery"):
+        volumes = SERVICES[name]["volumes"]
+        assert {"type": "volume", "source": "bot-data", "target": "/data"} in volumes, name
+        assert SERVICES[name]["read_only"] is True
+    assert "bot-data" in yaml.safe_load(COMPOSE)["volumes"]
+    assert SERVICES["worker"]["volumes"] == []  # the workers get neither config.toml nor the bot's files

