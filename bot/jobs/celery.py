@@ -50,7 +50,7 @@ import redis.asyncio as aioredis
 from PIL import Image
 from redis.exceptions import RedisError
 
-from .base import EXPIRED, SHUTDOWN, Detached, Job, JobBackend, QueueFull, Snapshot, Status
+from .base import EXPIRED, SHUTDOWN, Detached, Job, JobBackend, QueueFull, Snapshot, Status, queue_full, too_many
 from .worker import (MAX_ATTEMPTS, RETRY_NOTE, TASK, TOUCH, Keys, make_app, png, progress_from, result_from,
                      settings_from, settings_json, unpng)
 
@@ -255,10 +255,7 @@ class CeleryBackend(JobBackend):
             raise QueueFull(BUSY)
         verdict = verdict.decode()
         if verdict != "ok":
-            if verdict == "user":
-                raise QueueFull(f"You already have {number} job{'s' if number > 1 else ''} in the queue — wait for "
-                                "one to finish, or cancel one.")
-            raise QueueFull(f"The queue is full ({self._queue_size} jobs waiting) — try again in a few minutes.")
+            raise too_many(int(number)) if verdict == "user" else queue_full(self._queue_size)
         job.status = Status.QUEUED
         self._follow(job)
         return int(number)
