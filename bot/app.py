@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -20,11 +21,13 @@ from .config import Config
 from .inputs.fetch import make_session
 from .health import HealthReporter, gateway_connected
 from .jobs import InProcessBackend, JobBackend, engine_runner
+from .library import Library, ServerDefaults
 from .render import fit
+from .storage import Store
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.stylize", "bot.cogs.admin")
+EXTENSIONS = ("bot.cogs.stylize", "bot.cogs.library", "bot.cogs.admin")
 # Nobody is pinged unless a message opts in (the owner of a finished job); a reply still pings its author.
 NO_PINGS = discord.AllowedMentions(everyone=False, roles=False, users=False, replied_user=True)
 MUTED_LOG_EVERY = 3600.0  # seconds between log lines about one channel where the bot may not post
@@ -43,7 +46,8 @@ class StylizeBot(commands.Bot):
     `session_factory` makes the aiohttp session used for image links. It must return a session
     from bot.inputs.fetch.make_session (fetch_url refuses others); tests pass one with a permissive
     address policy to reach their loopback file host. `health`, when given, keeps the container's
-    health file fresh (gateway connected, job workers alive) while the bot runs.
+    health file fresh (gateway connected, job workers alive) while the bot runs. `store` (bot.storage,
+    under [storage] data_dir) keeps the style library, per-server defaults and recent job inputs.
     """
 
     def __init__(self, config: Config, *, backend: JobBackend | None = None,
@@ -66,9 +70,15 @@ class StylizeBot(commands.Bot):
         self.fetch_session: aiohttp.ClientSession | None = None
         self.health = health
         self._muted = commands.CooldownMapping.from_cooldown(1, MUTED_LOG_EVERY, lambda channel_id: channel_id)
+        storage = config.storage
+        self.store = Store(Path(storage.data_dir), keep_days=storage.keep_days,
+                           max_bytes=storage.max_megabytes * 1024 * 1024)
+        self.library = Library(self.store)
+        self.server_defaults = ServerDefaults(self.store, config.defaults, limits.caps_for(()))
 
     async def setup_hook(self) -> None:
         self.fetch_session = self._session_factory()
+        await self.store.open()
         await self.backend.start()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
@@ -110,6 +120,7 @@ class StylizeBot(commands.Bot):
             await self.fetch_session.close()
         if self.health is not None:
             await self.health.stop()
+        await self.store.close()
 
 
 def can_post(ctx: commands.Context[Any]) -> bool:

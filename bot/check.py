@@ -73,6 +73,7 @@ def check(config_path: str | None, *, env: Mapping[str, str]) -> Report:
     report = Report()
     config = _check_config(report, config_path, env)
     _check_health_file(report, env)
+    _check_storage(report, config)
     report.add("python", f"{platform.python_version()} ({sys.executable})")
     report.add("torch", _versions())
     device = _check_device(report, config.device)
@@ -148,6 +149,22 @@ def _check_health_file(report: Report, env: Mapping[str, str]) -> None:
     if not os.access(folder, os.W_OK):
         report.problems.append(f"the health file {path} cannot be written ({folder} is not writable), so a "
                                "container health check would fail: set STYLIZE_HEALTH_FILE to a writable path")
+
+
+def _check_storage(report: Report, config: Config) -> None:
+    """Open the store as the bot would (creating data_dir if absent); an unusable one is a problem."""
+    from .storage import Store
+
+    store = Store(Path(config.storage.data_dir)).open_sync()
+    try:
+        report.add("storage", store.describe())
+        if not store.writable:
+            report.problems.append(
+                f"the storage folder {config.storage.data_dir} is {store.mode.value}: the bot runs, but server styles, "
+                "per-server defaults and kept job inputs cannot be changed — make it writable by the bot's user, "
+                "or point [storage] data_dir (or STYLIZE_DATA_DIR) elsewhere")
+    finally:
+        store.close_sync()
 
 
 def _versions() -> str:

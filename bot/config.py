@@ -30,6 +30,7 @@ from engine import ParamError, Settings
 TOKEN_ENV = "DISCORD_TOKEN"
 TOKEN_FILE_ENV = "DISCORD_TOKEN_FILE"  # a file holding the token, e.g. a Docker secret in /run/secrets/
 REDIS_URL_ENV = "STYLIZE_REDIS_URL"  # wins over [jobs] redis_url (it may hold a password); workers read it too
+DATA_DIR_ENV = "STYLIZE_DATA_DIR"  # wins over [storage] data_dir (the image sets /data, a volume)
 BACKEND_ENV, WORKERS_ENV = "STYLIZE_JOBS_BACKEND", "STYLIZE_WORKERS"  # win over [jobs] backend and workers
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -141,6 +142,15 @@ class Jobs:
 
 
 @dataclass(frozen=True)
+class Storage:
+    """What the bot keeps between runs (bot.storage): style libraries, server defaults, recent job inputs."""
+
+    data_dir: str = "./data"
+    keep_days: float = _at_least(0, default=7.0)  # job inputs; 0 keeps nothing
+    max_megabytes: int = _at_least(1, default=2048)  # disk cap; the oldest job inputs go first
+
+
+@dataclass(frozen=True)
 class Config:
     token: str = field(default="", repr=False)
     prefix: str = "!"
@@ -153,6 +163,7 @@ class Config:
     limits: Limits = Limits()
     cooldown: Cooldown = Cooldown()
     jobs: Jobs = Jobs()
+    storage: Storage = Storage()
     defaults: Settings = Settings()  # the `base` of every job's settings
 
 
@@ -196,6 +207,11 @@ def parse_config(table: Mapping[str, Any], *, where: str = "configuration",
     redis_url = (env or {}).get(REDIS_URL_ENV)
     if redis_url:
         config = dataclasses.replace(config, jobs=dataclasses.replace(config.jobs, redis_url=redis_url.strip()))
+    data_dir = (env or {}).get(DATA_DIR_ENV, "").strip()
+    if data_dir:
+        config = dataclasses.replace(config, storage=dataclasses.replace(config.storage, data_dir=data_dir))
+    if not config.storage.data_dir.strip():
+        raise ConfigError(f"{where}: storage.data_dir must name a folder")
     if config.jobs.backend not in BACKENDS:
         raise ConfigError(f"{where}: jobs.backend must be one of {', '.join(BACKENDS)}, not {config.jobs.backend!r}")
     if not _REDIS_URL.fullmatch(config.jobs.redis_url):

@@ -28,6 +28,8 @@ ECHO = 40  # characters of user text quoted back, at most
 LONGEST_VALUE = 100  # style_blend=0.25,0.3333333333333333,… is long; nothing real is longer
 _KEY = re.compile(r"[A-Za-z][\w-]*", re.ASCII)  # how every setting name looks
 _VALUE = re.compile(r"[\w.,+:# -]*", re.ASCII)  # numbers, words, comma lists, regions=red:1,#00ff00:photo
+STYLE_KEYS = ("style", "preset")  # `style=starry_night,wave`: styles from the library, by name
+STYLE_NAME = re.compile(r"[a-z0-9_-]{1,32}")
 
 
 class UsageError(ValueError):
@@ -40,11 +42,13 @@ class UsageError(ValueError):
 
 @dataclass(frozen=True)
 class Arguments:
-    """The words after the command: image links in order, key=value settings as typed, and the mask:
-    a link, MASK_LAST (the last attachment), or None."""
+    """The words after the command: image links in order, key=value settings as typed, the names of
+    library styles (bare words, or `style=a,b`) in order, and the mask: a link, MASK_LAST (the last
+    attachment), or None."""
 
     links: tuple[str, ...] = ()
     raw: Mapping[str, str] = field(default_factory=dict)
+    names: tuple[str, ...] = ()
     mask: str | None = None
 
 
@@ -59,17 +63,21 @@ def _is_link(word: str) -> bool:
     return word.lower().startswith(("http://", "https://"))
 
 
-def split_arguments(text: str) -> Arguments:
+def split_arguments(text: str, *, links_allowed: bool = True) -> Arguments:
     """Split on whitespace: http(s) links (optionally <wrapped>) are inputs, key=value are settings,
+    `style=a,b` and other bare words are style names (the library says whether they exist), and
     mask=LINK or mask=last names the mask picture."""
     links: list[str] = []
     raw: dict[str, str] = {}
+    names: list[str] = []
     mask: str | None = None
     for word in text.split():
         if _is_link(_unwrap(word)):
+            if not links_allowed:
+                raise UsageError(f"'{echo(word)}' is a link, and only key=value settings go here.")
             links.append(_unwrap(word))
             continue
-        if word.lower().startswith("mask="):
+        if links_allowed and word.lower().startswith("mask="):
             value = _unwrap(word[5:])
             if mask is not None:
                 raise UsageError("'mask' was given twice")
@@ -78,14 +86,33 @@ def split_arguments(text: str) -> Arguments:
                                  f"not '{echo(value)}'", show_usage=True)
             mask = MASK_LAST if value.lower() == MASK_LAST else value
             continue
+            continue
         key, sep, value = word.partition("=")
+        if not sep and STYLE_NAME.fullmatch(word.lower()) and canonical(word) is None:
+            names.append(word.lower())
+            continue
         if not sep or not key:
             raise UsageError(f"I don't understand '{echo(word)}' — settings look like key=value "
                              "(e.g. steps=300), and images are attachments or http(s) links.", show_usage=True)
+        if _normal(key) in STYLE_KEYS:
+            names += style_names(value)
+            continue
         if key in raw:
             raise UsageError(f"'{echo(key)}' was given twice")
         raw[key] = value
-    return Arguments(tuple(links), raw, mask)
+    return Arguments(tuple(links), raw, tuple(names), mask)
+
+
+def style_names(text: str) -> list[str]:
+    """`starry_night,wave` → the names, checked for shape only."""
+    names = [n.strip().lower() for n in text.split(",") if n.strip()]
+    for name in names:
+        if not STYLE_NAME.fullmatch(name):
+            raise UsageError(f"'{echo(name)}' is not a style name — names use a-z, 0-9, _ and - "
+                             "(`help` has the `styles` command that lists them).")
+    if not names:
+        raise UsageError("style= needs one or more style names, e.g. style=starry_night,wave")
+    return names
 
 
 def parse_settings(raw: Mapping[str, Any], base: Settings) -> tuple[Settings, frozenset[str]]:
@@ -103,10 +130,12 @@ def parse_settings(raw: Mapping[str, Any], base: Settings) -> tuple[Settings, fr
 
 
 def pick_inputs(replied: Sequence[T], uploads: Sequence[T], links: Sequence[T], *,
-                max_styles: int, mask: str | None = None) -> tuple[T, list[T], T | str | None]:
+                max_styles: int, named: Sequence[T] = (), mask: str | None = None
+                ) -> tuple[T, list[T], T | str | None]:
     """Content, styles and mask. Content then styles, in order: the replied-to image, then attachments,
-    then links. The mask is its own link, or with MASK_LAST the last attachment (phones name every
-    upload image0.jpg, so names can't tell it apart)."""
+    then links; the library styles given by name come first among the styles (style_blend follows this
+    order). The mask is its own link, or with MASK_LAST the last attachment (phones name every upload
+    image0.jpg, so names can't tell it apart)."""
     if mask == MASK_LAST:
         if not uploads:
             raise UsageError("mask=last takes the last attachment as the mask, but nothing is attached.")
@@ -114,28 +143,31 @@ def pick_inputs(replied: Sequence[T], uploads: Sequence[T], links: Sequence[T], 
     else:
         mask_source = mask
     images = [*replied[:1], *uploads, *links]
-    if len(images) < 2:
+    if not images or len(images) + len(named) < 2:
         have = "no image" if not images else "only one image"
         raise UsageError(f"I need two pictures, the photo first and then the style, but got {have}.",
                          show_usage=True)
-    if len(images) - 1 > max_styles:
-        raise UsageError(f"That's {len(images) - 1} style images; the limit is {max_styles}.")
-    return images[0], images[1:], mask_source
+    return images[0], _styles([*named, *images[1:]], max_styles), mask_source
 
 
 def pick_slash_inputs(content: T | None, content_link: T | None, styles: Sequence[T | None], *,
-                      max_styles: int) -> tuple[T, list[T]]:
-    """The slash command names its inputs: exactly one content source, one or more styles."""
+                      max_styles: int, named: Sequence[T] = ()) -> tuple[T, list[T]]:
+    """The slash command names its inputs: exactly one content source, one or more styles
+    (presets first, then the attached or linked ones)."""
     if content is not None and content_link is not None:
         raise UsageError("Give the photo as an attachment or as a link, not both.")
-    given = [s for s in styles if s is not None]
+    given = [*named, *(s for s in styles if s is not None)]
     photo = content if content is not None else content_link
     if photo is None or not given:
-        missing = "the photo (content)" if photo is None else "a style image (style)"
+        missing = "the photo (content)" if photo is None else "a style image (style) or a preset"
         raise UsageError(f"I need {missing} — attach it or give its link.", show_usage=True)
-    if len(given) > max_styles:
-        raise UsageError(f"That's {len(given)} style images; the limit is {max_styles}.")
-    return photo, given
+    return photo, _styles(given, max_styles)
+
+
+def _styles(styles: list[T], max_styles: int) -> list[T]:
+    if len(styles) > max_styles:
+        raise UsageError(f"That's {len(styles)} style images; the limit is {max_styles}.")
+    return styles
 
 
 def check_blend(settings: Settings, styles: int, masked: bool = False) -> None:
@@ -145,6 +177,11 @@ def check_blend(settings: Settings, styles: int, masked: bool = False) -> None:
         raise ParamError(f"style_blend has {len(settings.style_blend)} weights but you gave {styles} "
                          f"style image{'s' if styles > 1 else ''} — give one weight per style image")
     masks.plan(settings, styles, masked)
+
+
+def canonical(key: str) -> str | None:
+    """The setting's own name for `key` (an alias, any case), None if it names no setting."""
+    return _NAMES.get(_normal(key))
 
 
 def _normal(key: str) -> str:

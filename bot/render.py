@@ -16,7 +16,7 @@ from PIL import Image
 from engine import SPECS, Settings, format_value, masks
 
 from .config import Caps
-from .jobs import Job, Snapshot, Status
+from .jobs import Job, Snapshot, Status, short_id
 
 MESSAGE_LIMIT = 2000
 EMBED_FIELDS = 25
@@ -46,6 +46,8 @@ def usage(prefix: str) -> str:
             f"or as links, or reply to a photo and attach the style. Settings are key=value:\n"
             f"`{prefix}stylize https://…/photo.jpg https://…/painting.jpg steps=300 size=512`\n"
             f"`/stylize paint content:<photo> style:<painting> style_weight:1e5`\n"
+            f"Or name a style instead of attaching one: `{prefix}stylize starry_night` with the photo "
+            f"(`{prefix}stylize styles` shows them all).\n"
             f"Every setting: `{prefix}stylize help`.")
 
 
@@ -67,7 +69,7 @@ def bar(fraction: float, width: int = BAR_WIDTH) -> str:
 
 def status_text(job_id: str, snapshot: Snapshot) -> str:
     """The live status line of a pending job, and the backend's note (e.g. a retry) under it."""
-    line = _status_line(job_id, snapshot)
+    line = _status_line(short_id(job_id), snapshot)
     return f"{line}\n🔁 {snapshot.note}" if snapshot.note else line
 
 
@@ -92,22 +94,25 @@ def settings_lines(settings: Settings, given: frozenset[str]) -> str:
                      else f"{spec.name} = {format_value(value)}" for spec, value in settings.items())
 
 
-def result_embed(job: Job, given: frozenset[str], filename: str) -> discord.Embed:
-    """The echo that travels with the picture: settings as run (seed included), wall time, device, losses."""
+def result_embed(job: Job, given: frozenset[str], filename: str, styles: str | None = None) -> discord.Embed:
+    """The echo that travels with the picture: settings as run (seed included), the library styles with
+    their credits, wall time, device, losses."""
     result = job.result
     assert result is not None
     embed = discord.Embed(title="Your painting", colour=COLOUR,
                           description="**Settings** (• = set by you)\n" + settings_lines(result.settings, given))
+    if styles:
+        embed.add_field(name="Styles", value=styles[:FIELD_VALUE], inline=False)
     if job.mask is not None:
         regions = masks.plan(result.settings, len(job.styles), masked=True)
-        embed.add_field(name="Mask", value=", ".join(
-            f"{r.colour} → {'style ' + r.target if r.target.isdigit() else r.target}" for r in regions), inline=False)
+        embed.add_field(name="Mask", value=", ".join(f"{r.colour} → {'style ' + r.target if r.target.isdigit() else r.target}"
+                                                    for r in regions), inline=False)
     embed.add_field(name="Time", value=duration(result.elapsed))
     embed.add_field(name="Device", value=result.device)
     losses = " · ".join(f"{name} {value:.4g}" for name, value in result.losses.items())
     embed.add_field(name="Final losses", value=losses or "—", inline=False)
     embed.set_image(url=f"attachment://{filename}")
-    embed.set_footer(text=f"Job {job.id} · {result.steps} steps")
+    embed.set_footer(text=f"Job {job.short} · {result.steps} steps")
     return embed
 
 
@@ -142,7 +147,7 @@ def queue_text(jobs: Sequence[Job], shown: Callable[[Job], bool] = lambda job: T
         if not shown(job):
             hidden += 1
             continue
-        what = f"<@{job.user_id}> · size {job.settings.size}, {job.settings.steps} steps · job `{job.id}`"
+        what = f"<@{job.user_id}> · size {job.settings.size}, {job.settings.steps} steps · job `{job.short}`"
         if running:
             done = f" · {job.progress.step / job.progress.total:.0%}" if job.progress else ""
             lines.append(f"🎨 running: {what}{done}")

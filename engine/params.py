@@ -48,7 +48,6 @@ class Spec:
     choices: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     optional: bool = False  # None is a valid value ("random seed", "derived from steps")
-    slash: bool = True  # offered as its own /stylize option (Discord allows 25); else prefix, CLI and API only
 
     def describe_range(self) -> str:
         """'64–2048', 'lbfgs | adam', 'true | false' — for help texts."""
@@ -197,25 +196,22 @@ class Settings:
                                 choices=("none", "luminance", "histogram"), aliases=("color", "colour", "preserve_colour"))
     regions: Regions | None = param(
         None, "with a mask: which colour gets which style, e.g. red:1,blue:2,white:photo (default: white → "
-        "style 1, black → style 2, or the photo with one style)", optional=True, slash=False)
-    feather: float = param(8.0, "with a mask: soft edges between regions, in pixels of the output", min=0, max=256,
-                           slash=False)
-    erode: bool = param(True, "with a mask: leave features at a region's edge out of its style, against bleeding",
-                        slash=False)
+        "style 1, black → style 2, or the photo with one style)", optional=True)
+    feather: float = param(8.0, "with a mask: soft edges between regions, in pixels of the output", min=0, max=256)
+    erode: bool = param(True, "with a mask: leave features at a region's edge out of its style, against bleeding")
     fine_style: int | None = param(None, "scale control: the style (1, 2, …) whose brushwork paints the fine layers "
-                                   "relu1/relu2; the others give the composition", min=1, max=10, optional=True,
-                                   slash=False)
+                                   "relu1/relu2; the others give the composition", min=1, max=10, optional=True)
     init: str = param("content", "starting picture: the photo or random noise", choices=("content", "noise"))
     optimizer: str = param("lbfgs", "L-BFGS (best pictures) or Adam (less memory)", choices=("lbfgs", "adam"))
     lr: float = param(5.0, "Adam step size in 0–255 pixel units (ignored by L-BFGS)", min=1e-4, max=100)
     pooling: str = param("max", "VGG pooling: max, or avg as in the paper", choices=("max", "avg"))
     content_layers: Names = param(CONTENT_LAYERS, "VGG-19 layers the content is compared at",
-                                  choices=tuple(LAYERS), slash=False)
+                                  choices=tuple(LAYERS))
     style_layers: Names = param(STYLE_LAYERS, "VGG-19 layers the style (Gram matrices) is compared at",
-                                choices=tuple(LAYERS), slash=False)
+                                choices=tuple(LAYERS))
     style_layer_weights: tuple | None = param(
         None, "weight of each style layer, e.g. 256,64,16,4,1 (default: equal; normalised, so style_weight "
-        "keeps its meaning)", optional=True, min=0, max=1e6, slash=False)
+        "keeps its meaning)", optional=True, min=0, max=1e6)
     precision: str = param("auto", "VGG arithmetic: bf16 is faster where the hardware has it; auto picks",
                            choices=("auto", "fp32", "bf16"))
     seed: int | None = param(None, "random seed for repeatable results (default: random)",

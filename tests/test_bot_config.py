@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Access, Caps, Config, ConfigError, Cooldown, Limits, RoleLimit, load_config
+from bot.config import Access, Caps, Config, ConfigError, Cooldown, Limits, RoleLimit, Storage, load_config
 from engine import ParamError, Settings
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
@@ -28,7 +28,7 @@ def test_example_is_valid_and_shows_the_defaults() -> None:
 
 def test_example_documents_every_setting() -> None:
     text = EXAMPLE.read_text(encoding="utf-8")
-    for cls in (Config, Access, Limits, RoleLimit, Cooldown):
+    for cls in (Config, Access, Limits, RoleLimit, Cooldown, Storage):
         for f in dataclasses.fields(cls):
             if f.name != "defaults":
                 pattern = rf"^#? ?({f.name} = |\[{f.name}\]|\[\[limits\.{f.name}\]\])"
@@ -174,3 +174,12 @@ def test_access() -> None:
     assert Access().allows(None, 5) and Access().allows(1, 5)
     only = Access(guilds=frozenset({1}), channels=frozenset({5}))
     assert only.allows(1, 5) and not only.allows(1, 6) and not only.allows(2, 5) and not only.allows(None, 5)
+
+
+def test_storage_and_its_environment_override(tmp_path: Path) -> None:
+    path = write(tmp_path, 'token = "x"\n[storage]\ndata_dir = "/srv/stylize"\nkeep_days = 0\nmax_megabytes = 100')
+    assert load_config(path, env={}).storage == Storage("/srv/stylize", 0.0, 100)
+    assert load_config(path, env={"STYLIZE_DATA_DIR": "/data"}).storage.data_dir == "/data"
+    assert load_config(None, env={"DISCORD_TOKEN": SECRET}).storage == Storage("./data", 7.0, 2048)
+    with pytest.raises(ConfigError, match="storage.keep_days must be at least 0"):
+        load_config(write(tmp_path, 'token = "x"\n[storage]\nkeep_days = -1'), env={})

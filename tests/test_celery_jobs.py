@@ -13,6 +13,7 @@ import itertools
 import os
 import shutil
 import signal
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -507,7 +508,8 @@ def test_the_retry_note_shows_under_the_status_line() -> None:
 
 def celery_config(url: str, prefix: str) -> Any:
     return parse_config({"token": "fake-token", "device": "cpu", "progress_interval": 0.2,
-                         "jobs": {"backend": "celery", "key_prefix": prefix}}, env={"STYLIZE_REDIS_URL": url})
+                         "jobs": {"backend": "celery", "key_prefix": prefix}},
+                        env={"STYLIZE_REDIS_URL": url, "STYLIZE_DATA_DIR": f"{tempfile.gettempdir()}/stylize-{prefix}"})
 
 
 def celery_bot(url: str, prefix: str) -> StylizeBot:

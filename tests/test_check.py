@@ -232,3 +232,13 @@ def test_stylize_bot_check_takes_the_config_before_or_after_the_subcommand(
         assert "prefix '%'" in capsys.readouterr().out, argv
     assert stylize_bot(["check"]) == 0  # no ./config.toml here: the defaults
     assert "no ./config.toml, built-in defaults: ok" in capsys.readouterr().out
+
+
+def test_storage_is_reported(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    env = {"DISCORD_TOKEN": TOKEN, "STYLIZE_HEALTH_FILE": str(tmp_path / "h.json")}
+    code, out = run(write(tmp_path, '[storage]\ndata_dir = "kept"\n'), env)
+    assert code == 0 and re.search(r"\n  storage +kept: writable\n", out) and (tmp_path / "kept" / "stylize.db").is_file()
+    (tmp_path / "blocked").write_text("a file where the folder should be")
+    code, out = run(write(tmp_path, 'device = "cpu"\n'), {**env, "STYLIZE_DATA_DIR": str(tmp_path / "blocked" / "d")})
+    assert code == 1 and re.search(r"\n  storage +\S+/d: unavailable \(cannot write there", out)
+    assert "server styles, per-server defaults and kept job inputs cannot be changed" in out

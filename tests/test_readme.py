@@ -83,9 +83,10 @@ def test_the_engine_and_test_commands_exist() -> None:
     commands = shell_lines(section("Try the engine, run the tests"))
     assert [c.split()[:3] for c in commands] == [["uv", "run", "stylize"], ["uv", "run", "pytest"]]
     for command in shell_lines(README):
-        if command.startswith("uv run ") and "python" not in command.split()[2:4]:
-            program = next(w for w in command.split()[2:] if not w.startswith("-") and w != ".env")
-            assert program in SCRIPTS or program == "pytest", command
+        if command.startswith("uv run "):
+            words = re.sub(r"--(group|env-file|with) \S+", "", command).split()[2:]
+            program = next(w for w in words if not w.startswith("-"))
+            assert program in SCRIPTS or program in ("pytest", "python"), command
 
 
 def test_the_bot_commands_the_block_names_exist() -> None:

@@ -1,19 +1,21 @@
-"""`stylize`: one hybrid command group — `!stylize …` and `/stylize paint …` — plus help, cancel, queue.
+"""`stylize`: one hybrid command group — `!stylize …` and `/stylize paint …` — plus help, cancel, queue
+(and styles, forget, defaults, carried out in bot/cogs/library.py).
 
 Design of the slash options: the group's callback takes the three attachments as ordinary
 parameters and everything else as one `StylizeOptions` flag parameter. `StylizeOptions` is a
-`commands.FlagConverter` *generated* from engine.params.SPECS at import: one flag per Spec, annotated
-with `app_commands.Range[int|float, min, max]`, `Literal[*choices]`, `bool` or `str` and described by
-the Spec's help. discord.py's hybrid machinery flattens a FlagConverter into separate slash options,
-so `/stylize paint` gets one typed option per hyperparameter, with Discord enforcing the ranges and
-offering the choices; a new Spec shows up without touching this file. On the prefix path the stock
-FlagConverter parser (which silently drops unknown keys) is replaced by our own: the rest of the
-message is split into links and key=value pairs and handed to Settings.parse, which refuses unknown
-keys with a suggestion. Both paths end in the same Settings.parse call on top of the server's
-[defaults]. A hybrid group (rather than a lone hybrid command) is what lets `!stylize help`,
-`!stylize cancel` and `!stylize queue` exist beside `!stylize <images> key=value…`; slash commands
-cannot take options and have subcommands at once, so the painting itself is the group's `paint`
-fallback subcommand.
+`commands.FlagConverter` *generated* from engine.params.SPECS at import: the settings named in TYPED
+get a flag each, annotated with `app_commands.Range[int|float, min, max]`, `Literal[*choices]` or
+`bool` and described by the Spec's help, so Discord enforces their ranges and offers their choices;
+every other setting goes into one free-text `settings` flag (Discord allows 25 options per command),
+and `preset` names library styles (with autocomplete). discord.py's hybrid machinery flattens a
+FlagConverter into separate slash options. On the prefix path the stock FlagConverter parser (which
+silently drops unknown keys) is replaced by our own: the rest of the message is split into links,
+style names and key=value pairs (bot.parsing) — the same parser that reads the slash `settings`
+text — and handed to Settings.parse, which refuses unknown keys with a suggestion. Both paths end in
+the same Settings.parse call on top of the server's defaults. A hybrid group (rather than a lone
+hybrid command) is what lets `!stylize help`, `!stylize cancel` and the rest exist beside
+`!stylize <images> key=value…`; slash commands cannot take options and have subcommands at once, so
+the painting itself is the group's `paint` fallback subcommand.
 
 Each accepted job gets a status message (with a Cancel button) and an asyncio task that edits it
 from the backend's snapshots every `progress_interval` seconds, then replies with the picture. A
@@ -24,7 +26,9 @@ start; they are followed the same way, answering in their channel, in reply to t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
+import json
 import logging
 import math
 import types
@@ -40,23 +44,27 @@ from discord.ext import commands
 from PIL import Image
 
 from engine import MIN_SIDE, SPECS, EngineError, ParamError, Settings, Spec, check_shape, masks
+from engine.params import SPEC
 
 from ..inputs.fetch import FetchError, fetch_url
 from ..inputs.images import ImageError, decode_image
-from ..jobs import Admission, Detached, Job, QueueFull, Snapshot, Status
-from ..parsing import (Arguments, UsageError, check_blend, echo, parse_settings, pick_inputs, pick_slash_inputs,
-                       split_arguments)
+from ..jobs import Admission, Detached, Job, QueueFull, Snapshot, Status, short_id
+from ..library import Style
+from ..parsing import (Arguments, UsageError, canonical, check_blend, echo, parse_settings, pick_inputs,
+                       pick_slash_inputs, split_arguments, style_names)
 from ..render import encode_for_upload, fit, help_embeds, preview_png, queue_text, result_embed, status_text, usage
+from ..storage import StorageUnavailable
 
 if TYPE_CHECKING:
     from ..app import StylizeBot
+    from ..config import Config
+    from .library import StyleLibrary
 
 log = logging.getLogger(__name__)
 
 FINAL_WORD_TIMEOUT = 15.0  # seconds cog_unload waits for jobs' last messages (shutdown)
 DECODERS = 2  # pictures decoded at once: a full-size decode is the bot's largest memory cost
 SLASH_DESCRIPTION = 100  # Discord's limit for option descriptions
-SLASH_SPECS = [spec for spec in SPECS if spec.slash]  # the rest: prefix command, CLI and API only
 
 
 class _OptionsBase(commands.FlagConverter):
@@ -72,11 +80,21 @@ class _OptionsBase(commands.FlagConverter):
         return options
 
     def arguments(self) -> Arguments:
-        """What the user gave, whichever path it came by (slash: the typed options that were set)."""
+        """What the user gave, whichever path it came by (slash: the typed options that were set, plus
+        the `settings` text through the prefix parser, and the `preset` names)."""
         if self._parsed is not None:
             return self._parsed
-        return Arguments(raw={spec.name: getattr(self, spec.name) for spec in SLASH_SPECS
-                              if getattr(self, spec.name) is not None})
+        extra = split_arguments(self.settings or "", links_allowed=False)  # type: ignore[attr-defined]
+        if extra.names:
+            raise UsageError(f"`settings` takes key=value words only (`{extra.names[0]}` is not one); "
+                             "styles go in `preset`.")
+        raw = {name: getattr(self, name) for name in TYPED if getattr(self, name) is not None}
+        for key, value in extra.raw.items():
+            if canonical(key) in raw:
+                raise UsageError(f"`{key}` was given twice (as an option and in `settings`)")
+            raw[key] = value
+        preset = self.preset  # type: ignore[attr-defined]
+        return Arguments(raw=raw, names=tuple(style_names(preset)) if preset else ())
 
 
 def _annotation(spec: Spec) -> Any:
@@ -94,13 +112,31 @@ def _annotation(spec: Spec) -> Any:
 
 
 def _declare(namespace: dict[str, Any]) -> None:
-    annotations: dict[str, Any] = {"content_link": str, "style_link": str}
+    annotations: dict[str, Any] = {"content_link": str, "style_link": str, "preset": str, "settings": str}
     namespace["content_link"] = commands.flag(default=None, description="link to the photo, instead of attaching it")
     namespace["style_link"] = commands.flag(default=None, description="link to a style picture")
-    for spec in SLASH_SPECS:
-        annotations[spec.name] = _annotation(spec)
-        namespace[spec.name] = commands.flag(default=None, description=spec.help[:SLASH_DESCRIPTION])
+    namespace["preset"] = commands.flag(default=None, description="a style from the library (several: a,b)")
+    for name in TYPED:
+        annotations[name] = _annotation(SPEC[name])
+        namespace[name] = commands.flag(default=None, description=SPEC[name].help[:SLASH_DESCRIPTION])
+    namespace["settings"] = commands.flag(default=None, description=_settings_help())
     namespace["__annotations__"] = annotations
+
+
+TYPED = ("size", "steps", "style_weight", "preserve_color", "seed")
+"""The settings people change most get typed slash options (Discord checks ranges and offers choices);
+every other one goes into the free-text `settings` option. Discord allows 25 options per command."""
+
+
+def _settings_help(limit: int = SLASH_DESCRIPTION) -> str:
+    """'key=value for the others: num_epoch, …' — as many names as fit Discord's description limit."""
+    text = "key=value for the other settings:"
+    for spec in SPECS:
+        if spec.name not in TYPED:
+            if len(text) + len(spec.name) + 3 > limit:
+                return text + " …"
+            text += f" {spec.name}"
+    return text
 
 
 StylizeOptions = types.new_class("StylizeOptions", (_OptionsBase,), {}, _declare)
@@ -131,7 +167,7 @@ def cancel_view(job_id: str) -> discord.ui.View:
     return view
 
 
-USER_ERRORS = (UsageError, ParamError, QueueFull)
+USER_ERRORS = (UsageError, ParamError, QueueFull, StorageUnavailable)
 RESTARTING = "⏸️ I'm restarting — job `{id}` keeps its place, and I'll post the picture here when I'm back."
 
 
@@ -178,6 +214,7 @@ class Stylize(commands.Cog):
         self.bot = bot
         self.config = bot.config
         self._followers: set[asyncio.Task[None]] = set()
+        self._credits: dict[str, str] = {}  # job id → the library styles it uses, for the result echo
         self._recovery: asyncio.Task[None] | None = None
         cooldown = self.config.cooldown
         self._commands = _per_user(cooldown.commands, cooldown.seconds)
@@ -220,30 +257,32 @@ class Stylize(commands.Cog):
                       *, options: StylizeOptions) -> None:  # type: ignore[valid-type]
         """Paint the first image in the style of the next: attachments, links, or a reply to a photo."""
         args = options.arguments()
-        settings, given = parse_settings(args.raw, self.config.defaults)
+        guild_id = ctx.guild.id if ctx.guild else None
+        named = await self.bot.library.find(guild_id, list(args.names))
+        settings, given = parse_settings(args.raw, await self.bot.server_defaults.settings(guild_id))
         caps = self.config.limits.caps_for(_role_ids(ctx.author))
         caps.check(settings)
         max_styles = caps.max_styles
         if ctx.interaction is None:
             replied = await self._replied_image(ctx.message)
             photo, styles, mask = pick_inputs(replied, ctx.message.attachments, args.links, max_styles=max_styles,
-                                              mask=args.mask)
+                                              named=named, mask=args.mask)
         else:
             photo, styles = pick_slash_inputs(content, options.content_link, [style, style2, options.style_link],
-                                              max_styles=max_styles)
+                                              max_styles=max_styles, named=named)
             mask = None
         check_blend(settings, len(styles), masked=mask is not None)
         await ctx.defer()
         async with self._admission.hold(ctx.author.id):  # limits first: a refused job downloads nothing
             content_image = await self._load(photo, "The photo", settings)
-            style_images = [await self._load(s, f"Style picture {n}" if len(styles) > 1 else "The style picture",
+            style_images = [await self.bot.library.image(s) if isinstance(s, Style) else
+                            await self._load(s, f"Style picture {n}" if len(styles) > 1 else "The style picture",
                                              settings, style=True)
                             for n, s in enumerate(styles, start=1)]
             mask_image = None if mask is None else await self._load(mask, "The mask", settings)
             if mask_image is not None:
                 masks.check_aspect(mask_image, content_image, "mask")
-            job = Job(user_id=ctx.author.id, channel_id=ctx.channel.id,
-                      guild_id=ctx.guild.id if ctx.guild else None,
+            job = Job(user_id=ctx.author.id, channel_id=ctx.channel.id, guild_id=guild_id,
                       message_id=None if ctx.interaction else ctx.message.id, content=content_image,
                       styles=tuple(style_images), settings=settings, given=given, mask=mask_image)
             position = await self.bot.backend.submit(job)
@@ -256,13 +295,23 @@ class Stylize(commands.Cog):
             await self.bot.backend.result(job.id)
             raise
         await self.bot.backend.track(job.id, status.id)
-        self._start_following(Origin.of(ctx), job, ctx.channel.get_partial_message(status.id))  # type: ignore[union-attr]
+        if named:
+            self._credits[job.id] = _credits(styles)
+        self._start_following(Origin.of(ctx), job, ctx.channel.get_partial_message(status.id),  # type: ignore[union-attr]
+                              keep=True)
+
+    @stylize.autocomplete("preset")
+    async def _complete_preset(self, interaction: discord.Interaction, current: str
+                               ) -> list[app_commands.Choice[str]]:
+        pairs = await self.bot.library.complete(interaction.guild_id, current)
+        return [app_commands.Choice(name=label, value=value) for label, value in pairs]
 
     @stylize.command(name="help", description="Every setting with its meaning, default and range")
     async def help_(self, ctx: commands.Context[Any]) -> None:
         """List every setting with its meaning, default and range."""
         caps = self.config.limits.caps_for(_role_ids(ctx.author))
-        await ctx.reply(embeds=help_embeds(self.config.prefix, self.config.defaults, caps),
+        base = await self.bot.server_defaults.settings(ctx.guild.id if ctx.guild else None)
+        await ctx.reply(embeds=help_embeds(self.config.prefix, base, caps),
                         ephemeral=True, mention_author=False)
 
     @stylize.command(name="cancel", description="Cancel your jobs, or one job by its id")
@@ -275,14 +324,15 @@ class Stylize(commands.Cog):
             if not targets:
                 raise UsageError("You have no job waiting or running.")
         else:
-            targets = [j for j in pending if j.id == job.strip("`")
+            wanted = job.strip("`").lower()
+            targets = [j for j in pending if wanted in (j.id, j.short)
                        and (j.user_id == ctx.author.id or _of_this_server(j, ctx.guild))]
             if not targets:
                 raise UsageError(f"No job '{echo(job)}' is waiting or running.")
             if targets[0].user_id != ctx.author.id and not self._is_moderator(ctx.author, targets[0]):
                 raise UsageError("That's someone else's job — only its owner or a moderator can cancel it.")
         reason = self._cancel_reason(ctx.author, targets[0])
-        cancelled = [j.id for j in targets if await self.bot.backend.cancel(j.id, reason)]
+        cancelled = [j.short for j in targets if await self.bot.backend.cancel(j.id, reason)]
         await ctx.reply(f"🛑 Cancelled job{'s' if len(cancelled) > 1 else ''} "
                         + ", ".join(f"`{i}`" for i in cancelled) + "." if cancelled else "Nothing left to cancel.",
                         ephemeral=True, mention_author=False)
@@ -294,6 +344,31 @@ class Stylize(commands.Cog):
             return _of_this_server(job, ctx.guild) if ctx.guild is not None else job.user_id == ctx.author.id
 
         await ctx.reply(queue_text(await self.bot.backend.jobs(), shown), mention_author=False)
+
+    # Library subcommands: declared in this group, carried out by the StyleLibrary cog (bot/cogs/library.py)
+
+    @stylize.command(name="styles", description="The style library: list it, or (moderators) add or remove a style")
+    @app_commands.describe(action="list (default), add or remove", name="the style's name: a-z, 0-9, _ and -",
+                           picture="the painting to add", link="link to the painting to add",
+                           credit="what it is and who made it, e.g. Water Lilies — Claude Monet")
+    async def styles(self, ctx: commands.Context[Any], action: Literal["list", "add", "remove"] = "list",
+                     name: Optional[str] = None, picture: Optional[discord.Attachment] = None,
+                     link: Optional[str] = None, *, credit: Optional[str] = None) -> None:
+        """List the styles (a contact sheet), or add or remove one of this server's (moderators)."""
+        await self._library().styles(ctx, action, name, picture, link, credit, self._load)
+
+    @stylize.command(name="forget", description="Delete the pictures and settings the bot kept from your jobs")
+    async def forget(self, ctx: commands.Context[Any]) -> None:
+        """Delete the pictures and settings the bot kept from your jobs."""
+        await self._library().forget(ctx)
+
+    @stylize.command(name="defaults", with_app_command=False)
+    async def defaults(self, ctx: commands.Context[Any], *, settings: Optional[str] = None) -> None:
+        """Show this server's default settings, or change them (Manage Server); slash: /stylize-defaults."""
+        await self._library().defaults(ctx, settings)
+
+    def _library(self) -> StyleLibrary:
+        return self.bot.get_cog("StyleLibrary")  # type: ignore[return-value]
 
     async def cancel_from_button(self, interaction: discord.Interaction, job_id: str) -> None:
         retry = self._buttons.update_rate_limit(interaction.user.id)
@@ -310,7 +385,7 @@ class Stylize(commands.Cog):
         elif job.user_id != interaction.user.id and not self._is_moderator(interaction.user, job):
             await _tell(interaction, f"Only <@{job.user_id}> or a moderator can cancel this job.")
         else:  # answer first: the job's own final edit must land after this one
-            await interaction.response.edit_message(content=f"🛑 Cancelling job `{job_id}`…", view=None)
+            await interaction.response.edit_message(content=f"🛑 Cancelling job `{short_id(job_id)}`…", view=None)
             await self.bot.backend.cancel(job_id, self._cancel_reason(interaction.user, job))
 
     async def cog_command_error(self, ctx: commands.Context[Any], error: Exception) -> None:  # type: ignore[override]
@@ -342,9 +417,7 @@ class Stylize(commands.Cog):
 
     def _is_moderator(self, user: discord.abc.User, job: Job) -> bool:
         """Whether `user` moderates the server `job` came from (no one moderates DMs)."""
-        return isinstance(user, discord.Member) and _of_this_server(job, user.guild) and (
-            user.guild_permissions.manage_messages
-            or any(role.id in self.config.access.moderator_roles for role in user.roles))
+        return is_moderator(user, self.config) and _of_this_server(job, user.guild)  # type: ignore[attr-defined]
 
     @staticmethod
     def _cancel_reason(user: discord.abc.User, job: Job) -> str:
@@ -388,8 +461,9 @@ class Stylize(commands.Cog):
         except discord.HTTPException as error:
             raise UsageError(f"{what}: I couldn't download that attachment — try uploading it again.") from error
 
-    def _start_following(self, origin: Origin, job: Job, status: discord.PartialMessage) -> None:
-        task = asyncio.create_task(self._follow(origin, job, status), name=f"stylize-job-{job.id}")
+    def _start_following(self, origin: Origin, job: Job, status: discord.PartialMessage, keep: bool = False) -> None:
+        """Follow `job` to its end; `keep`: it was submitted in this run, so its inputs are at hand to keep."""
+        task = asyncio.create_task(self._follow(origin, job, status, keep), name=f"stylize-job-{job.id}")
         self._followers.add(task)
         task.add_done_callback(self._followers.discard)
 
@@ -407,7 +481,7 @@ class Stylize(commands.Cog):
                     if job.status_message_id is not None:
                         status = channel.get_partial_message(job.status_message_id)  # type: ignore[union-attr]
                     else:  # it was submitted, but its status message never got recorded
-                        posted = await origin.reply(f"🎨 Job `{job.id}`…", view=cancel_view(job.id))
+                        posted = await origin.reply(f"🎨 Job `{job.short}`…", view=cancel_view(job.id))
                         await self.bot.backend.track(job.id, posted.id)
                         status = channel.get_partial_message(posted.id)  # type: ignore[union-attr]
                 except discord.HTTPException as error:  # left in the backend: the next start tries again
@@ -418,7 +492,7 @@ class Stylize(commands.Cog):
         except Exception:
             log.exception("recovering jobs failed")
 
-    async def _follow(self, origin: Origin, job: Job, status: discord.PartialMessage) -> None:
+    async def _follow(self, origin: Origin, job: Job, status: discord.PartialMessage, keep: bool) -> None:
         """Edit the status message as the job moves, then deliver the outcome. Never raises."""
         backend = self.bot.backend
         done = asyncio.ensure_future(backend.result(job.id))
@@ -438,20 +512,37 @@ class Stylize(commands.Cog):
                 if text != shown or changes:
                     shown = text
                     await _edit(status, content=text, **changes)
-            await self._conclude(origin, done.result(), status)
+            finished = done.result()
+            await self._conclude(origin, finished, status)
+            if keep and finished.status is Status.DONE:
+                await self._keep(job, finished)
         except Detached:  # the bot is stopping; the job is not: the next run delivers it
-            await _edit(status, content=RESTARTING.format(id=job.id))
+            await _edit(status, content=RESTARTING.format(id=job.short))
         except Exception:
             log.exception("delivering job %s failed", job.id)
 
+    async def _keep(self, submitted: Job, finished: Job) -> None:
+        """Keep a finished job's inputs and settings for [storage] keep_days (for `again`; `forget` deletes them)."""
+        store = self.bot.store
+        if not store.keeps_jobs or finished.result is None:
+            return
+        pictures = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: [preview_png(p) for p in (submitted.content, *submitted.styles)])
+        try:
+            await store.keep_job(submitted.id, submitted.user_id, submitted.guild_id,
+                                 json.dumps(dataclasses.asdict(finished.result.settings)), pictures)
+        except StorageUnavailable:
+            pass  # logged by the store; the user has the picture already
+
     async def _conclude(self, origin: Origin, job: Job, status: discord.PartialMessage) -> None:
         """Final status line, and a reply with the picture (or the reason there is none)."""
+        credits = self._credits.pop(job.id, None)
         mention = f"<@{job.user_id}>"
         ping = discord.AllowedMentions(users=[discord.Object(job.user_id)])  # the one ping the bot means
         if job.status is Status.CANCELLED:
-            await _edit(status, content=f"🛑 Job `{job.id}` {job.error}.", view=None, attachments=[])
+            await _edit(status, content=f"🛑 Job `{job.short}` {job.error}.", view=None, attachments=[])
             if job.error != f"cancelled by {mention}":
-                await origin.reply(f"{mention} your job `{job.id}` was {job.error}.", allowed_mentions=ping)
+                await origin.reply(f"{mention} your job `{job.short}` was {job.error}.", allowed_mentions=ping)
             return
         encoded = None
         if job.status is Status.DONE:
@@ -461,15 +552,15 @@ class Stylize(commands.Cog):
             if encoded is None:
                 job.error = "the picture is too large to upload here — try a smaller size"
         if encoded is None:
-            await _edit(status, content=f"❌ Job `{job.id}` failed: {job.error}.", view=None, attachments=[])
-            await origin.reply(f"{mention} sorry, your job `{job.id}` failed: {job.error}.", allowed_mentions=ping)
+            await _edit(status, content=f"❌ Job `{job.short}` failed: {job.error}.", view=None, attachments=[])
+            await origin.reply(f"{mention} sorry, your job `{job.short}` failed: {job.error}.", allowed_mentions=ping)
             return
         assert job.result is not None
         data, filename = encoded
-        await _edit(status, content=f"✅ Job `{job.id}` done in {job.result.elapsed:.1f} s.", view=None,
+        await _edit(status, content=f"✅ Job `{job.short}` done in {job.result.elapsed:.1f} s.", view=None,
                     attachments=[])
         try:
-            await origin.reply(f"{mention} here is your painting!", embed=result_embed(job, job.given, filename),
+            await origin.reply(f"{mention} here is your painting!", embed=result_embed(job, job.given, filename, credits),
                                file=discord.File(io.BytesIO(data), filename), allowed_mentions=ping)
         except discord.HTTPException as error:
             log.warning("could not upload the result of job %s: %s", job.id, error)
@@ -510,8 +601,21 @@ def _upload_limit(ctx: commands.Context[Any]) -> int:
     return discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
 
 
+def is_moderator(user: discord.abc.User, config: Config) -> bool:
+    """Manage Messages, or a role listed under [access] moderator_roles."""
+    return isinstance(user, discord.Member) and (
+        user.guild_permissions.manage_messages
+        or any(role.id in config.access.moderator_roles for role in user.roles))
+
+
 def _of_this_server(job: Job, guild: discord.Guild | None) -> bool:
     return guild is not None and job.guild_id == guild.id
+
+
+def _credits(styles: list[Any]) -> str:
+    """The result echo's list of styles, library ones with their credits, in blend order."""
+    return "\n".join(f"`{s.name}` — {discord.utils.escape_mentions(discord.utils.escape_markdown(s.credit))}"
+                     if isinstance(s, Style) else "your picture" for s in styles)
 
 
 def _role_ids(user: discord.abc.User) -> list[int]:

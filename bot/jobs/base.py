@@ -54,7 +54,7 @@ class Job:
     styles: tuple[Image.Image, ...]
     settings: Settings
     mask: Image.Image | None = None  # spatial control: which region of the photo takes which style
-    id: str = field(default_factory=lambda: secrets.token_hex(4))
+    id: str = field(default_factory=lambda: secrets.token_hex(8))  # 64 bits: stored, and in buttons
     status: Status = Status.QUEUED
     progress: Progress | None = None  # latest report from the engine
     preview: Image.Image | None = None  # latest epoch preview (settings.preview)
@@ -62,6 +62,15 @@ class Job:
     error: str | None = None  # why it failed or was cancelled, for the user
     given: frozenset[str] = frozenset()  # settings the user set themselves (the result echo marks them)
     status_message_id: int | None = None  # the bot's status message, once posted (see JobBackend.track)
+
+    @property
+    def short(self) -> str:
+        return short_id(self.id)
+
+
+def short_id(job_id: str) -> str:
+    """What users see and type (`cancel 1a2b3c4d`): the first 32 bits of the id."""
+    return job_id[:8]
 
 
 @dataclass(frozen=True)
