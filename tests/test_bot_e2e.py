@@ -234,6 +234,18 @@ async def test_a_mask_as_the_last_attachment_or_a_link(fake_discord: FakeDiscord
     assert fake_discord.hits_for(hosted) == 1
 
 
+async def test_a_mask_as_a_slash_option(fake_discord: FakeDiscord, run_bot) -> None:
+    photo, style = photo_and_style()
+    async with run_bot(make_bot()):
+        await fake_discord.send_interaction(
+            fake_discord.alice, "stylize paint",
+            {"content": photo, "style": style, "mask": Upload("image0.jpg", mask_png(80, 60)), "steps": 2, "size": 64,
+             "settings": "scales=1"})
+        reply = await fake_discord.wait_for(with_file, kind="message", timeout=30)
+    assert decoded(reply).size == (64, 48)
+    assert {f["name"]: f["value"] for f in reply.embeds[0]["fields"]}["Mask"] == "white → style 1, black → photo"
+
+
 async def test_reply_to_a_picture_makes_it_the_photo(fake_discord: FakeDiscord, run_bot) -> None:
     async with run_bot(make_bot()):
         posted = await fake_discord.send_message(fake_discord.alice, "my cat",
@@ -724,10 +736,11 @@ async def test_sync_is_owner_only_and_publishes_generated_options(fake_discord: 
     assert int(defaults["default_member_permissions"]) == discord.Permissions(manage_guild=True).value
     paint = next(o for o in group["options"] if o["name"] == "paint")
     assert {o["name"] for o in group["options"]} == {"paint", "help", "cancel", "queue", "styles", "forget"}
-    # Discord refuses the whole sync past 25 options; keep room for three more (mask, animation, …)
+    # Discord refuses the whole sync past 25 options; keep room for three more (animation, …)
     assert len(paint["options"]) <= 22, f"/stylize paint has {len(paint['options'])} options"
     options = {o["name"]: o for o in paint["options"]}
-    assert list(options)[:5] == ["content", "style", "style2", "content_link", "style_link"]
+    assert list(options)[:6] == ["content", "style", "style2", "mask", "content_link", "style_link"]
+    assert options["mask"]["type"] == 11  # an attachment
     assert options["preset"]["autocomplete"] and options["settings"]["type"] == 3
     assert len(options["settings"]["description"]) <= 100 and "num_epoch" in options["settings"]["description"]
     for spec in SPECS:

@@ -251,9 +251,11 @@ class Stylize(commands.Cog):
 
     @commands.hybrid_group(name="stylize", fallback="paint", description="Paint a photo in the style of a picture")
     @app_commands.describe(content="the photo to paint", style="the picture whose style to copy",
-                           style2="a second style picture to blend in (see style_blend)")
+                           style2="a second style picture to blend in (see style_blend)",
+                           mask="regions: white → style 1, black → style 2 or the photo (see regions)")
     async def stylize(self, ctx: commands.Context[Any], content: Optional[discord.Attachment] = None,
                       style: Optional[discord.Attachment] = None, style2: Optional[discord.Attachment] = None,
+                      mask: Optional[discord.Attachment] = None,
                       *, options: StylizeOptions) -> None:  # type: ignore[valid-type]
         """Paint the first image in the style of the next: attachments, links, or a reply to a photo."""
         args = options.arguments()
@@ -265,13 +267,14 @@ class Stylize(commands.Cog):
         max_styles = caps.max_styles
         if ctx.interaction is None:
             replied = await self._replied_image(ctx.message)
-            photo, styles, mask = pick_inputs(replied, ctx.message.attachments, args.links, max_styles=max_styles,
-                                              named=named, mask=args.mask)
+            # a prefix command reads its attachments itself (mask=last), whatever discord.py bound above
+            photo, styles, mask_source = pick_inputs(replied, ctx.message.attachments, args.links,
+                                                     max_styles=max_styles, named=named, mask=args.mask)
         else:
             photo, styles = pick_slash_inputs(content, options.content_link, [style, style2, options.style_link],
                                               max_styles=max_styles, named=named)
-            mask = None
-        check_blend(settings, len(styles), masked=mask is not None)
+            mask_source = mask
+        check_blend(settings, len(styles), masked=mask_source is not None)
         await ctx.defer()
         async with self._admission.hold(ctx.author.id):  # limits first: a refused job downloads nothing
             content_image = await self._load(photo, "The photo", settings)
@@ -279,7 +282,7 @@ class Stylize(commands.Cog):
                             await self._load(s, f"Style picture {n}" if len(styles) > 1 else "The style picture",
                                              settings, style=True)
                             for n, s in enumerate(styles, start=1)]
-            mask_image = None if mask is None else await self._load(mask, "The mask", settings)
+            mask_image = None if mask_source is None else await self._load(mask_source, "The mask", settings)
             if mask_image is not None:
                 masks.check_aspect(mask_image, content_image, "mask")
             job = Job(user_id=ctx.author.id, channel_id=ctx.channel.id, guild_id=guild_id,
