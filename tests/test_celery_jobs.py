@@ -312,6 +312,27 @@ async def test_a_restarted_bot_reattaches_to_running_and_waiting_jobs(workers: W
         workers.release()
 
 
+async def test_close_ends_even_when_a_cancel_is_lost(workers: Workers, prefix: str) -> None:
+    """Python 3.11's asyncio.wait_for can swallow a cancel that arrives as its call completes; the
+    dispatcher must stop anyway, or close() waits for ever (seen as a hung test run)."""
+    backend = CeleryBackend(workers.redis.url, prefix=prefix, poll=0.001)
+    tick = backend._tick
+
+    async def tick_that_swallows_cancels() -> None:
+        try:
+            await tick()
+            await asyncio.sleep(0.5)  # a slow Redis: the cancel lands in here
+        except asyncio.CancelledError:
+            pass  # what 3.11's wait_for does when the Redis answer and the cancel cross
+
+    backend._tick = tick_that_swallows_cancels  # type: ignore[method-assign]
+    await backend.start()
+    await asyncio.sleep(0.3)
+    closing = asyncio.ensure_future(backend.close())
+    done, _ = await asyncio.wait({closing}, timeout=10)  # not wait_for: cancelling a stuck close() hangs too
+    assert closing in done, "close() is still waiting for the dispatcher"
+
+
 async def test_redis_down_means_busy_not_a_crash(workers: Workers, prefix: str) -> None:
     backend = CeleryBackend(f"redis://127.0.0.1:{free_port()}/0", prefix=prefix, poll=0.1, op_timeout=1)
     await backend.start()  # starts anyway: it keeps trying in the background

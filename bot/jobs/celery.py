@@ -343,6 +343,8 @@ class CeleryBackend(JobBackend):
         have expired by then; a job that merely waits in a long queue is seen at every poll)."""
         followed = self._followed[job_id]
         while True:
+            if self._closing:  # never collect (and so delete) a job once closing: the next run delivers it
+                raise Detached()
             left = followed.seen + self._keep - time.monotonic()
             if left <= 0:
                 log.warning("job %s: no sign of it for %d s; giving up", job_id, self._keep)
@@ -359,8 +361,6 @@ class CeleryBackend(JobBackend):
                 break
             except (RedisError, OSError, asyncio.TimeoutError) as error:
                 log.warning("job %s: cannot fetch its outcome yet: %s", job_id, error)
-            if self._closing:
-                raise Detached()
             await asyncio.sleep(self._poll)
         self._followed.pop(job_id, None)
         self._last.pop(job_id, None)
@@ -507,8 +507,12 @@ class CeleryBackend(JobBackend):
         return image
 
     async def _dispatch(self) -> None:
-        """Forever: release jobs in fair order while workers are free, notice finished and stalled jobs."""
-        while True:
+        """Until close(): release jobs in fair order while workers are free, notice finished and stalled jobs.
+
+        The loop checks `_closing` as well as taking close()'s cancel: on Python 3.11, asyncio.wait_for
+        (inside `_call`) loses a cancel that arrives as its Redis call completes, and a dispatcher that
+        only stopped on cancel then ran on for ever while close() waited for it."""
+        while not self._closing:
             try:
                 await self._tick()
             except asyncio.CancelledError:

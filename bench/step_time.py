@@ -1,8 +1,8 @@
 """Per-step time without a mask: median over runs of the mean step time of 20 steps at 256 px, as wall
 time and as this process's CPU time (less disturbed by other work on a shared machine).
 
-    nice uv run python scripts/bench_step.py [RUNS]            # this checkout
-    PYTHONPATH=/path/to/other/checkout uv run python scripts/bench_step.py   # another commit's engine
+    nice uv run python bench/step_time.py [RUNS]            # this checkout
+    PYTHONPATH=/path/to/other/checkout uv run python bench/step_time.py   # another commit's engine
 
 Each run is one `stylize` call (L-BFGS, one pass, content start) timed from its 1st to its last step's
 progress report, so loading the model and the targets is left out. Only the public API is used, so the
