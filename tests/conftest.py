@@ -11,13 +11,25 @@ Discord stand-in fixtures (see tests/discord_standin.py):
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import discord_standin  # noqa: E402
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """Tiny engine runs on one thread: on a shared 2-core machine OpenMP spinning on busy cores makes
+    them up to 20x slower. Modules opt in with pytestmark = pytest.mark.usefixtures(...)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from typing import Any
 
 import discord
 import pytest
-import torch
 from PIL import Image
 
 import discord_standin
@@ -50,13 +49,7 @@ def data_dir(tmp_path: Any) -> Iterator[Any]:
 DATA_DIR: Any = None
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread() -> Iterator[None]:
-    """The machine is shared: OpenMP spinning on 2 busy cores makes tiny runs 20× slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def config(**table: Any) -> Config:

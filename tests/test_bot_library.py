@@ -3,7 +3,6 @@ loopback Discord stand-in, with the store on real files in the test's folder."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import sqlite3
@@ -18,9 +17,11 @@ from PIL import Image
 from bot.library import BUILTIN_DIR, RESERVED, Library, _builtins, contact_sheet
 from bot.storage import DATABASE, Mode, Store
 from discord_standin import FakeDiscord, Upload
-from test_bot_e2e import (TINY, config, data_dir, decoded, make_bot, one_torch_thread, photo_and_style, picture,  # noqa: F401
+from test_bot_e2e import (TINY, config, data_dir, decoded, make_bot, photo_and_style, picture,  # noqa: F401
                           replying_to, status_of, with_file)
 from test_bot_jobs import FakeRunner
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def roomy(**table: Any) -> Any:
