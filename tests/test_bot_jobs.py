@@ -10,10 +10,8 @@ import asyncio
 import logging
 import threading
 from collections import defaultdict
-from collections.abc import Iterator
 
 import pytest
-import torch
 from PIL import Image
 
 from bot.jobs import SHUTDOWN, Admission, InProcessBackend, Job, QueueFull, Status, engine_runner
@@ -306,15 +304,6 @@ async def test_workers_run_side_by_side(runner: FakeRunner) -> None:
         runner.release(j)
         assert (await backend.result(j.id)).status is Status.DONE
     await backend.close()
-
-
-@pytest.fixture
-def one_torch_thread() -> Iterator[None]:
-    """The machine is shared: OpenMP spinning on 2 busy cores makes tiny runs 20× slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 async def test_real_engine_through_the_backend(one_torch_thread: None) -> None:
