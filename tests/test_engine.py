@@ -105,13 +105,22 @@ def test_gram_matches_hand_computation() -> None:
 
 def test_losses_match_hand_computation() -> None:
     a = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
-    b = torch.zeros_like(a)
-    assert content_loss(a, b).item() == pytest.approx((1 + 4 + 9 + 16) / 4)
+    p = torch.tensor([[[[1.0, 0.0], [0.0, 2.0]]]])
+    assert content_loss(a, p).item() == pytest.approx((0 + 4 + 9 + 4) / (1 + 4))  # ‖F−P‖²/‖P‖²
+    assert content_loss(2 * a, 2 * p).item() == pytest.approx(content_loss(a, p).item())  # scale-free
     grams = {"x": torch.ones(1, 2, 2), "y": torch.zeros(1, 2, 2)}
-    targets = {"x": torch.zeros(1, 2, 2), "y": torch.full((1, 2, 2), 2.0)}
-    assert style_loss(grams, targets).item() == pytest.approx((1 + 4) / 2)
+    targets = {"x": torch.full((1, 2, 2), 3.0), "y": torch.full((1, 2, 2), 2.0)}
+    assert style_loss(grams, targets).item() == pytest.approx((4 / 9 + 1) / 2)  # each layer relative, mean
     ramp = torch.tensor([0.0, 255.0, 0.0]).view(1, 1, 1, 3).expand(1, 3, 2, 3)
-    assert tv_loss(ramp).item() == pytest.approx(255.0**2)  # every horizontal step is 255, none vertical
+    assert tv_loss(ramp).item() == pytest.approx(1.0)  # every horizontal step is all of 0–1, none vertical
+
+
+def test_relative_style_loss_gives_every_layer_and_painting_the_same_say() -> None:
+    """A layer (or painting) whose Grams are 10⁴× larger weighs no more: what counts is the relative error."""
+    grams = {"big": torch.full((1, 2, 2), 1e4 * 1.1), "small": torch.full((1, 2, 2), 1.1)}
+    targets = {"big": torch.full((1, 2, 2), 1e4), "small": torch.ones(1, 2, 2)}
+    per_layer = [style_loss({k: grams[k]}, {k: targets[k]}).item() for k in targets]
+    assert per_layer[0] == pytest.approx(per_layer[1]) == pytest.approx(0.01)
 
 
 # --- optimisation ----------------------------------------------------------------------------------
