@@ -66,15 +66,20 @@ class Caps:
 
     def check(self, settings: Settings) -> None:
         """Refuse settings above these caps, saying what is allowed (ParamError, user-facing)."""
-        for name, cap in (("size", self.max_size), ("steps", self.max_steps)):
+        capped = [("steps", self.max_steps)]
+        capped.append(("size", self.max_size) if settings.pixels is None else ("pixels", self.max_size**2))
+        for name, cap in capped:
             value = getattr(settings, name)
             if value > cap:
                 raise ParamError(f"{name}={value} is over this server's cap of {cap} for you "
                                  f"— ask for {name}={cap} or less")
-        style = round(settings.size * settings.style_scale)
+        # a pixel count is checked as the square it makes (a wide photo's styles are as large as a square's)
+        side = settings.size if settings.pixels is None else math.isqrt(settings.pixels)
+        style = round(side * settings.style_scale)
         if style > self.max_style_size:
-            most = math.floor(self.max_style_size / settings.size * 100) / 100
-            raise ParamError(f"style_scale={settings.style_scale:g} at size={settings.size} paints the style "
+            most = math.floor(self.max_style_size / side * 100) / 100
+            given = f"size={side}" if settings.pixels is None else f"pixels={settings.pixels}"
+            raise ParamError(f"style_scale={settings.style_scale:g} at {given} paints the style "
                              f"pictures at {style} px, over this server's cap of {self.max_style_size} for you "
                              f"— ask for style_scale={most:g} or less")
 

@@ -278,6 +278,7 @@ class Stylize(commands.Cog):
         await ctx.defer()
         async with self._admission.hold(ctx.author.id):  # limits first: a refused job downloads nothing
             content_image = await self._load(photo, "The photo", settings)
+            settings = settings.for_shape(content_image.size)  # a pixel count becomes the photo's longest side
             style_images = [await self.bot.library.image(s) if isinstance(s, Style) else
                             await self._load(s, f"Style picture {n}" if len(styles) > 1 else "The style picture",
                                              settings, style=True)
@@ -442,10 +443,12 @@ class Stylize(commands.Cog):
     async def _load(self, source: discord.Attachment | str, what: str, settings: Settings, *,
                     style: bool = False) -> Image.Image:
         """Download (size-capped) and decode (off the loop, DECODERS at a time) one input, shrunk at once to the
-        largest size the painter will use — the job's size for the photo, size × style_scale for a style (at
-        least MIN_SIDE px across, see engine.style_side) — or refuse with a friendly reason."""
+        largest size the painter will use — the job's size (or pixel count) for the photo, size × style_scale
+        for a style (at least MIN_SIDE px across, see engine.style_side; `settings` already sized for the photo)
+        — or refuse with a friendly reason."""
         limits = self.config.limits
         long_side, short_side = (round(settings.size * settings.style_scale), MIN_SIDE) if style else (settings.size, 0)
+        pixels = 0 if style or settings.pixels is None else settings.pixels
         try:
             if isinstance(source, discord.Attachment):
                 if source.size > limits.attachment_bytes:
@@ -456,8 +459,9 @@ class Stylize(commands.Cog):
                 data = await fetch_url(source, max_bytes=limits.attachment_bytes, timeout=limits.fetch_timeout,
                                        session=self.bot.fetch_session)
             image = await asyncio.get_running_loop().run_in_executor(self._decoder, partial(
-                decode_image, data, max_pixels=limits.input_pixels, long_side=long_side, short_side=short_side))
-            check_shape(image.size, settings.size)
+                decode_image, data, max_pixels=limits.input_pixels, long_side=None if pixels else long_side,
+                short_side=short_side, pixels=pixels))
+            check_shape(image.size, settings.size if style else settings.long_side(image.size))
             return image
         except (FetchError, ImageError, EngineError) as error:
             raise UsageError(f"{what}: {error}") from error
