@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import ParamError, Settings
+from engine.memory import machine_bytes
 
 TOKEN_ENV = "DISCORD_TOKEN"
 TOKEN_FILE_ENV = "DISCORD_TOKEN_FILE"  # a file holding the token, e.g. a Docker secret in /run/secrets/
@@ -66,9 +67,8 @@ class Caps:
 
     def check(self, settings: Settings) -> None:
         """Refuse settings above these caps, saying what is allowed (ParamError, user-facing)."""
-        capped = [("steps", self.max_steps)]
-        capped.append(("size", self.max_size) if settings.pixels is None else ("pixels", self.max_size**2))
-        for name, cap in capped:
+        size_cap = ("size", self.max_size) if settings.pixels is None else ("pixels", self.max_size**2)
+        for name, cap in (size_cap, ("steps", self.max_steps)):
             value = getattr(settings, name)
             if value > cap:
                 raise ParamError(f"{name}={value} is over this server's cap of {cap} for you "
@@ -94,9 +94,14 @@ class Limits:
     max_style_size: int | None = _at_least(64, default=None)  # size × style_scale; never below max_size
     queue_size: int = _at_least(1, default=20)
     per_user: int = _at_least(1, default=2)
+    memory_gb: float | None = _at_least(0.1, default=None)  # one job's memory; None: the machine's ÷ workers
     job_timeout: float = _at_least(1, default=900.0)
     fetch_timeout: float = _at_least(1, default=15.0)
     roles: tuple[RoleLimit, ...] = ()
+
+    def job_memory(self, workers: int) -> float:
+        """Bytes one job may use: memory_gb, or this machine's (or container's) memory shared by the workers."""
+        return self.memory_gb * 1e9 if self.memory_gb is not None else machine_bytes() / workers
 
     def caps_for(self, role_ids: Iterable[int]) -> Caps:
         """Everyone's caps, raised by every listed role the member has."""
