@@ -37,7 +37,7 @@ class MemoryModel:
     per_job: float
     per_pixel: dict[str, float]  # by precision: activations and gradients per output pixel
     per_style_pixel: float
-    state: float  # per byte of optimiser state (≈ 1: the allocator's overhead shows above it)
+    state: float  # per byte of optimiser state: 1, its tensors counted (see optimizer_bytes)
 
 
 # bench/memory.py --fit, 2026-11-25, torch 2.13.0 on the 2-core AMD EPYC (no AVX512), shared machine, over fp32

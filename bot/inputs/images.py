@@ -35,11 +35,11 @@ def decode_image(data: bytes, *, max_pixels: int, long_side: int | None = None, 
     """Decode `data` into a new sRGB image with no metadata: first frame, EXIF rotation applied,
     transparency on white, colour profile converted.
 
-    Given `long_side`, the picture is shrunk right away (never enlarged) to the smallest size whose long
-    side is at least `long_side`, short side at least `short_side` and pixel count about `pixels`: a job then holds only the pixels
-    the painter will use, and a JPEG is even decoded at 1/2, 1/4 or 1/8 scale. The pixel budget is
-    checked against the header size, before any pixel data is decompressed, so a tiny file claiming
-    huge dimensions costs nothing.
+    Given `long_side` or `pixels`, the picture is shrunk right away (never enlarged) to the smallest size
+    whose long side is at least `long_side`, short side at least `short_side` and pixel count about
+    `pixels`: a job then holds only the pixels the painter will use, and a JPEG is even decoded at 1/2,
+    1/4 or 1/8 scale. The pixel budget is checked against the header size, before any pixel data is
+    decompressed, so a tiny file claiming huge dimensions costs nothing.
     """
     try:
         with Image.open(BytesIO(data), formats=ALLOWED_FORMATS) as im:
