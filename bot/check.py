@@ -279,6 +279,26 @@ def _check_engine(report: Report, device: torch.device, config: Config, env: Map
                            f"({result.settings.precision}) on {result.device}: {result.elapsed:.2f} s, {source}")
     if not finite or max(result.image.size) != TEST_RUN["size"]:
         report.problems.append(f"the test picture came out wrong on {device} (losses {result.losses})")
+    _check_memory(report, device, config)
+
+
+def _check_memory(report: Report, device: torch.device, config: Config) -> None:
+    """The largest size a job with the server's defaults (square photo, one style) fits in, by engine/memory.py."""
+    from engine.memory import largest_size, machine_bytes
+
+    limits = config.limits
+    budget = limits.job_memory(config.workers)
+    largest = largest_size(config.defaults, budget, (1, 1), 1, str(device))
+    if largest is None:
+        report.add("memory", f"not predicted on {device.type}: the memory model is measured on the CPU only")
+        return
+    source = ("[limits] memory_gb" if limits.memory_gb is not None else
+              f"this machine's {machine_bytes() / 1e9:.1f} GB ÷ {config.workers} worker(s)")
+    report.add("memory", f"{budget / 1e9:.1f} GB per job ({source}): the largest size that fits is "
+                         + (f"{largest} px" if largest else "none") + " (the defaults, a square photo, one style)")
+    if largest < config.defaults.size:
+        report.problems.append(f"a job at the default size={config.defaults.size} would not fit in "
+                               f"{budget / 1e9:.1f} GB — raise [limits] memory_gb or lower [defaults] size")
 
 
 def _test_images(env: Mapping[str, str]) -> tuple[Image.Image, Image.Image, str]:

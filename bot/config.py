@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import ParamError, Settings
+from engine.memory import machine_bytes
 
 TOKEN_ENV = "DISCORD_TOKEN"
 TOKEN_FILE_ENV = "DISCORD_TOKEN_FILE"  # a file holding the token, e.g. a Docker secret in /run/secrets/
@@ -66,15 +67,19 @@ class Caps:
 
     def check(self, settings: Settings) -> None:
         """Refuse settings above these caps, saying what is allowed (ParamError, user-facing)."""
-        for name, cap in (("size", self.max_size), ("steps", self.max_steps)):
+        size_cap = ("size", self.max_size) if settings.pixels is None else ("pixels", self.max_size**2)
+        for name, cap in (size_cap, ("steps", self.max_steps)):
             value = getattr(settings, name)
             if value > cap:
                 raise ParamError(f"{name}={value} is over this server's cap of {cap} for you "
                                  f"— ask for {name}={cap} or less")
-        style = round(settings.size * settings.style_scale)
+        # a pixel count is checked as the square it makes (a wide photo's styles are as large as a square's)
+        side = settings.size if settings.pixels is None else math.isqrt(settings.pixels)
+        style = round(side * settings.style_scale)
         if style > self.max_style_size:
-            most = math.floor(self.max_style_size / settings.size * 100) / 100
-            raise ParamError(f"style_scale={settings.style_scale:g} at size={settings.size} paints the style "
+            most = math.floor(self.max_style_size / side * 100) / 100
+            given = f"size={side}" if settings.pixels is None else f"pixels={settings.pixels}"
+            raise ParamError(f"style_scale={settings.style_scale:g} at {given} paints the style "
                              f"pictures at {style} px, over this server's cap of {self.max_style_size} for you "
                              f"— ask for style_scale={most:g} or less")
 
@@ -89,9 +94,14 @@ class Limits:
     max_style_size: int | None = _at_least(64, default=None)  # size × style_scale; never below max_size
     queue_size: int = _at_least(1, default=20)
     per_user: int = _at_least(1, default=2)
+    memory_gb: float | None = _at_least(0.1, default=None)  # one job's memory; None: the machine's ÷ workers
     job_timeout: float = _at_least(1, default=900.0)
     fetch_timeout: float = _at_least(1, default=15.0)
     roles: tuple[RoleLimit, ...] = ()
+
+    def job_memory(self, workers: int) -> float:
+        """Bytes one job may use: memory_gb, or this machine's (or container's) memory shared by the workers."""
+        return self.memory_gb * 1e9 if self.memory_gb is not None else machine_bytes() / workers
 
     def caps_for(self, role_ids: Iterable[int]) -> Caps:
         """Everyone's caps, raised by every listed role the member has."""

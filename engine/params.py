@@ -31,6 +31,10 @@ class Regions(tuple):
     """Declaration type: colour:target pairs, e.g. red:1,blue:2,white:photo — stored as (colour, target)."""
 
 
+class Pixels(int):
+    """Declaration type: a pixel count, plain (262144) or in megapixels (0.25mp = 250000)."""
+
+
 class ParamError(ValueError):
     """A hyperparameter was refused; the message is written for the user who typed it."""
 
@@ -53,6 +57,8 @@ class Spec:
         """'64–2048', 'lbfgs | adam', 'true | false' — for help texts."""
         if self.type is Names:
             return f"comma-separated VGG-19 layers: {self.choices[0]} … {self.choices[-1]}"
+        if self.type is Pixels:
+            return f"{self.min:,}–{self.max:,} pixels, or in megapixels (0.25mp)"
         if self.type is Regions:
             return f"colour:target,… — colours {', '.join(COLOURS)} or #rrggbb; target {REGION_TARGETS}"
         if self.choices:
@@ -79,6 +85,10 @@ class Spec:
             if self.type is Names:
                 return self._names(parts)
             return self._regions(parts) if self.type is Regions else tuple(self._number(float, p) for p in parts)
+        if self.type is Pixels:
+            mega = isinstance(raw, str) and text.endswith(("mp", "m"))
+            number = self._number(float, text.rstrip("mp").strip(), bounded=False) if mega else text
+            return self._number(int, round(number * 1e6) if mega else number)
         if self.type is str:
             value = str(raw).strip().lower()
             if self.choices and value not in self.choices:
@@ -113,7 +123,7 @@ class Spec:
             pairs.append((colour, str(int(target)) if target.isdigit() else target))
         return tuple(pairs)
 
-    def _number(self, kind: type, raw: Any) -> int | float:
+    def _number(self, kind: type, raw: Any, bounded: bool = True) -> int | float:
         text = str(raw).strip()
         try:
             number = float(text)
@@ -125,7 +135,7 @@ class Spec:
             if number != int(number):
                 raise ParamError(f"{self.name} must be a whole number, got {text!r}")
             number = int(number)
-        lo, hi = self.min, self.max
+        lo, hi = (self.min, self.max) if bounded else (None, None)
         if (lo is not None and number < lo) or (hi is not None and number > hi):
             raise ParamError(f"{self.name} must be between {format_value(lo)} and {format_value(hi)}, "
                              f"got {format_value(number)}" if hi is not None else
@@ -179,6 +189,9 @@ class Settings:
 
     size: int = param(512, "longest side of the output, in pixels", min=64, max=4096,
                       aliases=("image_size", "max_size"))
+    pixels: Pixels | None = param(None, "pixel count of the output instead of its longest side, so wide and tall "
+                                  "pictures get their share, e.g. 0.25mp or 262144 (give size or pixels)",
+                                  min=64 * 64, max=4096 * 4096, optional=True)
     steps: int = param(300, "optimisation steps in total, over all scales", min=1, max=5000,
                        aliases=("iterations", "num_steps", "num_iterations"))
     num_epoch: int = param(10, "progress reports (and previews) per run; steps = num_epoch × steps_per_epoch",
@@ -237,6 +250,10 @@ class Settings:
             if spec.name in values:
                 raise ParamError(f"{spec.name} was given twice")
             values[spec.name] = spec.convert(value)
+        if "size" in values and "pixels" in values:
+            raise ParamError("give size (the longest side) or pixels (the pixel count), not both")
+        if "size" in values:  # the user's size wins over a default pixel count
+            values.setdefault("pixels", None)
         settings = dataclasses.replace(base or cls(), **values)
         if "steps_per_epoch" in values and values["steps_per_epoch"] is not None:
             implied = settings.num_epoch * settings.steps_per_epoch
@@ -254,6 +271,18 @@ class Settings:
             raise ParamError("style_layer_weights must not all be zero")
         return settings
 
+    def long_side(self, shape: tuple[int, int]) -> int:
+        """The output's longest side for a photo of `shape` (width, height): `size`, or the side whose
+        picture of that shape has `pixels` pixels (within size's range)."""
+        if self.pixels is None:
+            return self.size
+        side = round(math.sqrt(self.pixels * max(shape) / min(shape)))
+        return int(min(max(side, SPEC["size"].min), SPEC["size"].max))
+
+    def for_shape(self, shape: tuple[int, int]) -> Settings:
+        """These settings with `size` set to the longest side used for a photo of `shape` (see long_side)."""
+        return self if self.pixels is None else dataclasses.replace(self, size=self.long_side(shape))
+
     def items(self) -> list[tuple[Spec, Any]]:
         """(spec, value) in declaration order, with derived values filled in — for echoes."""
         shown = dataclasses.replace(self, steps_per_epoch=self.epoch_length)
@@ -264,7 +293,8 @@ def _specs() -> tuple[Spec, ...]:
     out = []
     for f in fields(Settings):
         help_text, extra = f.metadata["spec"]
-        kind = {"int": int, "float": float, "str": str, "bool": bool, "Names": Names, "Regions": Regions}.get(
+        kind = {"int": int, "float": float, "str": str, "bool": bool, "Names": Names, "Regions": Regions,
+                 "Pixels": Pixels}.get(
             str(f.type).split(" |")[0], tuple)
         out.append(Spec(name=f.name, type=kind, default=f.default, help=help_text, **extra))
     return tuple(out)

@@ -224,6 +224,7 @@ def stylize(
         raise EngineError(f"style_blend has {len(blend)} weights for {len(styles)} style images")
     if sum(blend) <= 0:
         raise EngineError("style_blend weights must not all be zero")
+    settings = settings.for_shape(content.size)  # a pixel count becomes this photo's longest side
     check_shape(content.size, settings.size, "The photo")
     for style in styles:
         check_shape(style.size, settings.size, "A style picture")
@@ -426,6 +427,6 @@ def _device_name(dev: torch.device) -> str:
 
 def steps_hint(settings: Settings, shape: tuple[int, int] = (1, 1)) -> str:
     """One line saying how the steps are spread over a photo of `shape`'s passes, e.g. '150 @ 256 px → 150 @ 512 px'."""
-    sizes = scale_sizes(settings.size, settings.scales, shape)
+    sizes = scale_sizes(settings.long_side(shape), settings.scales, shape)
     return " → ".join(f"{n} @ {s} px" for n, s in zip(split_steps(settings.steps, len(sizes)), sizes))
 

@@ -31,7 +31,8 @@ from bot.inputs.fetch import make_session
 from bot.health import HealthReporter, diagnose
 from bot.jobs import InProcessBackend, Job, Runner, engine_runner
 from discord_standin import Event, FakeDiscord, Upload
-from engine import SPECS, OutOfMemory
+from engine import SPECS, OutOfMemory, Settings
+from engine.memory import predict_peak_bytes
 from test_bot_jobs import FakeRunner
 
 TINY = "steps=2 size=64 scales=1"
@@ -462,6 +463,52 @@ async def test_queued_jobs_hold_pictures_at_the_size_they_will_be_painted(fake_d
         runner.release_all()
     assert queued.content.size == (64, 43)
     assert [s.size for s in queued.styles] == [(64, 32), (32, 32)]  # size × style_scale, but 32 px across at least
+
+
+async def test_a_pixel_count_sizes_the_photo_and_its_styles(fake_discord: FakeDiscord, run_bot) -> None:
+    cfg = config(limits={"max_size": 100}, defaults={"size": 64, "steps": 2})
+    runner = FakeRunner()
+    async with run_bot(make_bot(cfg, runner=runner)) as bot:
+        request = await fake_discord.send_message(
+            fake_discord.alice, "!stylize pixels=6144",
+            attachments=[Upload("photo.png", picture(600, 200)), Upload("style.png", picture(400, 400))])
+        await status_of(fake_discord, request, 0)
+        [queued] = await bot.backend.jobs()
+        mark = fake_discord.mark()
+        await fake_discord.send_message(fake_discord.alice, "!stylize pixels=0.011mp", attachments=photo_and_style())
+        refused = await fake_discord.wait_for(kind="message", since=mark)
+        mark = fake_discord.mark()
+        await fake_discord.send_message(fake_discord.alice, "!stylize pixels=6144 size=64", attachments=photo_and_style())
+        both = await fake_discord.wait_for(kind="message", since=mark)
+        runner.release_all()
+    assert queued.content.size == (136, 45)  # 3:1 at 6144 pixels: wider than the cap's 100 px square
+    assert (queued.settings.size, queued.settings.pixels) == (136, 6144)
+    assert [s.size for s in queued.styles] == [(136, 136)]  # styles follow the derived size
+    assert "pixels=11000 is over this server's cap of 10000 for you — ask for pixels=10000 or less" in refused.content
+    assert "give size (the longest side) or pixels (the pixel count), not both" in both.content
+
+
+async def test_a_job_too_large_for_the_memory_is_refused_with_the_size_that_fits(fake_discord: FakeDiscord,
+                                                                                  run_bot) -> None:
+    def need(size: int) -> int | None:  # the job as the bot sees it: its defaults below, the photo 4:3
+        return predict_peak_bytes(Settings.parse({"size": size, "steps": 2, "precision": "fp32"}), (4, 3), 1, "cpu")
+
+    budget = need(1000)
+    assert budget is not None
+    cfg = config(limits={"memory_gb": budget / 1e9, "max_size": 4096}, defaults={"size": 64, "steps": 2})
+    runner = FakeRunner()
+    async with run_bot(make_bot(cfg, runner=runner)) as bot:
+        await fake_discord.send_message(fake_discord.alice, "!stylize size=2000 precision=fp32",
+                                        attachments=[Upload("photo.png", picture(80, 60)), photo_and_style()[1]])
+        refused = await fake_discord.wait_for(kind="message")
+        assert await bot.backend.jobs() == []
+        mark = fake_discord.mark()
+        request = await fake_discord.send_message(fake_discord.alice, "!stylize size=1000 precision=fp32",
+                                                  attachments=photo_and_style())
+        await status_of(fake_discord, request, mark)
+        runner.release_all()
+    assert refused.content == (f"⚠️ That job would need about {need(2000) / 1e9:.1f} GB of memory, and a job may use "
+                               f"{budget / 1e9:.1f} GB here — ask for size=1000 or less")
 
 
 async def test_pictures_too_thin_to_paint_are_refused_at_once(fake_discord: FakeDiscord, run_bot) -> None:

@@ -15,6 +15,7 @@ import engine
 from bot import check
 from bot.check import run_check
 from engine import EngineError, Result, Settings
+from engine.memory import predict_peak_bytes
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 TOKEN = "MTIzNDU2Nzg5.GabcDE.secret-part-of-the-token"
@@ -242,3 +243,17 @@ def test_storage_is_reported(tmp_path: Path, fake_engine: FakeEngine) -> None:
     code, out = run(write(tmp_path, 'device = "cpu"\n'), {**env, "STYLIZE_DATA_DIR": str(tmp_path / "blocked" / "d")})
     assert code == 1 and re.search(r"\n  storage +\S+/d: unavailable \(cannot write there", out)
     assert "server styles, per-server defaults and kept job inputs cannot be changed" in out
+
+
+def test_the_largest_size_that_fits_the_memory_is_printed(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    budget = predict_peak_bytes(Settings.parse({"size": 700, "precision": "fp32"}), (1, 1), 1, "cpu")
+    assert budget is not None
+    config = write(tmp_path, f'device = "cpu"\n[limits]\nmemory_gb = {budget / 1e9}\n[defaults]\nprecision = "fp32"\n')
+    code, out = run(config, {"DISCORD_TOKEN": TOKEN})
+    assert code == 0, out
+    assert "\n  memory " in out
+    assert (f"{budget / 1e9:.1f} GB per job ([limits] memory_gb): the largest size that fits is 700 px "
+            "(the defaults, a square photo, one style)") in out
+    code, out = run(write(tmp_path, f'device = "cpu"\n[limits]\nmemory_gb = {budget / 1e9}\n[defaults]\n'
+                                    'precision = "fp32"\nsize = 1024\n'), {"DISCORD_TOKEN": TOKEN})
+    assert code == 1 and "a job at the default size=1024 would not fit" in out

@@ -32,6 +32,18 @@ def test_cli_writes_the_picture_and_intermediates(images: tuple[Path, Path], tmp
     assert "seed 3" in printed and "final losses: content" in printed
 
 
+def test_cli_sizes_by_pixel_count(images: tuple[Path, Path], tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.png"
+    assert cli.main([str(images[0]), str(images[1]), "-o", str(out), "--pixels", "6144", "--steps", "1",
+                     "--scales", "1"]) == 0
+    assert Image.open(out).size == (96, 64)  # 48×32 photo: 6144 pixels are 96×64
+    assert "1 @ 96 px" in capsys.readouterr().err  # the plan line names the size it derived
+    with pytest.raises(SystemExit):
+        cli.main([str(images[0]), str(images[1]), "-o", str(out), "--pixels", "0.01mp", "--size", "64"])
+    assert "give size (the longest side) or pixels (the pixel count), not both" in capsys.readouterr().err
+
+
 def test_cli_refuses_bad_hyperparameters(images: tuple[Path, Path], tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:

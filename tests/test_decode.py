@@ -187,6 +187,12 @@ def test_downscales_right_after_decoding(size: tuple[int, int], long_side: int |
     assert close_to(out.getpixel((expected[0] // 2, expected[1] // 2)), (200, 40, 40), 6)
 
 
+@pytest.mark.parametrize(("size", "pixels", "expected"), [((800, 500), 4000, (80, 50)), ((500, 1000), 5000, (50, 100)),
+                                                      ((60, 40), 5000, (60, 40))])
+def test_downscales_to_a_pixel_count(size: tuple[int, int], pixels: int, expected: tuple[int, int]) -> None:
+    assert decode_image(encode(Image.new("RGB", size, RED), "PNG"), max_pixels=BIG, pixels=pixels).size == expected
+
+
 def test_downscaling_follows_exif_rotation() -> None:
     exif = Image.Exif()
     exif[0x0112] = 6

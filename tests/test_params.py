@@ -42,6 +42,11 @@ from engine.params import SPEC, SPECS, ParamError, Settings, format_value
     ({"style_layer_weights": "1,2"}, "style_layer_weights has 2 weights for 5 style_layers"),
     ({"style_layer_weights": "0,0,0,0,0"}, "style_layer_weights must not all be zero"),
     ({"fine_style": "0"}, "fine_style must be between 1 and 10"),
+    ({"pixels": "0.25mp", "size": "512"}, "give size (the longest side) or pixels (the pixel count), not both"),
+    ({"pixels": "20mp"}, "pixels must be between 4096 and 16777216, got 20000000"),
+    ({"pixels": "1000"}, "pixels must be between 4096 and 16777216, got 1000"),
+    ({"pixels": "lots"}, "pixels must be a number, got 'lots'"),
+    ({"pixels": "0.001mp"}, "pixels must be between 4096 and 16777216, got 1000"),
 ])
 def test_bad_values_are_refused_with_a_clear_message(raw: dict[str, str], message: str) -> None:
     with pytest.raises(ParamError) as error:
@@ -112,3 +117,27 @@ def test_junk_only_ever_raises_param_error(raw: dict[str, str]) -> None:
         Settings.parse(raw)
     except ParamError:
         pass
+
+
+@pytest.mark.parametrize("text, count", [("262144", 262144), ("0.25mp", 250000), ("0.25 MP", 250000),
+                                         ("1m", 1000000), (65536, 65536)])
+def test_pixels_take_a_count_or_megapixels(text: object, count: int) -> None:
+    assert Settings.parse({"pixels": text}).pixels == count
+
+
+@pytest.mark.parametrize("shape, side", [((512, 512), 512), ((1024, 256), 1024), ((300, 1200), 1024),
+                                         ((3000, 2000), 627), ((10000, 10), 4096)])
+def test_pixels_give_every_shape_its_share(shape: tuple[int, int], side: int) -> None:
+    settings = Settings.parse({"pixels": 512 * 512})
+    assert settings.long_side(shape) == side
+    assert settings.for_shape(shape).size == side
+    if side < 4096:  # within size's range the pixel count is kept, whatever the aspect ratio
+        w, h = shape
+        assert abs(side * side * min(w, h) / max(w, h) / 512**2 - 1) < 0.01
+
+
+def test_size_overrides_a_default_pixel_count() -> None:
+    base = Settings.parse({"pixels": "1mp"})
+    assert Settings.parse({"size": "300"}, base).pixels is None
+    assert Settings.parse({"steps": "10"}, base).pixels == 1_000_000
+    assert Settings.parse({"size": "300"}).for_shape((1000, 10)).size == 300  # size alone: untouched

@@ -43,8 +43,10 @@ from discord import app_commands
 from discord.ext import commands
 from PIL import Image
 
-from engine import MIN_SIDE, SPECS, EngineError, ParamError, Settings, Spec, check_shape, masks
+from engine import MIN_SIDE, SPECS, EngineError, ParamError, Settings, Spec, check_shape, masks, pick_device
+from engine.memory import largest_size, predict_peak_bytes
 from engine.params import SPEC
+from engine.transfer import fit as fit_size
 
 from ..inputs.fetch import FetchError, fetch_url
 from ..inputs.images import ImageError, decode_image
@@ -223,6 +225,7 @@ class Stylize(commands.Cog):
         limits = self.config.limits
         self._admission = Admission(bot.backend, per_user=limits.per_user, queue_size=limits.queue_size)
         self._decoder = ThreadPoolExecutor(DECODERS, thread_name_prefix="stylize-decode")
+        self._device = str(pick_device(self.config.device))  # where jobs are painted, for the memory model
 
     async def cog_load(self) -> None:
         self.bot.add_dynamic_items(CancelButton)
@@ -278,6 +281,7 @@ class Stylize(commands.Cog):
         await ctx.defer()
         async with self._admission.hold(ctx.author.id):  # limits first: a refused job downloads nothing
             content_image = await self._load(photo, "The photo", settings)
+            settings = settings.for_shape(content_image.size)  # a pixel count becomes the photo's longest side
             style_images = [await self.bot.library.image(s) if isinstance(s, Style) else
                             await self._load(s, f"Style picture {n}" if len(styles) > 1 else "The style picture",
                                              settings, style=True)
@@ -285,6 +289,7 @@ class Stylize(commands.Cog):
             mask_image = None if mask_source is None else await self._load(mask_source, "The mask", settings)
             if mask_image is not None:
                 masks.check_aspect(mask_image, content_image, "mask")
+            self._check_memory(settings, content_image.size, len(style_images))
             job = Job(user_id=ctx.author.id, channel_id=ctx.channel.id, guild_id=guild_id,
                       message_id=None if ctx.interaction else ctx.message.id, content=content_image,
                       styles=tuple(style_images), settings=settings, given=given, mask=mask_image)
@@ -442,10 +447,12 @@ class Stylize(commands.Cog):
     async def _load(self, source: discord.Attachment | str, what: str, settings: Settings, *,
                     style: bool = False) -> Image.Image:
         """Download (size-capped) and decode (off the loop, DECODERS at a time) one input, shrunk at once to the
-        largest size the painter will use — the job's size for the photo, size × style_scale for a style (at
-        least MIN_SIDE px across, see engine.style_side) — or refuse with a friendly reason."""
+        largest size the painter will use — the job's size (or pixel count) for the photo, size × style_scale
+        for a style (at least MIN_SIDE px across, see engine.style_side; `settings` already sized for the photo)
+        — or refuse with a friendly reason."""
         limits = self.config.limits
         long_side, short_side = (round(settings.size * settings.style_scale), MIN_SIDE) if style else (settings.size, 0)
+        pixels = 0 if style or settings.pixels is None else settings.pixels
         try:
             if isinstance(source, discord.Attachment):
                 if source.size > limits.attachment_bytes:
@@ -456,13 +463,27 @@ class Stylize(commands.Cog):
                 data = await fetch_url(source, max_bytes=limits.attachment_bytes, timeout=limits.fetch_timeout,
                                        session=self.bot.fetch_session)
             image = await asyncio.get_running_loop().run_in_executor(self._decoder, partial(
-                decode_image, data, max_pixels=limits.input_pixels, long_side=long_side, short_side=short_side))
-            check_shape(image.size, settings.size)
+                decode_image, data, max_pixels=limits.input_pixels, long_side=None if pixels else long_side,
+                short_side=short_side, pixels=pixels))
+            check_shape(image.size, settings.size if style else settings.long_side(image.size))
             return image
         except (FetchError, ImageError, EngineError) as error:
             raise UsageError(f"{what}: {error}") from error
         except discord.HTTPException as error:
             raise UsageError(f"{what}: I couldn't download that attachment — try uploading it again.") from error
+
+    def _check_memory(self, settings: Settings, shape: tuple[int, int], n_styles: int) -> None:
+        """Refuse a job that would not fit the painter's memory (engine/memory.py), naming the size that would."""
+        budget = self.config.limits.job_memory(self.config.workers)
+        need = predict_peak_bytes(settings, shape, n_styles, self._device)
+        if need is None or need <= budget:
+            return
+        largest = largest_size(settings, budget, shape, n_styles, self._device) or 0
+        width, height = fit_size(shape, max(largest, 1))
+        ask = (f"size={largest}" if settings.pixels is None else f"pixels={width * height}") if largest else ""
+        raise UsageError(f"That job would need about {need / 1e9:.1f} GB of memory, and a job may use "
+                         f"{budget / 1e9:.1f} GB here — " + (f"ask for {ask} or less" if ask else
+                                                             "even the smallest size would not fit"))
 
     def _start_following(self, origin: Origin, job: Job, status: discord.PartialMessage, keep: bool = False) -> None:
         """Follow `job` to its end; `keep`: it was submitted in this run, so its inputs are at hand to keep."""

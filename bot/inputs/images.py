@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from io import BytesIO
 
@@ -29,28 +30,29 @@ def limit_pixels(max_pixels: int) -> None:
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 
-def decode_image(data: bytes, *, max_pixels: int, long_side: int | None = None, short_side: int = 0) -> Image.Image:
+def decode_image(data: bytes, *, max_pixels: int, long_side: int | None = None, short_side: int = 0,
+                 pixels: int = 0) -> Image.Image:
     """Decode `data` into a new sRGB image with no metadata: first frame, EXIF rotation applied,
     transparency on white, colour profile converted.
 
-    Given `long_side`, the picture is shrunk right away (never enlarged) to the smallest size whose long
-    side is at least `long_side` and short side at least `short_side`: a job then holds only the pixels
-    the painter will use, and a JPEG is even decoded at 1/2, 1/4 or 1/8 scale. The pixel budget is
-    checked against the header size, before any pixel data is decompressed, so a tiny file claiming
-    huge dimensions costs nothing.
+    Given `long_side` or `pixels`, the picture is shrunk right away (never enlarged) to the smallest size
+    whose long side is at least `long_side`, short side at least `short_side` and pixel count about
+    `pixels`: a job then holds only the pixels the painter will use, and a JPEG is even decoded at 1/2,
+    1/4 or 1/8 scale. The pixel budget is checked against the header size, before any pixel data is
+    decompressed, so a tiny file claiming huge dimensions costs nothing.
     """
     try:
         with Image.open(BytesIO(data), formats=ALLOWED_FORMATS) as im:
             width, height = im.size
             if width * height > max_pixels:
                 raise _too_large(max_pixels)
-            target = _target(im.size, long_side, short_side) if long_side else None
+            target = _target(im.size, long_side, short_side, pixels)
             if target is not None:
                 im.draft(None, target)
             im.load()  # first frame only; truncation and corruption surface here
             ImageOps.exif_transpose(im, in_place=True)
             profile = im.info.get("icc_profile")
-            out = _shrink(_to_rgb(im), long_side, short_side)
+            out = _shrink(_to_rgb(im), long_side, short_side, pixels)
             if out is im:  # `im` dies with the `with`
                 out = im.copy()
     except ImageError:
@@ -80,17 +82,20 @@ def _too_large(max_pixels: int) -> ImageError:
     )
 
 
-def _target(size: tuple[int, int], long_side: int | None, short_side: int) -> tuple[int, int] | None:
-    """The smallest (width, height) of `size`'s shape with both minimums met; None if that is no smaller."""
+def _target(size: tuple[int, int], long_side: int | None, short_side: int, pixels: int = 0
+            ) -> tuple[int, int] | None:
+    """The smallest (width, height) of `size`'s shape with the minimums met; None if that is no smaller
+    or nothing was asked."""
     width, height = size
-    scale = max((long_side or 0) / max(width, height), short_side / min(width, height))
-    if scale >= 1:
+    scale = max((long_side or 0) / max(width, height), short_side / min(width, height),
+                math.sqrt(pixels / (width * height)))
+    if scale >= 1 or not (long_side or pixels):
         return None
     return max(1, round(width * scale)), max(1, round(height * scale))  # rounding keeps both minimums
 
 
-def _shrink(im: Image.Image, long_side: int | None, short_side: int) -> Image.Image:
-    target = _target(im.size, long_side, short_side) if long_side else None
+def _shrink(im: Image.Image, long_side: int | None, short_side: int, pixels: int) -> Image.Image:
+    target = _target(im.size, long_side, short_side, pixels)
     if target is None:
         return im
     return im.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)

@@ -1,0 +1,112 @@
+"""A job's peak memory, predicted from its settings before it is queued.
+
+The model is fitted to measurements of host memory (RSS) on the CPU by `bench/memory.py` (each point a
+fresh process; `--fit` prints these constants and every point's error). A process holds a fixed part
+(Python, torch, VGG-19 loaded once) and each job adds bytes per output pixel (the trunk's activations and
+their gradients at the last, full-size pass), per style pixel (the styles' forward pass for their Gram
+targets) and the optimiser's state (L-BFGS's history pairs, Adam's moments), whose size is known exactly.
+Loading the weights peaks higher than the loaded model holds, so a small job's peak is that one.
+
+CUDA (`torch.cuda.max_memory_allocated`) has not been measured — this project's machine has no GPU — so
+there is no model for it: `predict_peak_bytes` answers None there and intake does not refuse by memory.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .params import SPEC, Settings
+from .transfer import LBFGS_HISTORY_BYTES, fit, pick_precision, scale_sizes, split_steps
+
+STATE_VECTORS = {"lbfgs": 4, "adam": 3}  # besides the history: gradient, direction, previous gradient…; Adam: m, v, grad
+
+
+@dataclass(frozen=True)
+class MemoryModel:
+    """Peak resident bytes = max(load_peak, loaded + per_job + per_pixel · output px + per_style_pixel · style
+    px + state · optimiser bytes), fitted to host RSS on the CPU."""
+
+    load_peak: float  # while the weights are read and converted
+    loaded: float  # Python, torch and VGG-19 resident, no job yet
+    per_job: float
+    per_pixel: dict[str, float]  # by precision: activations and gradients per output pixel
+    per_style_pixel: float
+    state: float  # per byte of optimiser state: 1, its tensors counted (see optimizer_bytes)
+
+
+# bench/memory.py --fit, 2026-11-25, torch 2.13.0 on the 2-core AMD EPYC (no AVX512), shared machine, over fp32
+# points at 256–640 px (errors within 8 MiB, README). Not measured: bf16 (auto never picks it on this CPU; its
+# jobs are predicted with the fp32 bytes) and a full L-BFGS history (`state` = 1: its tensors are counted).
+CPU = MemoryModel(load_peak=1.535e9, loaded=8.726e8, per_job=7.862e7, per_pixel={"fp32": 2810, "bf16": 2810},
+                  per_style_pixel=133.8, state=1.0)
+
+
+def optimizer_bytes(settings: Settings, numel: int, pairs: int | None = None) -> int:
+    """Bytes of optimiser state for a picture of `numel` floats: Adam's moments, or L-BFGS's vectors and
+    its history (`pairs` curvature pairs; default: as many as the last pass will hold)."""
+    if settings.optimizer == "adam":
+        return STATE_VECTORS["adam"] * numel * 4
+    history = max(5, min(100, LBFGS_HISTORY_BYTES // (2 * numel * 4)))  # as engine.transfer._optimizer
+    if pairs is None:
+        pairs = min(history, split_steps(settings.steps, len(scale_sizes(settings.size, settings.scales)))[-1])
+    return (STATE_VECTORS["lbfgs"] + 2 * min(pairs, history)) * numel * 4
+
+
+def features(point: dict[str, Any]) -> list[float]:
+    """One bench/memory.py record as the model's terms: (1, fp32 px, bf16 px, style px, optimiser bytes)."""
+    run = point["settings"]
+    settings = Settings.parse({"optimizer": run["optimizer"], "steps": run["steps"], "scales": run["scales"]})
+    bf16 = run["precision"] == "bf16"
+    pixels = point["out_pixels"]
+    return [1.0, 0.0 if bf16 else pixels, pixels if bf16 else 0.0, point["style_pixels"],
+            optimizer_bytes(settings, 3 * pixels, point["history_pairs"])]
+
+
+def predict_peak_bytes(settings: Settings, shape: tuple[int, int], n_styles: int, device: str = "cpu"
+                       ) -> int | None:
+    """Peak bytes of a process painting one job of `settings` on a photo of `shape` (width, height) with
+    `n_styles` styles (square, their worst case); None where no model was measured (CUDA, MPS)."""
+    if torch.device(device).type != "cpu":
+        return None
+    model = CPU
+    width, height = fit(shape, settings.long_side(shape))
+    style_side = round(settings.long_side(shape) * settings.style_scale)
+    precision = pick_precision(settings.precision, torch.device(device))
+    job = (model.per_job + model.per_pixel[precision] * width * height
+           + model.per_style_pixel * n_styles * style_side**2
+           + model.state * optimizer_bytes(settings, 3 * width * height))
+    return round(max(model.load_peak, model.loaded + job))
+
+
+def largest_size(settings: Settings, budget: float, shape: tuple[int, int] = (1, 1), n_styles: int = 1,
+                 device: str = "cpu") -> int | None:
+    """The largest `size` whose job fits `budget` bytes on a photo of `shape` (0 if none does), or None
+    where no model was measured."""
+    def fits(size: int) -> bool:
+        need = predict_peak_bytes(Settings.parse({"size": size}, settings), shape, n_styles, device)
+        return need is not None and need <= budget
+
+    smallest, largest = int(SPEC["size"].min), int(SPEC["size"].max)
+    if predict_peak_bytes(settings, shape, n_styles, device) is None:
+        return None
+    lo, hi = smallest - 1, largest  # the answer is in lo…hi; lo = smallest - 1 means none fits
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
+    return lo if lo >= smallest else 0
+
+
+def machine_bytes() -> int:
+    """This machine's memory, or the container's limit (cgroup v2 memory.max) where that is lower."""
+    total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+    except OSError:
+        return total
+    return min(total, int(limit)) if limit.isdigit() else total

@@ -1,0 +1,57 @@
+"""engine.memory: the fitted peak-memory model grows with every setting that costs memory, and answers
+nothing where it was not measured."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.memory import CPU, largest_size, optimizer_bytes, predict_peak_bytes
+from engine.params import Settings
+
+
+def need(shape: tuple[int, int] = (1, 1), styles: int = 1, **raw: object) -> int:
+    value = predict_peak_bytes(Settings.parse({"precision": "fp32", **raw}), shape, styles, "cpu")
+    assert value is not None
+    return value
+
+
+def test_more_pixels_styles_and_history_never_need_less() -> None:
+    sizes = [need(size=s) for s in range(64, 4097, 64)]
+    assert sizes == sorted(sizes) and sizes[-1] > sizes[0]
+    assert need(size=1024, styles=3) > need(size=1024, styles=2) > need(size=1024)
+    assert need(size=1024, style_scale=2) > need(size=1024) > need(size=1024, style_scale=0.5)
+    assert need(size=1024, steps=300) > need(size=1024, steps=20)  # L-BFGS's history fills up with steps
+    assert need((2, 1), size=1024) < need(size=1024)  # a wide photo at the same long side has fewer pixels
+
+
+def test_small_jobs_are_bounded_by_loading_the_weights() -> None:
+    assert need(size=64) == round(CPU.load_peak)
+
+
+def test_adam_keeps_less_state_than_lbfgs() -> None:
+    numel = 3 * 1024 * 1024
+    assert optimizer_bytes(Settings.parse({"optimizer": "adam"}), numel) == 3 * numel * 4
+    lbfgs = Settings.parse({"steps": 300})  # 150 steps in the last pass: the whole history, 1 GiB's 42 pairs
+    assert optimizer_bytes(lbfgs, numel) == (4 + 2 * 42) * numel * 4
+    assert need(size=1024, optimizer="adam") < need(size=1024)
+
+
+def test_a_pixel_count_needs_what_its_size_does() -> None:
+    assert need((3, 1), pixels=300_000) == need((3, 1), size=949)  # 949×316 ≈ 300,000 pixels
+
+
+@pytest.mark.parametrize("budget_gb", [2.0, 3.5, 8.0])
+def test_largest_size_is_the_last_that_fits(budget_gb: float) -> None:
+    settings = Settings.parse({"precision": "fp32"})
+    largest = largest_size(settings, budget_gb * 1e9, (4, 3), 1, "cpu")
+    assert largest and 64 <= largest < 4096
+    assert need((4, 3), size=largest) <= budget_gb * 1e9 < need((4, 3), size=largest + 1)
+
+
+def test_nothing_fits_a_budget_below_the_weights() -> None:
+    assert largest_size(Settings(), CPU.load_peak / 2) == 0
+
+
+def test_unmeasured_devices_get_no_prediction() -> None:
+    assert predict_peak_bytes(Settings(), (1, 1), 1, "cuda") is None
+    assert largest_size(Settings(), 1e12, device="cuda:1") is None
