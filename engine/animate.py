@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 import cv2
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageSequence
 from torch import Tensor
 
 from . import color
@@ -58,8 +58,27 @@ class Animation:
     losses: list[dict[str, float]]  # each frame's final losses (later frames add "temporal")
 
 
+MIN_DELAY_MS, SLOW_DELAY_MS = 20, 100  # browsers show delays under 20 ms as 100 ms; so do we
+
+
 def total_steps(settings: Settings, frames: int) -> int:
     return settings.steps + (frames - 1) * settings.frame_steps
+
+
+def read_frames(image: Image.Image, check: Callable[[int, int], None] | None = None
+                ) -> tuple[list[Image.Image], list[int]]:
+    """The frames of an animated GIF, APNG or WebP (a still: one frame) as full RGB canvases, with their
+    durations in ms (under MIN_DELAY_MS counts as SLOW_DELAY_MS). `check(frames, ms)` is called after
+    each frame so that a caller can stop a file whose header lied about its length, by raising."""
+    frames: list[Image.Image] = []
+    durations: list[int] = []
+    for frame in ImageSequence.Iterator(image):
+        frames.append(frame.convert("RGB"))  # WebP knows a frame's duration once it is loaded
+        ms = round(frame.info.get("duration") or 0)
+        durations.append(ms if ms >= MIN_DELAY_MS else SLOW_DELAY_MS)
+        if check is not None:
+            check(len(frames), sum(durations))
+    return frames, durations
 
 
 def flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
