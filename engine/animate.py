@@ -28,7 +28,7 @@ from torch import Tensor
 
 from . import color
 from .params import Settings
-from .transfer import EngineError, Progress, Result, fit, pick_device, pick_precision, stylize
+from .transfer import EngineError, Penalty, Progress, Result, fit, pick_device, pick_precision, stylize
 
 
 @dataclass(frozen=True)
@@ -62,22 +62,19 @@ MIN_DELAY_MS, SLOW_DELAY_MS = 20, 100  # browsers show delays under 20 ms as 100
 
 
 def total_steps(settings: Settings, frames: int) -> int:
+    """Steps of an animation of `frames` frames: `steps` on the first, `frame_steps` on each other."""
     return settings.steps + (frames - 1) * settings.frame_steps
 
 
-def read_frames(image: Image.Image, check: Callable[[int, int], None] | None = None
-                ) -> tuple[list[Image.Image], list[int]]:
+def read_frames(image: Image.Image) -> tuple[list[Image.Image], list[int]]:
     """The frames of an animated GIF, APNG or WebP (a still: one frame) as full RGB canvases, with their
-    durations in ms (under MIN_DELAY_MS counts as SLOW_DELAY_MS). `check(frames, ms)` is called after
-    each frame so that a caller can stop a file whose header lied about its length, by raising."""
+    durations in ms (under MIN_DELAY_MS counts as SLOW_DELAY_MS)."""
     frames: list[Image.Image] = []
     durations: list[int] = []
     for frame in ImageSequence.Iterator(image):
         frames.append(frame.convert("RGB"))  # WebP knows a frame's duration once it is loaded
         ms = round(frame.info.get("duration") or 0)
         durations.append(ms if ms >= MIN_DELAY_MS else SLOW_DELAY_MS)
-        if check is not None:
-            check(len(frames), sum(durations))
     return frames, durations
 
 
@@ -98,12 +95,17 @@ def grey(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("L"), dtype=np.uint8)
 
 
+def _sources(displacement: np.ndarray) -> np.ndarray:
+    """x + displacement(x) for every pixel x = (column, row) of an H×W×2 displacement field."""
+    h, w = displacement.shape[:2]
+    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=-1)
+    return grid + displacement
+
+
 def warp(image: np.ndarray, displacement: np.ndarray) -> np.ndarray:
     """out(x) = image(x + displacement(x)), bilinear, edges repeated: a picture of frame t−1 carried onto
     frame t's grid by the backward flow (t → t−1)."""
-    h, w = displacement.shape[:2]
-    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=-1)
-    where = grid + displacement
+    where = _sources(displacement)
     return cv2.remap(image, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -116,8 +118,7 @@ def reliable(forward: np.ndarray, backward: np.ndarray, rule: str = "full") -> n
     boundary when |∇ŵ|² > 0.01|ŵ|² + 0.002. `rule`: "full" applies both, "consistency" only the first,
     "off" neither. Pixels whose match lies outside frame t−1 are never trusted (nothing to keep there)."""
     h, w = backward.shape[:2]
-    grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), axis=-1)
-    source = grid + backward
+    source = _sources(backward)
     bad = ((source[..., 0] < -0.5) | (source[..., 0] > w - 0.5) | (source[..., 1] < -0.5)
            | (source[..., 1] > h - 0.5))
     if rule != "off":
@@ -130,7 +131,7 @@ def reliable(forward: np.ndarray, backward: np.ndarray, rule: str = "full") -> n
     return (~bad).astype(np.float32)
 
 
-def temporal_penalty(warped: Tensor, weights: Tensor, strength: float) -> Callable[[Tensor], tuple[str, Tensor, float]]:
+def temporal_penalty(warped: Tensor, weights: Tensor, strength: float) -> Penalty:
     """The temporal loss as a stylize() penalty: mean over pixels of c·(x − warped)², 0–255 units."""
     def penalty(image: Tensor) -> tuple[str, Tensor, float]:
         return "temporal", (weights * (image - warped).square()).mean(), strength
