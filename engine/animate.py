@@ -2,8 +2,9 @@
 
 Painting frames one by one flickers: each lands in a different optimum. Here frame 1 is painted like a
 still; every later frame starts from the previous painted frame warped onto it by optical flow and is
-held to that warped picture by a temporal loss, mean(c·(x − warped)²), where c is 0 on the pixels the
-flow cannot vouch for (occluded or disoccluded, on motion boundaries, or flowing in from outside).
+held to that warped picture by a temporal loss, mean(c·(x − warped)²) with pixels in 0–1, where c is 0
+on the pixels the flow cannot vouch for (occluded or disoccluded, on motion boundaries, or flowing in
+from outside).
 
 Flow is OpenCV's DIS (Kroeger et al. 2016): classical, no learned weights, a few ms per frame pair.
 Conventions: `flow(a, b)[y, x]` is the displacement (dx, dy) that takes pixel (x, y) of `a` to its match
@@ -132,9 +133,9 @@ def reliable(forward: np.ndarray, backward: np.ndarray, rule: str = "full") -> n
 
 
 def temporal_penalty(warped: Tensor, weights: Tensor, strength: float) -> Penalty:
-    """The temporal loss as a stylize() penalty: mean over pixels of c·(x − warped)², 0–255 units."""
+    """The temporal loss as a stylize() penalty: mean over pixels of c·(x − warped)², in 0–1 units like TV."""
     def penalty(image: Tensor) -> tuple[str, Tensor, float]:
-        return "temporal", (weights * (image - warped).square()).mean(), strength
+        return "temporal", (weights * ((image - warped) / 255).square()).mean(), strength
     return penalty
 
 
