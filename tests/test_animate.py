@@ -8,10 +8,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from engine import Cancelled, Settings
-from engine.animate import AnimationProgress, animate, flow, reliable, warp
+from engine.animate import AnimationProgress, animate, flow, reliable, temporal_penalty, warp
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -85,6 +86,16 @@ def test_an_animation_keeps_its_frames_timing_and_reports_every_step(clip, paint
     assert "temporal" not in result.losses[0] and all(loss["temporal"] >= 0 for loss in result.losses[1:])
     assert all(np.abs(np.asarray(out, np.int16) - np.asarray(given, np.int16)).mean() > 1
                for out, given in zip(result.frames, clip))  # every frame painted, none copied
+
+
+def test_the_temporal_loss_is_in_0_to_1_pixel_units_like_tv() -> None:
+    """A picture 51 levels (0.2) off the warped one where c = 1, and anything where c = 0: loss 0.2² · ½."""
+    warped, image = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 51.0)
+    trust = torch.ones(1, 1, 4, 4)
+    trust[..., 2:] = 0
+    image[..., 2:] = 255
+    name, loss, strength = temporal_penalty(warped, trust, 7.0)(image)
+    assert (name, strength) == ("temporal", 7.0) and loss.item() == pytest.approx(0.02)
 
 
 def test_a_strong_temporal_loss_holds_the_next_frame_to_the_warped_previous_one(clip, painting) -> None:
