@@ -1,5 +1,8 @@
 """`stylize CONTENT STYLE [STYLE…] -o OUT [--mask MASK.png] [--size …] …` — the engine from a terminal.
 
+An animated GIF, APNG or WebP written to `-o OUT.webp` or `OUT.gif` is painted frame by frame without
+flicker (engine.animate); to any other file, only its first frame is painted.
+
 Every hyperparameter flag comes from `engine.params.SPECS`, so the CLI accepts exactly what the bot does.
 """
 
@@ -8,12 +11,18 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from PIL import Image
 from tqdm import tqdm
 
+from . import movie
+from .animate import AnimationProgress, animate, read_frames, total_steps
 from .params import SPECS, ParamError, Settings, format_value
 from .transfer import EngineError, Progress, steps_hint, stylize
+
+ANIMATIONS = (".webp", ".gif")
+T = TypeVar("T")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="stylize", description="Paint a photo in the style of one or more paintings (Gatys et al.).")
     parser.add_argument("content", type=Path, help="the photo")
     parser.add_argument("styles", type=Path, nargs="+", help="one or more style images")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="where to write the PNG")
+    parser.add_argument("-o", "--output", type=Path, required=True,
+                        help="where to write the picture; an animation's frames need .webp or .gif")
     parser.add_argument("--device", default=None, help="cuda, cuda:1, mps or cpu (default: best available)")
     parser.add_argument("--weights", default=None, help="a torchvision-format VGG-19 state dict to use "
                         "instead of the original Caffe weights")
@@ -62,6 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         parser.error(f"cannot read image: {error}")
 
+    if getattr(content, "n_frames", 1) > 1:
+        if args.output.suffix.lower() in ANIMATIONS:
+            if mask is not None or init is not None or style_masks is not None:
+                parser.error("--mask, --style-mask and --init-image work on stills only, not on animations")
+            return _animation(args, content, styles, settings)
+        print(f"{args.content} is animated: painting its first frame only (write to .webp or .gif to paint "
+              "every frame)", file=sys.stderr)
     print(f"plan: {steps_hint(settings, content.size)}", file=sys.stderr)
     bar = tqdm(total=settings.steps, unit="step", dynamic_ncols=True)
 
@@ -72,23 +89,57 @@ def main(argv: list[str] | None = None) -> int:
         if progress.preview is not None:
             progress.preview.save(args.output.with_name(f"{args.output.stem}_step{progress.step:04d}.png"))
 
-    try:
-        result = stylize(content, styles, settings, init_image=init, device=args.device, weights=args.weights,
-                         progress=report, preview_every=args.save_every, mask=mask, style_masks=style_masks)
-    except (EngineError, ValueError) as error:
-        bar.close()
-        print(f"stylize: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        bar.close()
-        print("stylize: interrupted", file=sys.stderr)
-        return 130
-    bar.close()
+    result = _painted(bar, lambda: stylize(content, styles, settings, init_image=init, device=args.device,
+                                           weights=args.weights, progress=report, preview_every=args.save_every,
+                                           mask=mask, style_masks=style_masks))
+    if isinstance(result, int):
+        return result
     result.image.save(args.output)
     losses = "  ".join(f"{k} {v:.4g}" for k, v in result.losses.items())
     print(f"wrote {args.output} ({result.image.width}×{result.image.height}) in {result.elapsed:.1f} s "
           f"on {result.device}, seed {result.settings.seed}, {result.settings.precision}\nfinal losses: {losses}")
     return 0
+
+
+def _animation(args: argparse.Namespace, content: Image.Image, styles: list[Image.Image], settings: Settings) -> int:
+    """Paint every frame of an animated picture and write the animation in the format OUTPUT names."""
+    frames, durations = read_frames(content)
+    print(f"plan: {len(frames)} frames; frame 1: {steps_hint(settings, content.size)}; frames 2–{len(frames)}: "
+          f"{settings.frame_steps} @ {settings.size} px from the previous frame", file=sys.stderr)
+    bar = tqdm(total=total_steps(settings, len(frames)), unit="step", dynamic_ncols=True)
+
+    def report(progress: AnimationProgress) -> None:
+        bar.update(progress.step - bar.n)
+        bar.set_postfix_str(f"frame {progress.frame}/{progress.frames} loss {progress.still.losses['total']:.4g}")
+        if progress.still.preview is not None:
+            progress.still.preview.save(args.output.with_name(
+                f"{args.output.stem}_frame{progress.frame:03d}_step{progress.still.step:04d}.png"))
+
+    result = _painted(bar, lambda: animate(frames, durations, styles, settings, device=args.device,
+                                           weights=args.weights, progress=report, preview_every=args.save_every))
+    if isinstance(result, int):
+        return result
+    kept, times = movie.distinct(result.frames, result.durations_ms)
+    encoder = movie.gif if args.output.suffix.lower() == ".gif" else movie.webp
+    args.output.write_bytes(encoder(kept, times))
+    width, height = result.frames[0].size
+    print(f"wrote {args.output} ({len(kept)} frames, {width}×{height}, {sum(times) / 1000:g} s) in "
+          f"{result.elapsed:.1f} s on {result.device}, seed {result.settings.seed}, {result.settings.precision}")
+    return 0
+
+
+def _painted(bar: tqdm, paint: Callable[[], T]) -> T | int:
+    """paint(), or the exit status after telling why it stopped (a refusal, Ctrl-C); closes the bar."""
+    try:
+        return paint()
+    except (EngineError, ValueError) as error:
+        print(f"stylize: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("stylize: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
 
 
 def _style_masks(given: list[str], styles: int) -> list[Image.Image | None] | None:

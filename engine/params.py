@@ -230,6 +230,14 @@ class Settings:
     seed: int | None = param(None, "random seed for repeatable results (default: random)",
                              min=0, max=2**31 - 1, optional=True)
     preview: bool = param(False, "show a preview image at every progress report")
+    # Animations (engine/animate.py): frame 1 takes `steps`; later frames start from the previous one.
+    frame_steps: int = param(100, "animations: steps for each frame after the first, which starts from the "
+                             "previous painted frame warped by optical flow", min=1, max=5000)
+    temporal_weight: float = param(1e3, "animations: how strongly each frame keeps the previous "
+                                   "painted frame where the motion is known (against flicker)", min=0, max=1e6)
+    occlusion: str = param("full", "animations: pixels the temporal loss leaves free — full: occluded and on "
+                           "motion boundaries (Ruder et al.), consistency: occluded only, off: none",
+                           choices=("full", "consistency", "off"))
 
     @property
     def epoch_length(self) -> int:

@@ -44,6 +44,11 @@ class OutOfMemory(EngineError):
     pass
 
 
+# An extra term beside the objective: picture being optimised (1×3×H×W) -> (name, unweighted loss, weight).
+# animate.py's temporal loss is one; its value is reported in the losses under that name.
+Penalty = Callable[[Tensor], tuple[str, Tensor, float]]
+
+
 @dataclass(frozen=True)
 class Progress:
     """A snapshot for progress displays; `preview` is set at epoch ends when settings.preview is on."""
@@ -206,12 +211,14 @@ def stylize(
     preview_every: int | None = None,
     mask: Image.Image | None = None,
     style_masks: Sequence[Image.Image | None] | None = None,
+    penalty: Penalty | None = None,
 ) -> Result:
     """Paint `content` in the style of `styles` (blended by settings.style_blend).
 
     `mask` (the photo's shape, any size) paints each of its colours with its own style or keeps it as
     the photo, as settings.regions says; `style_masks` (one per style, None for all of it) marks in white
-    the part of each painting to take the style from.
+    the part of each painting to take the style from. `penalty` adds a term to the objective (animate's
+    temporal loss).
 
     `progress` is called after every step from this thread, with a preview picture every
     `preview_every` steps (default: at each epoch end if settings.preview); `cancel` is checked before
@@ -241,7 +248,7 @@ def stylize(
         preview_every = settings.epoch_length
     try:
         return _run(content, list(styles), settings, control, init_image, dev, weights, progress, cancel,
-                    preview_every)
+                    preview_every, penalty)
     except RuntimeError as error:  # torch.OutOfMemoryError (CUDA) is one; MPS says so only in its text
         out_of_memory = isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
         if not out_of_memory or isinstance(error, EngineError):
@@ -305,7 +312,7 @@ def _control(content: Image.Image, styles: list[Image.Image], settings: Settings
 def _run(content_img: Image.Image, style_imgs: list[Image.Image], settings: Settings, control: _Control,
          init_image: Image.Image | None, dev: torch.device, weights: str | None,
          progress: Callable[[Progress], None] | None, cancel: threading.Event | None,
-         preview_every: int | None) -> Result:
+         preview_every: int | None, penalty: Penalty | None) -> Result:
     start = time.perf_counter()
     vgg = load_vgg(str(dev), weights, depth_for(settings.content_layers + settings.style_layers))
     generator = torch.Generator(device="cpu").manual_seed(settings.seed)
@@ -348,6 +355,9 @@ def _run(content_img: Image.Image, style_imgs: list[Image.Image], settings: Sett
 
         def evaluate(x: Tensor) -> Tensor:
             total, parts = _objective(vgg, x, targets, settings)
+            if penalty is not None:
+                name, value, weight = penalty(x)
+                parts[name], total = value, total + weight * value
             losses.clear()
             losses.update({k: v.item() for k, v in parts.items()}, total=total.item())
             return total

@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from engine import cli
+from engine.animate import read_frames
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -64,3 +65,38 @@ def test_every_hyperparameter_has_a_flag() -> None:
     from engine.params import SPECS
     for spec in SPECS:
         assert f"--{spec.name.replace('_', '-')}" in help_text
+
+
+@pytest.fixture()
+def clip(tmp_path: Path) -> Path:
+    """A 3-frame GIF, a photo panned 3 px per frame, with three different delays (one under 20 ms)."""
+    photo = Image.open(EXAMPLES / "chelsea.png").convert("RGB").resize((72, 44))
+    frames = [photo.crop((3 * i, 0, 3 * i + 64, 44)) for i in range(3)]
+    path = tmp_path / "clip.gif"
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=[40, 120, 10], loop=0)
+    return path
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+@pytest.mark.parametrize("suffix", [".webp", ".gif"])
+def test_cli_paints_every_frame_of_an_animation_keeping_its_timing(
+        clip: Path, images: tuple[Path, Path], tmp_path: Path, suffix: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / f"out{suffix}"
+    code = cli.main([str(clip), str(images[1]), "-o", str(out), "--size", "64", "--steps", "1",
+                     "--frame-steps", "1", "--scales", "1", "--seed", "3"])
+    assert code == 0
+    written = Image.open(out)
+    assert written.format == suffix[1:].upper() and written.size == (64, 44)
+    frames, durations = read_frames(written)
+    assert len(frames) == 3 and durations == [40, 120, 100]  # browsers show 10 ms as 100 ms: so it is kept
+    assert "3 frames" in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_cli_paints_the_first_frame_of_an_animation_written_as_a_still(
+        clip: Path, images: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.png"
+    code = cli.main([str(clip), str(images[1]), "-o", str(out), "--size", "64", "--steps", "1", "--scales", "1"])
+    assert code == 0 and Image.open(out).size == (64, 44)
+    assert "painting its first frame only" in capsys.readouterr().err
