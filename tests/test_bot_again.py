@@ -16,7 +16,7 @@ from discord_standin import Event, FakeDiscord
 from engine import stylize
 from test_bot_e2e import (config, data_dir, decoded, eventually, make_bot, photo_and_style,  # noqa: F401
                           replying_to, with_file)
-from test_bot_library import Recording
+from test_bot_library import Recording, kept_jobs
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -174,7 +174,7 @@ async def test_expired_or_unkept_inputs_say_how_to_start_again(fake_discord: Fak
 # ------------------------------------------------------------------------------- Tweak, the menu
 
 
-async def test_tweak_and_the_paint_again_menu(fake_discord: FakeDiscord, run_bot) -> None:
+async def test_tweak_and_the_paint_again_menu(fake_discord: FakeDiscord, run_bot, data_dir: Path) -> None:
     runner = Recording()
     runner.release_all()
     alice, bob = fake_discord.alice, fake_discord.bob
@@ -203,6 +203,7 @@ async def test_tweak_and_the_paint_again_menu(fake_discord: FakeDiscord, run_bot
         mark = fake_discord.mark()
         await fake_discord.use_message_command(alice, "Stylize: paint again", request["id"])
         unknown = await answer(fake_discord, mark)
+        owners = kept_jobs(data_dir)
     assert opened.response_type == 9 and menu.response_type == 9
     assert opened.payload["data"]["components"][0]["components"][0]["value"] == \
         "size=64\nsteps=6\nstyle_weight=100\nseed=7"  # what alice set, and the seed
@@ -213,6 +214,7 @@ async def test_tweak_and_the_paint_again_menu(fake_discord: FakeDiscord, run_bot
     assert field["value"] == "steps=4\npreserve_color=luminance\nseed=3"  # the tweaked job's own settings
     assert (from_menu.settings.size, from_menu.settings.steps, from_menu.user_id) == (96, 4, alice.id)
     assert again.content.startswith(f"<@{alice.id}> here is") and tweaked.content.startswith(f"<@{bob.id}> here is")
+    assert owners == [alice.id] * 3  # bob painted alice's photo: it stays hers, for her `forget`
     assert refused.content.startswith("⚠️ Only settings change here (key=value) — `starry_night` isn't one.")
     assert unknown.content.startswith("I no longer have a photo and settings for that message (is it one of my "
                                       "paintings?)")
