@@ -102,6 +102,7 @@ FLAG_SUPPRESS_NOTIFICATIONS = 1 << 12
 FLAG_IS_COMPONENTS_V2 = 1 << 15
 
 MAX_CONTENT = 2000
+MAX_MODAL_LABEL = 45  # a modal's title, and the label of each of its fields
 MAX_ATTACHMENTS = 10
 MAX_EMBEDS = 10
 
@@ -1574,7 +1575,8 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", payload)
         return copy.deepcopy(payload)
 
-    async def use_message_command(self, author: User, name: str, message_id: Union[int, str], **kwargs: Any) -> Dict[str, Any]:
+    async def use_message_command(self, author: User, name: str, message_id: Union[int, str],
+                                  **kwargs: Any) -> Dict[str, Any]:
         """Use the message context menu ``name`` (Apps → name) on a stored message: an APPLICATION_COMMAND
         interaction of command type 3 whose ``data`` has ``target_id`` and the message under
         ``resolved.messages``, in the message's channel. Returns the interaction payload."""
@@ -2297,6 +2299,12 @@ class FakeDiscord:
         elif rtype == 8:  # APPLICATION_COMMAND_AUTOCOMPLETE_RESULT
             pass
         elif rtype == 9:  # MODAL
+            too_long = [t for t in [data.get("title") or ""] + [c.get("label") or "" for c in
+                                                                self._walk_components(data.get("components", []))]
+                        if len(t) > MAX_MODAL_LABEL]
+            if too_long:
+                return _form_error("data", "BASE_TYPE_MAX_LENGTH",
+                                   f"Must be {MAX_MODAL_LABEL} or fewer in length: {too_long[0]!r}")
             rec.modal = data
         elif rtype == 1:
             pass

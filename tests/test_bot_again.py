@@ -14,17 +14,13 @@ import bot.jobs.base
 from bot.cogs.again import OPS, STYLE_STEP
 from discord_standin import Event, FakeDiscord
 from engine import stylize
-from test_bot_e2e import (config, data_dir, decoded, eventually, make_bot, photo_and_style,  # noqa: F401
+from test_bot_e2e import (data_dir, decoded, eventually, make_bot, photo_and_style,  # noqa: F401
                           replying_to, with_file)
-from test_bot_library import Recording, kept_jobs
+from test_bot_library import Recording, kept_jobs, roomy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 FIRST = "!stylize steps=6 size=64 style_weight=100 seed=7"
-
-
-def roomy(**table: Any) -> Any:
-    return config(cooldown={"commands": 100}, **table)
 
 
 async def painted(fake: FakeDiscord, request: dict[str, Any] | Event, mark: int = 0) -> Event:
@@ -181,21 +177,21 @@ async def test_tweak_and_the_paint_again_menu(fake_discord: FakeDiscord, run_bot
     async with run_bot(make_bot(roomy(), runner=runner)):
         result = await first_result(fake_discord)
         await fake_discord.click_button(bob, result.message_id, label="Tweak")
-        opened = await fake_discord.wait_for(kind="interaction_response")
+        opened = await fake_discord.wait_for(kind="interaction_response", timeout=15)
         mark = fake_discord.mark()
         await fake_discord.submit_modal(bob, {opened.payload["data"]["components"][0]["components"][0]["custom_id"]:
                                               "steps=4 seed=3 preserve_color=luminance"})
         tweaked = await painted(fake_discord, result, mark)
         mark = fake_discord.mark()
         await fake_discord.use_message_command(alice, "Stylize: paint again", tweaked.message_id)
-        menu = await fake_discord.wait_for(kind="interaction_response", since=mark)
+        menu = await fake_discord.wait_for(kind="interaction_response", since=mark, timeout=15)
         mark = fake_discord.mark()
         field = menu.payload["data"]["components"][0]["components"][0]
         await fake_discord.submit_modal(alice, {field["custom_id"]: field["value"] + "\nsize=96"})
         again = await painted(fake_discord, tweaked, mark)
         mark = fake_discord.mark()
         await fake_discord.use_message_command(alice, "Stylize: paint again", tweaked.message_id)
-        await fake_discord.wait_for(kind="interaction_response", since=mark)
+        await fake_discord.wait_for(kind="interaction_response", since=mark, timeout=15)
         mark = fake_discord.mark()
         await fake_discord.submit_modal(alice, {field["custom_id"]: "stile_weight=3 starry_night"})
         refused = await answer(fake_discord, mark)

@@ -32,7 +32,7 @@ from ..jobs import Job, settings_from
 from ..parsing import UsageError, check_blend, parse_settings, split_arguments
 from ..render import fit
 from ..storage import KeptJob, StorageUnavailable
-from .stylize import Keep, Origin, Stylize, role_ids, slow_down, tell, user_facing
+from .stylize import OUR_FAULT, Keep, Origin, Stylize, role_ids, slow_down, tell, user_facing
 
 if TYPE_CHECKING:
     from ..app import StylizeBot
@@ -106,7 +106,7 @@ class TweakModal(discord.ui.Modal, title="Tweak and paint again"):
     """The settings of a kept job as key=value text; submitting paints it again with what the text says."""
 
     text: discord.ui.TextInput[TweakModal] = discord.ui.TextInput(
-        label="Settings, key=value (a line left out: the default)", style=discord.TextStyle.paragraph,
+        label="Settings, key=value (left out: the default)", style=discord.TextStyle.paragraph,
         required=False, max_length=4000)
 
     def __init__(self, cog: Again, kept: KeptJob, message: discord.Message) -> None:
@@ -186,7 +186,8 @@ class Again(commands.Cog):
             await tell(interaction, "I'm not enabled in this channel.")
             return None
         if store.keep_days <= 0:
-            await tell(interaction, f"This bot keeps no photos or settings of finished jobs — to paint it again, {again}.")
+            await tell(interaction, f"This bot keeps no photos or settings of finished jobs — to paint it again, "
+                                    f"{again}.")
             return None
         try:
             kept = await store.kept_job(job_id, message_id=message_id)
@@ -234,7 +235,7 @@ class Again(commands.Cog):
             cause = user_facing(error)
             if cause is None:
                 log.error("painting job %s again failed", kept.id, exc_info=error)
-            text = str(cause) if cause else "Something went wrong on my side — it has been logged. Please try again later."
+            text = str(cause) if cause else OUR_FAULT
             await interaction.followup.send(fit(f"⚠️ {text}"), ephemeral=True)
             return
         await interaction.followup.send(f"{emoji} Queued as job `{job.short}` — it will answer under the picture.",

@@ -26,6 +26,7 @@ start; they are followed the same way, answering in their channel, in reply to t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import math
@@ -166,6 +167,7 @@ def cancel_view(job_id: str) -> discord.ui.View:
 
 
 USER_ERRORS = (UsageError, ParamError, QueueFull, StorageUnavailable)
+OUR_FAULT = "Something went wrong on my side — it has been logged. Please try again later."
 RESTARTING = "⏸️ I'm restarting — job `{id}` keeps its place, and I'll post the picture here when I'm back."
 
 
@@ -297,7 +299,8 @@ class Stylize(commands.Cog):
                       message_id=None if ctx.interaction else ctx.message.id, content=content_image,
                       styles=tuple(style_images), settings=settings, given=given, mask=mask_image)
             position = await self.bot.backend.submit(job)
-        await self.launch(Origin.of(ctx), job, position, Keep(ctx.author.id, kept_photo, _credits(styles) if named else None))
+        await self.launch(Origin.of(ctx), job, position,
+                          Keep(ctx.author.id, kept_photo, _credits(styles) if named else None))
 
     async def launch(self, origin: Origin, job: Job, position: int, keep: Keep) -> None:
         """Post a submitted job's status message (with Cancel) and follow the job to its end."""
@@ -429,7 +432,7 @@ class Stylize(commands.Cog):
             text = f"{error}\n\n{usage(self.config.prefix)}"
         else:
             log.error("command %s failed", ctx.command, exc_info=error)
-            text = "Something went wrong on my side — it has been logged. Please try again later."
+            text = OUR_FAULT
         try:
             await ctx.reply(f"⚠️ {text}", ephemeral=True, mention_author=False)
         except Exception as failure:  # refused, or the network failed again: nothing more to do
@@ -541,7 +544,8 @@ class Stylize(commands.Cog):
             kept = keep is not None and finished.status is Status.DONE and await self._keep(job, finished, keep)
             posted = await self._conclude(origin, finished, status, keep and keep.credits, buttons=kept)
             if kept and posted is not None:
-                await self.bot.store.note_message(job.id, posted.id)
+                with contextlib.suppress(StorageUnavailable):  # logged by the store; only the menu misses it
+                    await self.bot.store.note_message(job.id, posted.id)
         except Detached:  # the bot is stopping; the job is not: the next run delivers it
             await _edit(status, content=RESTARTING.format(id=job.short))
         except Exception:

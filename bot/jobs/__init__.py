@@ -9,4 +9,5 @@ from .base import (SHUTDOWN, UNEXPECTED, Admission, Detached, Job, JobBackend, Q
 from .inprocess import InProcessBackend
 
 __all__ = ["SHUTDOWN", "UNEXPECTED", "Admission", "Detached", "InProcessBackend", "Job", "JobBackend", "QueueFull", "Runner",
-           "Snapshot", "Status", "engine_runner", "settings_from", "settings_json", "settle", "short_id", "timeout_error"]
+           "Snapshot", "Status", "engine_runner", "settings_from", "settings_json", "settle", "short_id",
+           "timeout_error"]

@@ -52,8 +52,8 @@ from redis.exceptions import RedisError
 
 from .base import (EXPIRED, SHUTDOWN, Detached, Job, JobBackend, QueueFull, Snapshot, Status, queue_full,
                    settings_from, settings_json, too_many)
-from .worker import (LAST_PICTURE, MAX_ATTEMPTS, RETRY_NOTE, TASK, TOUCH, Keys, make_app, png, progress_from, result_from,
-                     unpng)
+from .worker import (LAST_PICTURE, MAX_ATTEMPTS, RETRY_NOTE, TASK, TOUCH, Keys, make_app, png, progress_from,
+                     result_from, unpng)
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +243,8 @@ class CeleryBackend(JobBackend):
             "user_id": job.user_id, "channel_id": job.channel_id, "guild_id": job.guild_id or "",
             "message_id": job.message_id or "", "status_message_id": job.status_message_id or "",
             "settings": settings_json(job.settings), "given": json.dumps(sorted(job.given)),
-            "styles": len(job.styles), "mask": int(job.mask is not None), "init": int(job.init is not None), "timeout": self._timeout or "", "keep": self._keep,
+            "styles": len(job.styles), "mask": int(job.mask is not None), "init": int(job.init is not None),
+            "timeout": self._timeout or "", "keep": self._keep,
             "created": time.time(), "attempt": 0,
         }
         args = [job.id, self._per_user, self._queue_size, self._keep, keys.prefix, len(pictures), *pictures,
@@ -477,7 +478,7 @@ class CeleryBackend(JobBackend):
         who = followed.job if followed else None
         await self._call(self._dropper(keys=[keys.job(job_id), keys.waiting, keys.released, keys.running, keys.finished],
                                        args=[job_id, keys.prefix, who.user_id if who else "",
-                                             len(who.styles) + (who.mask is not None) + (who.init is not None) if who else 0]))
+                                             _pictures_after_photo(who) if who else 0]))
 
     async def _expire(self, job_id: str) -> None:
         """The job's record is gone (or partial): the job is lost. Drop what is left, end its follower."""
@@ -612,6 +613,10 @@ class CeleryBackend(JobBackend):
             retry=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5})
         await asyncio.wait_for(loop.run_in_executor(self._publisher, send), self._op_timeout * 2)
         await self._mark(job_id, sent=time.time())
+
+
+def _pictures_after_photo(job: Job) -> int:
+    return len(job.styles) + (job.mask is not None) + (job.init is not None)
 
 
 def _text(fields: dict[bytes, bytes]) -> dict[str, str]:
