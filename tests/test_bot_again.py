@@ -179,14 +179,14 @@ async def test_tweak_and_the_paint_again_menu(fake_discord: FakeDiscord, run_bot
         await fake_discord.click_button(bob, result.message_id, label="Tweak")
         opened = await fake_discord.wait_for(kind="interaction_response", timeout=15)
         mark = fake_discord.mark()
-        await fake_discord.submit_modal(bob, {opened.payload["data"]["components"][0]["components"][0]["custom_id"]:
+        await fake_discord.submit_modal(bob, {opened.payload["data"]["components"][0]["component"]["custom_id"]:
                                               "steps=4 seed=3 preserve_color=luminance"})
         tweaked = await painted(fake_discord, result, mark)
         mark = fake_discord.mark()
         await fake_discord.use_message_command(alice, "Stylize: paint again", tweaked.message_id)
         menu = await fake_discord.wait_for(kind="interaction_response", since=mark, timeout=15)
         mark = fake_discord.mark()
-        field = menu.payload["data"]["components"][0]["components"][0]
+        field = menu.payload["data"]["components"][0]["component"]
         await fake_discord.submit_modal(alice, {field["custom_id"]: field["value"] + "\nsize=96"})
         again = await painted(fake_discord, tweaked, mark)
         mark = fake_discord.mark()
@@ -201,7 +201,7 @@ async def test_tweak_and_the_paint_again_menu(fake_discord: FakeDiscord, run_bot
         unknown = await answer(fake_discord, mark)
         owners = kept_jobs(data_dir)
     assert opened.response_type == 9 and menu.response_type == 9
-    assert opened.payload["data"]["components"][0]["components"][0]["value"] == \
+    assert opened.payload["data"]["components"][0]["component"]["value"] == \
         "size=64\nsteps=6\nstyle_weight=100\nseed=7"  # what alice set, and the seed
     first, from_button, from_menu = runner.jobs
     assert (from_button.settings.steps, from_button.settings.seed, from_button.settings.style_weight) == (4, 3, 1e2)

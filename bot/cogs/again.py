@@ -105,14 +105,18 @@ def prefill(settings: Settings, given: frozenset[str]) -> str:
 class TweakModal(discord.ui.Modal, title="Tweak and paint again"):
     """The settings of a kept job as key=value text; submitting paints it again with what the text says."""
 
-    text: discord.ui.TextInput[TweakModal] = discord.ui.TextInput(
-        label="Settings, key=value (left out: the default)", style=discord.TextStyle.paragraph,
-        required=False, max_length=4000)
+    settings: discord.ui.Label[TweakModal] = discord.ui.Label(
+        text="Settings, key=value", description="A setting left out takes this server's default.",
+        component=discord.ui.TextInput(style=discord.TextStyle.paragraph, required=False, max_length=4000))
 
     def __init__(self, cog: Again, kept: KeptJob, message: discord.Message) -> None:
         super().__init__(timeout=MODAL_TIMEOUT)
         self.cog, self.kept, self.message = cog, kept, message
         self.text.default = prefill(settings_from(kept.settings), frozenset(kept.given))
+
+    @property
+    def text(self) -> discord.ui.TextInput[TweakModal]:
+        return self.settings.component  # type: ignore[return-value]
 
     async def on_submit(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
         await self.cog.tweaked(interaction, self.kept, self.message, self.text.value)
