@@ -18,7 +18,8 @@ hybrid command) is what lets `!stylize help`, `!stylize cancel` and the rest exi
 the painting itself is the group's `paint` fallback subcommand.
 
 Each accepted job gets a status message (with a Cancel button) and an asyncio task that edits it
-from the backend's snapshots every `progress_interval` seconds, then replies with the picture. A
+from the backend's snapshots every `progress_interval` seconds, then replies with the picture — with
+the "again" buttons of bot/cogs/again.py when the job's inputs were kept (`launch` serves them too). A
 backend whose jobs outlive the bot (Celery) hands the jobs of the previous run to `recover()` at
 start; they are followed the same way, answering in their channel, in reply to their command.
 """
