@@ -102,6 +102,7 @@ FLAG_SUPPRESS_NOTIFICATIONS = 1 << 12
 FLAG_IS_COMPONENTS_V2 = 1 << 15
 
 MAX_CONTENT = 2000
+MAX_MODAL_LABEL = 45  # a modal's title, and the label of each of its fields
 MAX_ATTACHMENTS = 10
 MAX_EMBEDS = 10
 
@@ -1551,7 +1552,7 @@ class FakeDiscord:
         merged into ``data.resolved``. Set ``command_guild_id`` for guild-registered commands.
         Returns the interaction payload (``id``, ``token``...)."""
         cid = self.dm_channel_id(author) if dm else (channel_id or self.channel_id)
-        parts = command_name.split()
+        parts = command_name.split() if command_type == 1 else [command_name]  # menu names may have spaces
         res: Dict[str, Dict[str, Any]] = copy.deepcopy(resolved) if resolved else {}
         opts = self._build_options(options, res, cid)
         for depth, sub in enumerate(reversed(parts[1:])):
@@ -1573,6 +1574,16 @@ class FakeDiscord:
         self._register_interaction(payload, author, command_name=command_name)
         await self.dispatch("INTERACTION_CREATE", payload)
         return copy.deepcopy(payload)
+
+    async def use_message_command(self, author: User, name: str, message_id: Union[int, str],
+                                  **kwargs: Any) -> Dict[str, Any]:
+        """Use the message context menu ``name`` (Apps → name) on a stored message: an APPLICATION_COMMAND
+        interaction of command type 3 whose ``data`` has ``target_id`` and the message under
+        ``resolved.messages``, in the message's channel. Returns the interaction payload."""
+        msg = self.messages[int(message_id)]
+        return await self.send_interaction(
+            author, name, command_type=3, target_id=int(message_id), channel_id=int(msg["channel_id"]),
+            resolved={"messages": {str(msg["id"]): copy.deepcopy(msg)}}, **kwargs)
 
     @staticmethod
     def _walk_components(components: Iterable[Dict[str, Any]]) -> Iterable[Dict[str, Any]]:
@@ -2288,6 +2299,12 @@ class FakeDiscord:
         elif rtype == 8:  # APPLICATION_COMMAND_AUTOCOMPLETE_RESULT
             pass
         elif rtype == 9:  # MODAL
+            too_long = [t for t in [data.get("title") or ""] + [c.get("label") or "" for c in
+                                                                self._walk_components(data.get("components", []))]
+                        if len(t) > MAX_MODAL_LABEL]
+            if too_long:
+                return _form_error("data", "BASE_TYPE_MAX_LENGTH",
+                                   f"Must be {MAX_MODAL_LABEL} or fewer in length: {too_long[0]!r}")
             rec.modal = data
         elif rtype == 1:
             pass

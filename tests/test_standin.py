@@ -7,6 +7,7 @@ import io
 import aiohttp
 import discord
 import pytest
+from discord import app_commands
 from discord.ext import commands
 
 from discord_standin import FakeDiscord, StandinTimeout, Upload, run_bot
@@ -181,6 +182,35 @@ async def test_button_click_edits_message(fake_discord: FakeDiscord) -> None:
     assert edit.via == "interaction" and edit.message_id == posted.message_id
     assert edit.content == "clicked 1" and second.content == "clicked 2"
     assert fake_discord.get_message(posted.message_id)["content"] == "clicked 2"
+
+
+async def quote(interaction: discord.Interaction, message: discord.Message) -> None:
+    await interaction.response.send_message(f"{message.author.id} said {message.content!r}", ephemeral=True)
+
+
+class LongModal(discord.ui.Modal, title="Long"):
+    steps = discord.ui.Label(text="x" * 46, component=discord.ui.TextInput())  # Discord allows 45
+
+
+async def long_form(interaction: discord.Interaction, message: discord.Message) -> None:
+    await interaction.response.send_modal(LongModal())
+
+
+async def test_message_context_menu_gets_the_message_and_modal_labels_are_capped(fake_discord: FakeDiscord) -> None:
+    bot = make_bot()
+    for name, callback in (("Quote this", quote), ("Long form", long_form)):
+        bot.tree.add_command(app_commands.ContextMenu(name=name, callback=callback))
+    async with run_bot(bot):
+        sent = await fake_discord.send_message(fake_discord.alice, "hello")
+        mark = fake_discord.mark()
+        await fake_discord.use_message_command(fake_discord.bob, "Quote this", sent["id"])
+        quoted = await fake_discord.wait_for(kind="message", since=mark)
+        mark = fake_discord.mark()
+        await fake_discord.use_message_command(fake_discord.bob, "Long form", sent["id"])
+        with pytest.raises(StandinTimeout):
+            await fake_discord.wait_for(kind="interaction_response", since=mark, timeout=1)
+    assert quoted.ephemeral and quoted.content == f"{fake_discord.alice.id} said 'hello'"
+    assert not any(r.modal for r in fake_discord.interactions.values())  # refused with 400, never opened
 
 
 @pytest.mark.parametrize("tier, limit", [(0, 10 * 1024 * 1024), (2, 50 * 1024 * 1024)])
