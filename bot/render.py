@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 import discord
 from PIL import Image
 
-from engine import SPECS, Settings, format_value, masks
+from engine import SPECS, Settings, format_value, masks, stamp
+from engine.stamp import Stamp
 
 from .config import Caps
 from .jobs import Job, Snapshot, Status, short_id
@@ -158,18 +159,18 @@ def queue_text(jobs: Sequence[Job], shown: Callable[[Job], bool] = lambda job: T
     return fit(f"**Queue** ({waiting} waiting)\n" + "\n".join(lines))
 
 
-def encode_for_upload(image: Image.Image, limit: int, name: str = "stylized") -> tuple[bytes, str] | None:
-    """PNG if it fits under `limit` bytes, else the best JPEG quality that fits; None if nothing does."""
-    png = io.BytesIO()
-    image.save(png, "PNG", optimize=False)
-    if png.tell() <= limit:
-        return png.getvalue(), f"{name}.png"
+def encode_for_upload(image: Image.Image, limit: int, name: str = "stylized",
+                      settings: Stamp | None = None) -> tuple[bytes, str] | None:
+    """PNG if it fits under `limit` bytes, else the best JPEG quality that fits; None if nothing does.
+    `settings` travel inside the file (engine.stamp: PNG text chunk, JPEG comment)."""
+    png = stamp.save(image, settings, "PNG", optimize=False)
+    if len(png) <= limit:
+        return png, f"{name}.png"
     rgb = image.convert("RGB")
     for quality in (95, 90, 85, 75, 60):
-        jpeg = io.BytesIO()
-        rgb.save(jpeg, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2)
-        if jpeg.tell() <= limit:
-            return jpeg.getvalue(), f"{name}.jpg"
+        jpeg = stamp.save(rgb, settings, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2)
+        if len(jpeg) <= limit:
+            return jpeg, f"{name}.jpg"
     return None
 
 
