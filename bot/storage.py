@@ -44,6 +44,11 @@ MIGRATIONS: tuple[str, ...] = (
                        finished REAL NOT NULL, settings TEXT NOT NULL, pictures TEXT NOT NULL);
     CREATE INDEX jobs_user ON jobs (user_id);
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN message_id INTEGER;
+    ALTER TABLE jobs ADD COLUMN styles TEXT NOT NULL DEFAULT '[]';
+    CREATE INDEX jobs_message ON jobs (message_id);
+    """,
 )
 """Schema changes in order; PRAGMA user_version counts those applied. Append, never edit."""
 
@@ -65,6 +70,17 @@ class StoredStyle:
     picture: str  # file name in the pictures folder
     credit: str
     added_by: int
+
+
+@dataclass(frozen=True)
+class KeptJob:
+    """A finished job as kept: the settings it ran with and its styles' names and credits (JSON texts)."""
+
+    id: str
+    user_id: int
+    guild_id: int | None
+    settings: str
+    styles: str
 
 
 @dataclass(frozen=True)
@@ -289,19 +305,29 @@ class Store:
         return self.writable and self.keep_days > 0
 
     async def keep_job(self, job_id: str, user_id: int, guild_id: int | None, settings: str,
-                       pictures: Iterable[bytes]) -> bool:
-        """Keep a finished job's inputs (PNG bytes, photo first) and the settings it ran with, for
-        keep_days; False when that would pass the disk cap."""
+                       pictures: Iterable[bytes], *, message_id: int | None = None, styles: str = "[]") -> bool:
+        """Keep a finished job's inputs (PNG bytes, photo first), the settings it ran with and its styles'
+        credits (JSON), under the id of the message that carries the result, for keep_days; False when
+        that would pass the disk cap."""
         def write(db: sqlite3.Connection) -> bool:
             data = list(pictures)
             if not self._room_for(sum(map(len, data))):
                 log.warning("storage: over its disk cap, job %s's inputs are not kept", job_id)
                 return False
             names = [self._put_picture(d) for d in data]
-            db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?)",
-                       (job_id, user_id, guild_id, time.time(), settings, json.dumps(names)))
+            db.execute("INSERT OR REPLACE INTO jobs (id, user_id, guild_id, finished, settings, pictures, message_id, "
+                       "styles) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       (job_id, user_id, guild_id, time.time(), settings, json.dumps(names), message_id, styles))
             return True
         return await self._write(write)
+
+    async def job_for_message(self, message_id: int) -> KeptJob | None:
+        """The kept job whose result is message `message_id`, if it is still kept."""
+        def read(db: sqlite3.Connection) -> KeptJob | None:
+            row = db.execute("SELECT id, user_id, guild_id, settings, styles FROM jobs WHERE message_id = ?",
+                             (message_id,)).fetchone()
+            return KeptJob(*row) if row else None
+        return await self._read(read)
 
     async def forget(self, user_id: int) -> int:
         """Delete everything kept from `user_id`'s jobs; how many jobs that was."""

@@ -45,12 +45,20 @@ class Stamp:
         """The stamp in `text`, or None when it is not a stamp of a version this code reads."""
         try:
             values = json.loads(text)
-            if not isinstance(values, dict) or values.get("stylize") != VERSION:
-                return None
-            raw = {k: v for k, v in values["settings"].items() if v is not None}
-            styles = tuple(StyleCredit(_text(s.get("name")), _text(s.get("credit"))) for s in values.get("styles", []))
-            return cls(Settings.parse(raw), styles)
-        except (ValueError, TypeError, KeyError, AttributeError, ParamError):
+        except ValueError:
+            return None
+        if not isinstance(values, dict) or values.get("stylize") != VERSION:
+            return None
+        return cls.from_values(values.get("settings"), values.get("styles", []))
+
+    @classmethod
+    def from_values(cls, settings: Any, styles: Any) -> Stamp | None:
+        """A stamp from JSON values (`dataclasses.asdict` of Settings and StyleCredits), checked; None if unusable."""
+        try:
+            raw = {k: v for k, v in settings.items() if v is not None}
+            credits = tuple(StyleCredit(_text(s.get("name")), _text(s.get("credit"))) for s in styles)
+            return cls(Settings.parse(raw), credits)
+        except (ValueError, TypeError, AttributeError, ParamError):
             return None
 
 

@@ -145,3 +145,22 @@ def test_celery_workers_never_load_the_store() -> None:
     code = "import sys, bot.jobs.worker, bot.jobs.celery; print('bot.storage' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+async def test_kept_jobs_are_found_by_their_result_message_also_after_migrating(tmp_path: Path) -> None:
+    old = sqlite3.connect(tmp_path / DATABASE)  # a store from before message ids were kept
+    old.executescript(f"BEGIN; {MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
+    old.execute("INSERT INTO jobs VALUES ('old', 7, NULL, 1.0, '{}', '[]')")
+    old.commit()
+    old.close()
+    store = await opened(tmp_path)
+    try:
+        assert await store.keep_job("a1", 42, 9, '{"steps": 3}', [png(1)], message_id=555,
+                                    styles='[{"name": "wave"}]')
+        kept = await store.job_for_message(555)
+        assert kept is not None and (kept.id, kept.user_id, kept.guild_id) == ("a1", 42, 9)
+        assert (kept.settings, kept.styles) == ('{"steps": 3}', '[{"name": "wave"}]')
+        assert await store.job_for_message(556) is None
+        assert await store.forget(7) == 1  # the migrated row is still there
+    finally:
+        await store.close()

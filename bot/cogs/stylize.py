@@ -43,8 +43,9 @@ from discord import app_commands
 from discord.ext import commands
 from PIL import Image
 
-from engine import MIN_SIDE, SPECS, EngineError, ParamError, Settings, Spec, check_shape, masks
+from engine import MIN_SIDE, SPECS, EngineError, ParamError, Settings, Spec, check_shape, masks, movie
 from engine.params import SPEC
+from engine.stamp import Stamp, StyleCredit
 
 from ..inputs.fetch import FetchError, fetch_url
 from ..inputs.images import ImageError, decode_image
@@ -52,7 +53,8 @@ from ..jobs import Admission, Detached, Job, QueueFull, Snapshot, Status, short_
 from ..library import Style
 from ..parsing import (Arguments, UsageError, canonical, check_blend, echo, parse_settings, pick_inputs,
                        pick_slash_inputs, split_arguments, style_names)
-from ..render import encode_for_upload, fit, help_embeds, preview_png, queue_text, result_embed, status_text, usage
+from ..render import (credits_text, encode_for_upload, fit, help_embeds, preview_png, queue_text, result_embed,
+                      status_text, usage)
 from ..storage import StorageUnavailable
 
 if TYPE_CHECKING:
@@ -197,6 +199,16 @@ class Origin:
                    else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES)
 
 
+@dataclass(frozen=True)
+class Request:
+    """Who asks where: the job's owner, the channel its messages go to, and the message it answers (if any)."""
+
+    user_id: int
+    channel: Any  # a messageable channel with get_partial_message
+    guild_id: int | None
+    message_id: int | None
+
+
 def user_facing(error: BaseException) -> Exception | None:
     """The user's mistake inside discord.py's wrappers (CommandInvokeError, HybridCommandError…), if any."""
     seen: BaseException | None = error
@@ -214,7 +226,7 @@ class Stylize(commands.Cog):
         self.bot = bot
         self.config = bot.config
         self._followers: set[asyncio.Task[None]] = set()
-        self._credits: dict[str, str] = {}  # job id → the library styles it uses, for the result echo
+        self._credits: dict[str, tuple[StyleCredit, ...]] = {}  # job id → its library styles, for echo and stamp
         self._recovery: asyncio.Task[None] | None = None
         cooldown = self.config.cooldown
         self._commands = _per_user(cooldown.commands, cooldown.seconds)
@@ -276,7 +288,16 @@ class Stylize(commands.Cog):
             mask_source = mask
         check_blend(settings, len(styles), masked=mask_source is not None)
         await ctx.defer()
-        async with self._admission.hold(ctx.author.id):  # limits first: a refused job downloads nothing
+        request = Request(ctx.author.id, ctx.channel, guild_id, None if ctx.interaction else ctx.message.id)
+        await self.submit(request, photo, styles, mask_source, settings, given, Origin.of(ctx),
+                          partial(ctx.reply, mention_author=False))
+
+    async def submit(self, request: Request, photo: discord.Attachment | str, styles: list[Any],
+                     mask_source: discord.Attachment | str | None, settings: Settings, given: frozenset[str],
+                     origin: Origin, post: Callable[..., Awaitable[discord.Message]]) -> None:
+        """Load the inputs within the queue's limits, queue the job, `post` its status message and follow it
+        (the command, and the "use this photo" menu)."""
+        async with self._admission.hold(request.user_id):  # limits first: a refused job downloads nothing
             content_image = await self._load(photo, "The photo", settings)
             style_images = [await self.bot.library.image(s) if isinstance(s, Style) else
                             await self._load(s, f"Style picture {n}" if len(styles) > 1 else "The style picture",
@@ -285,23 +306,23 @@ class Stylize(commands.Cog):
             mask_image = None if mask_source is None else await self._load(mask_source, "The mask", settings)
             if mask_image is not None:
                 masks.check_aspect(mask_image, content_image, "mask")
-            job = Job(user_id=ctx.author.id, channel_id=ctx.channel.id, guild_id=guild_id,
-                      message_id=None if ctx.interaction else ctx.message.id, content=content_image,
+            job = Job(user_id=request.user_id, channel_id=request.channel.id, guild_id=request.guild_id,
+                      message_id=request.message_id, content=content_image,
                       styles=tuple(style_images), settings=settings, given=given, mask=mask_image)
             position = await self.bot.backend.submit(job)
         try:
-            status = await ctx.reply(status_text(job.id, Snapshot(Status.QUEUED, position, None, None)),
-                                     view=cancel_view(job.id), mention_author=False)
+            status = await post(status_text(job.id, Snapshot(Status.QUEUED, position, None, None)),
+                                view=cancel_view(job.id))
         except BaseException:  # Discord refused it, or the network failed (not an HTTPException): nobody
             # could follow this job, so don't paint it, and collect it so that the backend forgets it
             await self.bot.backend.cancel(job.id, "cancelled: its status message could not be posted")
             await self.bot.backend.result(job.id)
             raise
         await self.bot.backend.track(job.id, status.id)
-        if named:
-            self._credits[job.id] = _credits(styles)
-        self._start_following(Origin.of(ctx), job, ctx.channel.get_partial_message(status.id),  # type: ignore[union-attr]
-                              keep=True)
+        if any(isinstance(s, Style) for s in styles):
+            self._credits[job.id] = tuple(StyleCredit(s.name, s.credit) if isinstance(s, Style) else StyleCredit()
+                                          for s in styles)
+        self._start_following(origin, job, request.channel.get_partial_message(status.id), keep=True)
 
     @stylize.autocomplete("preset")
     async def _complete_preset(self, interaction: discord.Interaction, current: str
@@ -516,16 +537,19 @@ class Stylize(commands.Cog):
                     shown = text
                     await _edit(status, content=text, **changes)
             finished = done.result()
-            await self._conclude(origin, finished, status)
+            credits = self._credits.pop(job.id, None) or (StyleCredit(),) * len(job.styles)
+            posted = await self._conclude(origin, finished, status, credits)
             if keep and finished.status is Status.DONE:
-                await self._keep(job, finished)
+                await self._keep(job, finished, posted, credits)
         except Detached:  # the bot is stopping; the job is not: the next run delivers it
             await _edit(status, content=RESTARTING.format(id=job.short))
         except Exception:
             log.exception("delivering job %s failed", job.id)
 
-    async def _keep(self, submitted: Job, finished: Job) -> None:
-        """Keep a finished job's inputs and settings for [storage] keep_days (for `again`; `forget` deletes them)."""
+    async def _keep(self, submitted: Job, finished: Job, posted: discord.Message | None,
+                    credits: tuple[StyleCredit, ...]) -> None:
+        """Keep a finished job's inputs and settings for [storage] keep_days (for `again` and the menus, which
+        find it by its result message; `forget` deletes them)."""
         store = self.bot.store
         if not store.keeps_jobs or finished.result is None:
             return
@@ -533,42 +557,55 @@ class Stylize(commands.Cog):
             None, lambda: [preview_png(p) for p in (submitted.content, *submitted.styles)])
         try:
             await store.keep_job(submitted.id, submitted.user_id, submitted.guild_id,
-                                 json.dumps(dataclasses.asdict(finished.result.settings)), pictures)
+                                 json.dumps(dataclasses.asdict(finished.result.settings)), pictures,
+                                 message_id=posted.id if posted is not None else None,
+                                 styles=json.dumps([dataclasses.asdict(c) for c in credits]))
         except StorageUnavailable:
             pass  # logged by the store; the user has the picture already
 
-    async def _conclude(self, origin: Origin, job: Job, status: discord.PartialMessage) -> None:
-        """Final status line, and a reply with the picture (or the reason there is none)."""
-        credits = self._credits.pop(job.id, None)
+    async def _conclude(self, origin: Origin, job: Job, status: discord.PartialMessage,
+                        credits: tuple[StyleCredit, ...]) -> discord.Message | None:
+        """Final status line, and a reply with the picture (or the reason there is none); the reply, if any."""
         mention = f"<@{job.user_id}>"
         ping = discord.AllowedMentions(users=[discord.Object(job.user_id)])  # the one ping the bot means
         if job.status is Status.CANCELLED:
             await _edit(status, content=f"🛑 Job `{job.short}` {job.error}.", view=None, attachments=[])
             if job.error != f"cancelled by {mention}":
                 await origin.reply(f"{mention} your job `{job.short}` was {job.error}.", allowed_mentions=ping)
-            return
+            return None
         encoded = None
+        loop = asyncio.get_running_loop()
         if job.status is Status.DONE:
             assert job.result is not None
-            loop = asyncio.get_running_loop()
-            encoded = await loop.run_in_executor(None, encode_for_upload, job.result.image, origin.upload_limit)
+            encoded = await loop.run_in_executor(None, partial(encode_for_upload, job.result.image, origin.upload_limit,
+                                                               settings=Stamp(job.result.settings, credits)))
             if encoded is None:
                 job.error = "the picture is too large to upload here — try a smaller size"
         if encoded is None:
             await _edit(status, content=f"❌ Job `{job.short}` failed: {job.error}.", view=None, attachments=[])
             await origin.reply(f"{mention} sorry, your job `{job.short}` failed: {job.error}.", allowed_mentions=ping)
-            return
+            return None
         assert job.result is not None
         data, filename = encoded
+        files = [discord.File(io.BytesIO(data), filename)]
+        text = f"{mention} here is your painting!"
+        if job.result.frames:  # the picture has the upload budget first; the timelapse gets what is left
+            try:
+                movie_data, kind = await loop.run_in_executor(
+                    None, movie.timelapse, job.result.frames, origin.upload_limit - len(data))
+                files.append(discord.File(io.BytesIO(movie_data), f"timelapse.{kind}"))
+            except movie.AnimationTooLarge:
+                text += " (The timelapse was too large to upload beside it, so I left it out.)"
         await _edit(status, content=f"✅ Job `{job.short}` done in {job.result.elapsed:.1f} s.", view=None,
                     attachments=[])
         try:
-            await origin.reply(f"{mention} here is your painting!", embed=result_embed(job, job.given, filename, credits),
-                               file=discord.File(io.BytesIO(data), filename), allowed_mentions=ping)
+            return await origin.reply(text, embed=result_embed(job, job.given, filename, credits_text(credits)),
+                                      files=files, allowed_mentions=ping)
         except discord.HTTPException as error:
             log.warning("could not upload the result of job %s: %s", job.id, error)
             await origin.reply(f"{mention} your painting is ready, but Discord refused the upload "
                                f"({error.text or error.status}) — try a smaller size.", allowed_mentions=ping)
+            return None
 
 
 async def _edit(message: discord.PartialMessage, **changes: Any) -> None:
@@ -613,12 +650,6 @@ def is_moderator(user: discord.abc.User, config: Config) -> bool:
 
 def _of_this_server(job: Job, guild: discord.Guild | None) -> bool:
     return guild is not None and job.guild_id == guild.id
-
-
-def _credits(styles: list[Any]) -> str:
-    """The result echo's list of styles, library ones with their credits, in blend order."""
-    return "\n".join(f"`{s.name}` — {discord.utils.escape_mentions(discord.utils.escape_markdown(s.credit))}"
-                     if isinstance(s, Style) else "your picture" for s in styles)
 
 
 def _role_ids(user: discord.abc.User) -> list[int]:
