@@ -275,6 +275,27 @@ async def test_modal_ephemeral_reply_and_edit_original(fake_discord: FakeDiscord
     assert fake_discord.original_response(submit)["content"] == "saved steps=300"
 
 
+async def test_message_context_menu_gets_the_message_resolved(fake_discord: FakeDiscord) -> None:
+    bot = make_bot()
+
+    @bot.tree.context_menu(name="Show attachments")
+    async def show(interaction: discord.Interaction, message: discord.Message) -> None:
+        names = ", ".join(f"{a.filename} {a.size}" for a in message.attachments)
+        await interaction.response.send_message(f"{message.author.id}: {message.content} [{names}]", ephemeral=True)
+
+    async with run_bot(bot):
+        posted = await fake_discord.send_message(fake_discord.bob, "my cat", attachments=[Upload("cat.png", PNG_1x1)])
+        mark = fake_discord.mark()
+        used = await fake_discord.context_menu(fake_discord.alice, "Show attachments", posted["id"])
+        answer = await fake_discord.wait_for(kind="message", since=mark)
+        with pytest.raises(LookupError):
+            await fake_discord.context_menu(fake_discord.alice, "Show attachments", 12345)
+    data = used["data"]
+    assert (data["type"], data["name"], data["target_id"]) == (3, "Show attachments", posted["id"])
+    assert used["member"]["user"]["id"] == str(fake_discord.alice.id)
+    assert answer.ephemeral and answer.content == f"{fake_discord.bob.id}: my cat [cat.png {len(PNG_1x1)}]"
+
+
 async def test_pings_follow_allowed_mentions(fake_discord: FakeDiscord) -> None:
     alice, bob = fake_discord.alice, fake_discord.bob
     role = fake_discord.moderator_role_id
