@@ -48,7 +48,7 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN message_id INTEGER;
     ALTER TABLE jobs ADD COLUMN given TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE jobs ADD COLUMN masked INTEGER NOT NULL DEFAULT 0;
-    ALTER TABLE jobs ADD COLUMN credits TEXT;
+    ALTER TABLE jobs ADD COLUMN styles TEXT NOT NULL DEFAULT '[]';
     CREATE INDEX jobs_message ON jobs (message_id);
     """,
 )
@@ -76,7 +76,7 @@ class StoredStyle:
 
 @dataclass(frozen=True)
 class KeptJob:
-    """A finished job's inputs and settings, as kept for the "again" buttons and menus."""
+    """A finished job's inputs and settings, as kept for the "again" buttons and the menus."""
 
     id: str
     user_id: int
@@ -86,7 +86,7 @@ class KeptJob:
     message_id: int | None  # the result's message, once posted
     given: tuple[str, ...]  # the settings its owner set (echoes mark them)
     masked: bool
-    credits: str | None  # the result echo's list of library styles
+    styles: str  # JSON: each style's library name and credit (engine.stamp.StyleCredit), in blend order
 
 
 @dataclass(frozen=True)
@@ -312,9 +312,10 @@ class Store:
 
     async def keep_job(self, job_id: str, user_id: int, guild_id: int | None, settings: str,
                        pictures: Iterable[bytes], *, given: Iterable[str] = (), masked: bool = False,
-                       credits: str | None = None) -> bool:
-        """Keep a finished job's inputs (PNG bytes: the photo, the styles, then the mask if `masked`) and
-        the settings it ran with, for keep_days; False when that would pass the disk cap."""
+                       styles: str = "[]") -> bool:
+        """Keep a finished job's inputs (PNG bytes: the photo, the styles, then the mask if `masked`), the
+        settings it ran with and its styles' names and credits (JSON), for keep_days; False when that would
+        pass the disk cap."""
         def write(db: sqlite3.Connection) -> bool:
             data = list(pictures)
             if not self._room_for(sum(map(len, data))):
@@ -322,21 +323,21 @@ class Store:
                 return False
             names = [self._put_picture(d) for d in data]
             db.execute("INSERT OR REPLACE INTO jobs (id, user_id, guild_id, finished, settings, pictures, given, "
-                       "masked, credits) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       "masked, styles) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (job_id, user_id, guild_id, time.time(), settings, json.dumps(names),
-                        json.dumps(sorted(given)), int(masked), credits))
+                        json.dumps(sorted(given)), int(masked), styles))
             return True
         return await self._write(write)
 
     async def note_message(self, job_id: str, message_id: int) -> None:
-        """Record the message that carries a kept job's result (the "paint again" menu finds it by it)."""
+        """Record the message that carries a kept job's result (the menus find the job by it)."""
         await self._write(lambda db: db.execute("UPDATE jobs SET message_id = ? WHERE id = ?", (message_id, job_id)))
 
     async def kept_job(self, job_id: str | None = None, *, message_id: int | None = None) -> KeptJob | None:
         """A kept job by its id or by its result's message id; None once past keep_days (swept or not),
         forgotten, or never kept."""
         def read(db: sqlite3.Connection) -> KeptJob | None:
-            row = db.execute(f"SELECT id, user_id, guild_id, settings, pictures, message_id, given, masked, credits "
+            row = db.execute(f"SELECT id, user_id, guild_id, settings, pictures, message_id, given, masked, styles "
                              f"FROM jobs WHERE {'id' if message_id is None else 'message_id'} = ? AND finished >= ?",
                              (job_id if message_id is None else message_id,
                               time.time() - self.keep_days * DAY)).fetchone()

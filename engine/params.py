@@ -217,6 +217,7 @@ class Settings:
     seed: int | None = param(None, "random seed for repeatable results (default: random)",
                              min=0, max=2**31 - 1, optional=True)
     preview: bool = param(False, "show a preview image at every progress report")
+    timelapse: bool = param(False, "also make an animation of the picture developing, a frame per progress report")
 
     @property
     def epoch_length(self) -> int:

@@ -1544,7 +1544,8 @@ class FakeDiscord:
     ) -> Dict[str, Any]:
         """Dispatch an APPLICATION_COMMAND interaction (type 2; type 4 if ``autocomplete``).
 
-        ``command_name`` may name a subcommand: ``"group sub"`` or ``"group subgroup sub"``.
+        ``command_name`` may name a subcommand: ``"group sub"`` or ``"group subgroup sub"`` (slash commands
+        only: a user or message command's name is taken whole, spaces and all).
         ``options`` is either a raw list of option dicts, or a dict ``{name: value}`` whose
         types are inferred: str (3), int (4), bool (5), float (10), :class:`User` (6, with
         resolved user+member) and :class:`Upload`/``(filename, bytes[, content_type])`` (11, an
@@ -1552,7 +1553,7 @@ class FakeDiscord:
         merged into ``data.resolved``. Set ``command_guild_id`` for guild-registered commands.
         Returns the interaction payload (``id``, ``token``...)."""
         cid = self.dm_channel_id(author) if dm else (channel_id or self.channel_id)
-        parts = command_name.split() if command_type == 1 else [command_name]  # menu names may have spaces
+        parts = command_name.split() if command_type == 1 else [command_name]  # menu names may hold spaces
         res: Dict[str, Dict[str, Any]] = copy.deepcopy(resolved) if resolved else {}
         opts = self._build_options(options, res, cid)
         for depth, sub in enumerate(reversed(parts[1:])):
@@ -1575,15 +1576,18 @@ class FakeDiscord:
         await self.dispatch("INTERACTION_CREATE", payload)
         return copy.deepcopy(payload)
 
-    async def use_message_command(self, author: User, name: str, message_id: Union[int, str],
-                                  **kwargs: Any) -> Dict[str, Any]:
+    async def use_message_command(self, author: User, name: str, message_id: Union[int, str]) -> Dict[str, Any]:
         """Use the message context menu ``name`` (Apps → name) on a stored message: an APPLICATION_COMMAND
-        interaction of command type 3 whose ``data`` has ``target_id`` and the message under
-        ``resolved.messages``, in the message's channel. Returns the interaction payload."""
-        msg = self.messages[int(message_id)]
-        return await self.send_interaction(
-            author, name, command_type=3, target_id=int(message_id), channel_id=int(msg["channel_id"]),
-            resolved={"messages": {str(msg["id"]): copy.deepcopy(msg)}}, **kwargs)
+        interaction of command type 3 whose ``data`` has ``target_id`` and the message in
+        ``resolved.messages``, as Discord sends it. Returns the interaction payload."""
+        msg = self.messages.get(int(message_id))
+        if msg is None:
+            raise LookupError(f"unknown message {message_id}")
+        cid = int(msg["channel_id"])
+        dm = not self.channels.get(cid, {}).get("guild_id")
+        return await self.send_interaction(author, name, resolved={"messages": {str(msg["id"]): copy.deepcopy(msg)}},
+                                           channel_id=None if dm else cid, dm=dm, command_type=3,
+                                           target_id=int(msg["id"]))
 
     @staticmethod
     def _walk_components(components: Iterable[Dict[str, Any]]) -> Iterable[Dict[str, Any]]:

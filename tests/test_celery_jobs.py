@@ -154,6 +154,31 @@ async def test_a_starting_picture_travels_with_the_job(backend: CeleryBackend, w
     assert blue > 180 and red < 80, (red, blue)
 
 
+async def test_timelapse_frames_come_back_through_redis_and_expire_with_the_job(backend: CeleryBackend,
+                                                                                workers: Workers, prefix: str) -> None:
+    a = job(1, Settings.parse({"timelapse": True, "num_epoch": 3}, TINY))
+    workers.hold(a.id)
+    await backend.submit(a)
+    await running(backend, a)
+    workers.release(a.id)
+    frames = Keys(prefix).job(a.id, "frames")
+    r = redis.Redis.from_url(workers.redis.url)
+    try:
+        for _ in range(300):  # stored beside the result, with the record's time to live
+            if r.exists(frames):
+                break
+            await asyncio.sleep(0.05)
+        assert 0 < r.ttl(frames) <= backend._keep
+        done = await asyncio.wait_for(backend.result(a.id), 30)
+        assert not r.exists(frames)  # handed over: deleted with the job's other keys
+    finally:
+        r.close()
+    assert done.status is Status.DONE, done.error
+    shown = done.result.frames
+    assert len(shown) == 4 and shown[-1].tobytes() == done.result.image.tobytes()  # the photo, steps 1, 2, the result
+    assert all(frame.size == (64, 48) for frame in shown) and shown[0].tobytes() != shown[1].tobytes()
+
+
 async def test_fair_order_limits_and_positions(workers: Workers, prefix: str) -> None:
     backend = CeleryBackend(workers.redis.url, prefix=prefix, workers=1, queue_size=3, per_user=2, poll=0.1)
     await backend.start()

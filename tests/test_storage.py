@@ -98,16 +98,18 @@ async def test_kept_jobs_are_found_by_id_and_by_their_result_message(tmp_path: P
     store = await opened(tmp_path, keep_days=1)
     try:
         assert await store.keep_job("new", 2, 9, '{"steps": 3}', [png(1), png(2), png(3)], given={"steps"},
-                                    masked=True, credits="`wave` — someone")
+                                    masked=True, styles='[{"name": "wave", "credit": "someone"}]')
         await store.note_message("new", 555)
         found = await store.kept_job(message_id=555)
         assert found == await store.kept_job("new")
         assert found is not None and (found.user_id, found.settings, found.given, found.masked) == \
             (2, '{"steps": 3}', ("steps",), True)
-        assert len(found.pictures) == 3 and found.credits == "`wave` — someone" and found.message_id == 555
+        assert len(found.pictures) == 3 and found.message_id == 555
+        assert found.styles == '[{"name": "wave", "credit": "someone"}]'
         legacy = await store.kept_job("old")
         assert legacy is not None and legacy.message_id is None and legacy.given == () and not legacy.masked
         assert await store.kept_job(message_id=556) is None and await store.kept_job("nope") is None
+        assert legacy.styles == "[]" and await store.forget(1) == 1  # the migrated row is an ordinary one
         store.keep_days = 0.5 / DAY  # half a second: both are past it, swept or not
         await asyncio.sleep(0.6)
         assert await store.kept_job("new") is None and await store.kept_job(message_id=555) is None
@@ -174,3 +176,4 @@ def test_celery_workers_never_load_the_store() -> None:
     code = "import sys, bot.jobs.worker, bot.jobs.celery; print('bot.storage' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import math
 from collections.abc import Callable
@@ -25,14 +26,16 @@ from discord.ext import commands
 from PIL import Image
 
 from engine import SPECS, Settings, format_value
+from engine.stamp import StyleCredit
 
 from ..config import Caps
-from ..inputs.images import decode_image, shrink
-from ..jobs import Job, settings_from
+from ..inputs.images import decode_image
+from ..jobs import settings_from
 from ..parsing import UsageError, check_blend, parse_settings, split_arguments
 from ..render import fit
 from ..storage import KeptJob, StorageUnavailable
-from .stylize import OUR_FAULT, Keep, Origin, Stylize, role_ids, slow_down, tell, user_facing
+from .stylize import (OUR_FAULT, Inputs, Origin, Request, Stylize, enabled_here, role_ids, slow_down, tell,
+                      user_facing)
 
 if TYPE_CHECKING:
     from ..app import StylizeBot
@@ -186,8 +189,7 @@ class Again(commands.Cog):
         """The kept job a click or the menu is about; None after telling the user why there is none."""
         config, store = self.bot.config, self.bot.store
         again = (f"send the photo and the style again with `{config.prefix}stylize` (or `/stylize paint`)")
-        if not config.access.allows(interaction.guild_id, interaction.channel_id or 0):
-            await tell(interaction, "I'm not enabled in this channel.")
+        if not await enabled_here(interaction, config):
             return None
         if store.keep_days <= 0:
             await tell(interaction, f"This bot keeps no photos or settings of finished jobs — to paint it again, "
@@ -225,16 +227,16 @@ class Again(commands.Cog):
             check_blend(settings, len(kept.pictures) - 1 - kept.masked, masked=kept.masked)
             if start and not message.attachments:
                 raise UsageError("That message has no picture left to start from.")
-            async with stylize.admission.hold(user.id):
+
+            async def gather() -> Inputs:
                 photo, *styles = await self._pictures(kept)
                 mask = styles.pop() if kept.masked else None
                 init = await stylize.load(message.attachments[0], "The picture", settings) if start else None
-                job = Job(user_id=user.id, channel_id=message.channel.id, guild_id=interaction.guild_id,
-                          message_id=message.id, content=shrink(photo, settings.size), styles=tuple(styles),
-                          settings=settings, given=given, mask=mask, init=init)
-                position = await self.bot.backend.submit(job)
-            await stylize.launch(Origin.resumed(message.channel, message.id), job, position,
-                                 Keep(kept.user_id, photo, kept.credits))
+                credits = tuple(StyleCredit(**c) for c in json.loads(kept.styles)) or (StyleCredit(),) * len(styles)
+                return Inputs(kept.user_id, photo, tuple(styles), credits, mask, init)
+
+            request = Request(user.id, interaction.guild_id, message.id, Origin.resumed(message.channel, message.id))
+            job = await stylize.submit(request, settings, given, gather)
         except Exception as error:
             cause = user_facing(error)
             if cause is None:

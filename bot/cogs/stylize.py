@@ -17,18 +17,22 @@ hybrid command) is what lets `!stylize help`, `!stylize cancel` and the rest exi
 `!stylize <images> key=value…`; slash commands cannot take options and have subcommands at once, so
 the painting itself is the group's `paint` fallback subcommand.
 
-Each accepted job gets a status message (with a Cancel button) and an asyncio task that edits it
-from the backend's snapshots every `progress_interval` seconds, then replies with the picture — with
-the "again" buttons of bot/cogs/again.py when the job's inputs were kept (`launch` serves them too). A
-backend whose jobs outlive the bot (Celery) hands the jobs of the previous run to `recover()` at
-start; they are followed the same way, answering in their channel, in reply to their command.
+Every job — from the command, the "again" buttons (bot/cogs/again.py) or the menus (bot/cogs/menus.py),
+all through `submit` — gets a status message (with a Cancel button) and an asyncio task that edits it
+from the backend's snapshots every `progress_interval` seconds, then replies with the picture (its
+settings stamped inside, the timelapse beside it if asked for) — with the "again" buttons when the
+job's inputs were kept. A backend whose jobs outlive the bot (Celery) hands the jobs of the previous
+run to `recover()` at start; they are followed the same way, answering in their channel, in reply to
+their command.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import io
+import json
 import logging
 import math
 import types
@@ -43,8 +47,9 @@ from discord import app_commands
 from discord.ext import commands
 from PIL import Image
 
-from engine import MIN_SIDE, SPECS, EngineError, ParamError, Settings, Spec, check_shape, masks
+from engine import MIN_SIDE, SPECS, EngineError, ParamError, Settings, Spec, check_shape, masks, movie
 from engine.params import SPEC
+from engine.stamp import Stamp, StyleCredit
 
 from ..inputs.fetch import FetchError, fetch_url
 from ..inputs.images import ImageError, decode_image, shrink
@@ -52,7 +57,8 @@ from ..jobs import Admission, Detached, Job, QueueFull, Snapshot, Status, settin
 from ..library import Style
 from ..parsing import (Arguments, UsageError, canonical, check_blend, echo, parse_settings, pick_inputs,
                        pick_slash_inputs, split_arguments, style_names)
-from ..render import encode_for_upload, fit, help_embeds, preview_png, queue_text, result_embed, status_text, usage
+from ..render import (credits_text, encode_for_upload, fit, help_embeds, preview_png, queue_text, result_embed,
+                      status_text, usage)
 from ..storage import StorageUnavailable
 
 if TYPE_CHECKING:
@@ -173,13 +179,17 @@ RESTARTING = "⏸️ I'm restarting — job `{id}` keeps its place, and I'll pos
 
 
 @dataclass(frozen=True)
-class Keep:
-    """What a job submitted in this run keeps once done: whose pictures they are (`forget` deletes them),
-    the photo as taken in (up to keep_side, larger than the job's) and the echo's list of library styles."""
+class Inputs:
+    """A job's pictures, decoded: the photo as taken in (up to keep_side, larger than the job's) and whose it
+    is (`forget` deletes what is kept of it), the styles with their library names and credits (for the echo,
+    the stamp and the store), the mask and the starting picture (⤴ Bigger)."""
 
     owner: int
     photo: Image.Image
-    credits: str | None = None
+    styles: tuple[Image.Image, ...]
+    credits: tuple[StyleCredit, ...]
+    mask: Image.Image | None = None
+    init: Image.Image | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +216,18 @@ class Origin:
         guild = getattr(channel, "guild", None)
         return cls(channel, reply, guild.filesize_limit if guild is not None
                    else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES)
+
+
+@dataclass(frozen=True)
+class Request:
+    """Who asks where: the job's owner, the message it answers (if any), where its messages go, and how its
+    status message is posted (default: a reply through `origin`)."""
+
+    user_id: int
+    guild_id: int | None
+    message_id: int | None
+    origin: Origin
+    post: Callable[..., Awaitable[discord.Message]] | None = None
 
 
 def user_facing(error: BaseException) -> Exception | None:
@@ -286,35 +308,48 @@ class Stylize(commands.Cog):
             mask_source = mask
         check_blend(settings, len(styles), masked=mask_source is not None)
         await ctx.defer()
-        async with self.admission.hold(ctx.author.id):  # limits first: a refused job downloads nothing
-            kept_photo = await self.load(photo, "The photo", settings, long_side=max(settings.size, self.keep_side()))
-            content_image = shrink(kept_photo, settings.size)
-            style_images = [await self.bot.library.image(s) if isinstance(s, Style) else
-                            await self.load(s, f"Style picture {n}" if len(styles) > 1 else "The style picture",
-                                             settings, style=True)
-                            for n, s in enumerate(styles, start=1)]
-            mask_image = None if mask_source is None else await self.load(mask_source, "The mask", settings)
-            if mask_image is not None:
-                masks.check_aspect(mask_image, content_image, "mask")
-            job = Job(user_id=ctx.author.id, channel_id=ctx.channel.id, guild_id=guild_id,
-                      message_id=None if ctx.interaction else ctx.message.id, content=content_image,
-                      styles=tuple(style_images), settings=settings, given=given, mask=mask_image)
-            position = await self.bot.backend.submit(job)
-        await self.launch(Origin.of(ctx), job, position,
-                          Keep(ctx.author.id, kept_photo, _credits(styles) if named else None))
+        request = Request(ctx.author.id, guild_id, None if ctx.interaction else ctx.message.id, Origin.of(ctx))
+        await self.submit(request, settings, given, partial(self.gather, ctx.author.id, photo, styles, mask_source,
+                                                            settings))
 
-    async def launch(self, origin: Origin, job: Job, position: int, keep: Keep) -> None:
-        """Post a submitted job's status message (with Cancel) and follow the job to its end."""
+    async def submit(self, request: Request, settings: Settings, given: frozenset[str],
+                     gather: Callable[[], Awaitable[Inputs]]) -> Job:
+        """Gather the inputs within the queue's limits (a refused job downloads nothing), queue the job, post
+        its status message (with Cancel) and follow it to its end: the one path of the command, the "again"
+        buttons and both menus."""
+        async with self.admission.hold(request.user_id):
+            inputs = await gather()
+            job = Job(user_id=request.user_id, channel_id=request.origin.channel.id, guild_id=request.guild_id,
+                      message_id=request.message_id, content=shrink(inputs.photo, settings.size),
+                      styles=inputs.styles, settings=settings, given=given, mask=inputs.mask, init=inputs.init)
+            position = await self.bot.backend.submit(job)
+        post = request.post or partial(request.origin.reply, mention_author=False)
         try:
-            status = await origin.reply(status_text(job.id, Snapshot(Status.QUEUED, position, None, None)),
-                                        view=cancel_view(job.id), mention_author=False)
+            status = await post(status_text(job.id, Snapshot(Status.QUEUED, position, None, None)),
+                                view=cancel_view(job.id))
         except BaseException:  # Discord refused it, or the network failed (not an HTTPException): nobody
             # could follow this job, so don't paint it, and collect it so that the backend forgets it
             await self.bot.backend.cancel(job.id, "cancelled: its status message could not be posted")
             await self.bot.backend.result(job.id)
             raise
         await self.bot.backend.track(job.id, status.id)
-        self._start_following(origin, job, origin.channel.get_partial_message(status.id), keep)
+        self._start_following(request.origin, job, request.origin.channel.get_partial_message(status.id), inputs)
+        return job
+
+    async def gather(self, owner: int, photo: discord.Attachment | str, styles: list[Any],
+                     mask_source: discord.Attachment | str | None, settings: Settings) -> Inputs:
+        """Download and decode a new job's pictures (the photo kept up to keep_side); library styles come
+        from the library."""
+        kept_photo = await self.load(photo, "The photo", settings, long_side=max(settings.size, self.keep_side()))
+        style_images = [await self.bot.library.image(s) if isinstance(s, Style) else
+                        await self.load(s, f"Style picture {n}" if len(styles) > 1 else "The style picture",
+                                        settings, style=True)
+                        for n, s in enumerate(styles, start=1)]
+        mask_image = None if mask_source is None else await self.load(mask_source, "The mask", settings)
+        if mask_image is not None:
+            masks.check_aspect(mask_image, kept_photo, "mask")
+        credits = tuple(StyleCredit(s.name, s.credit) if isinstance(s, Style) else StyleCredit() for s in styles)
+        return Inputs(owner, kept_photo, tuple(style_images), credits, mask_image)
 
     def keep_side(self) -> int:
         """The long side photos are kept at (⤴ Bigger paints from them): the largest size any role may ask
@@ -489,7 +524,7 @@ class Stylize(commands.Cog):
         except discord.HTTPException as error:
             raise UsageError(f"{what}: I couldn't download that attachment — try uploading it again.") from error
 
-    def _start_following(self, origin: Origin, job: Job, status: discord.PartialMessage, keep: Keep | None = None
+    def _start_following(self, origin: Origin, job: Job, status: discord.PartialMessage, keep: Inputs | None = None
                          ) -> None:
         """Follow `job` to its end; `keep`: it was submitted in this run, so its inputs are at hand to keep."""
         task = asyncio.create_task(self._follow(origin, job, status, keep), name=f"stylize-job-{job.id}")
@@ -521,7 +556,7 @@ class Stylize(commands.Cog):
         except Exception:
             log.exception("recovering jobs failed")
 
-    async def _follow(self, origin: Origin, job: Job, status: discord.PartialMessage, keep: Keep | None) -> None:
+    async def _follow(self, origin: Origin, job: Job, status: discord.PartialMessage, keep: Inputs | None) -> None:
         """Edit the status message as the job moves, then deliver the outcome. Never raises."""
         backend = self.bot.backend
         done = asyncio.ensure_future(backend.result(job.id))
@@ -542,19 +577,21 @@ class Stylize(commands.Cog):
                     shown = text
                     await _edit(status, content=text, **changes)
             finished = done.result()
+            credits = keep.credits if keep is not None else (StyleCredit(),) * len(job.styles)
             kept = keep is not None and finished.status is Status.DONE and await self._keep(job, finished, keep)
-            posted = await self._conclude(origin, finished, status, keep and keep.credits, buttons=kept)
+            posted = await self._conclude(origin, finished, status, credits, buttons=kept)
             if kept and posted is not None:
-                with contextlib.suppress(StorageUnavailable):  # logged by the store; only the menu misses it
+                with contextlib.suppress(StorageUnavailable):  # logged by the store; only the menus miss it
                     await self.bot.store.note_message(job.id, posted.id)
         except Detached:  # the bot is stopping; the job is not: the next run delivers it
             await _edit(status, content=RESTARTING.format(id=job.short))
         except Exception:
             log.exception("delivering job %s failed", job.id)
 
-    async def _keep(self, submitted: Job, finished: Job, keep: Keep) -> bool:
-        """Keep a finished job's inputs and settings for [storage] keep_days (for the "again" buttons and menu;
-        `forget` by the photo's owner deletes them); whether they were kept."""
+    async def _keep(self, submitted: Job, finished: Job, keep: Inputs) -> bool:
+        """Keep a finished job's inputs and settings for [storage] keep_days (for the "again" buttons and the
+        menus, which find it by its result message; `forget` by the photo's owner deletes them); whether they
+        were kept."""
         store = self.bot.store
         if not store.keeps_jobs or finished.result is None:
             return False
@@ -564,14 +601,16 @@ class Stylize(commands.Cog):
         try:
             return await store.keep_job(submitted.id, keep.owner, submitted.guild_id,
                                         settings_json(finished.result.settings), pictures, given=finished.given,
-                                        masked=submitted.mask is not None, credits=keep.credits)
+                                        masked=submitted.mask is not None,
+                                        styles=json.dumps([dataclasses.asdict(c) for c in keep.credits]))
         except StorageUnavailable:
             return False  # logged by the store; the user has the picture already
 
-    async def _conclude(self, origin: Origin, job: Job, status: discord.PartialMessage, credits: str | None = None,
-                        buttons: bool = False) -> discord.Message | None:
-        """Final status line, and a reply with the picture (or the reason there is none); the picture's message
-        gets the "again" buttons when `buttons` (its inputs are kept). Returns that message."""
+    async def _conclude(self, origin: Origin, job: Job, status: discord.PartialMessage,
+                        credits: tuple[StyleCredit, ...], buttons: bool = False) -> discord.Message | None:
+        """Final status line, and a reply with the picture (settings stamped inside, and the timelapse if asked
+        for) or the reason there is none; the picture's message gets the "again" buttons when `buttons` (its
+        inputs are kept). Returns that message."""
         mention = f"<@{job.user_id}>"
         ping = discord.AllowedMentions(users=[discord.Object(job.user_id)])  # the one ping the bot means
         if job.status is Status.CANCELLED:
@@ -580,10 +619,11 @@ class Stylize(commands.Cog):
                 await origin.reply(f"{mention} your job `{job.short}` was {job.error}.", allowed_mentions=ping)
             return None
         encoded = None
+        loop = asyncio.get_running_loop()
         if job.status is Status.DONE:
             assert job.result is not None
-            loop = asyncio.get_running_loop()
-            encoded = await loop.run_in_executor(None, encode_for_upload, job.result.image, origin.upload_limit)
+            encoded = await loop.run_in_executor(None, partial(encode_for_upload, job.result.image, origin.upload_limit,
+                                                               settings=Stamp(job.result.settings, credits)))
             if encoded is None:
                 job.error = "the picture is too large to upload here — try a smaller size"
         if encoded is None:
@@ -592,14 +632,22 @@ class Stylize(commands.Cog):
             return None
         assert job.result is not None
         data, filename = encoded
+        files = [discord.File(io.BytesIO(data), filename)]
+        text = f"{mention} here is your painting!"
+        if job.result.frames:  # the picture has the upload budget first; the timelapse gets what is left
+            try:
+                movie_data, kind = await loop.run_in_executor(
+                    None, movie.timelapse, job.result.frames, origin.upload_limit - len(data))
+                files.append(discord.File(io.BytesIO(movie_data), f"timelapse.{kind}"))
+            except movie.AnimationTooLarge:
+                text += " (The timelapse was too large to upload beside it, so I left it out.)"
         await _edit(status, content=f"✅ Job `{job.short}` done in {job.result.elapsed:.1f} s.", view=None,
                     attachments=[])
         again = self.bot.get_cog("Again")
         view = again.result_view(job.id) if buttons and again is not None else None  # type: ignore[attr-defined]
         try:
-            return await origin.reply(f"{mention} here is your painting!",
-                                      embed=result_embed(job, job.given, filename, credits),
-                                      file=discord.File(io.BytesIO(data), filename), view=view, allowed_mentions=ping)
+            return await origin.reply(text, embed=result_embed(job, job.given, filename, credits_text(credits)),
+                                      files=files, view=view, allowed_mentions=ping)
         except discord.HTTPException as error:
             log.warning("could not upload the result of job %s: %s", job.id, error)
             await origin.reply(f"{mention} your painting is ready, but Discord refused the upload "
@@ -618,8 +666,19 @@ async def _edit(message: discord.PartialMessage, **changes: Any) -> None:
 
 
 async def tell(interaction: discord.Interaction, text: str) -> None:
-    """Answer a button press with a note only its presser sees."""
-    await interaction.response.send_message(fit(text), ephemeral=True)
+    """A note only the presser (of a button, a menu, a form) sees, whether or not it was answered already."""
+    if interaction.response.is_done():
+        await interaction.followup.send(fit(text), ephemeral=True)
+    else:
+        await interaction.response.send_message(fit(text), ephemeral=True)
+
+
+async def enabled_here(interaction: discord.Interaction, config: Config) -> bool:
+    """Whether the bot works in the interaction's channel ([access]); if not, the user is told so."""
+    if config.access.allows(interaction.guild_id, interaction.channel_id or 0):
+        return True
+    await tell(interaction, "I'm not enabled in this channel.")
+    return False
 
 
 def _per_user(rate: int, seconds: float) -> commands.CooldownMapping[int]:
@@ -649,12 +708,6 @@ def is_moderator(user: discord.abc.User, config: Config) -> bool:
 
 def _of_this_server(job: Job, guild: discord.Guild | None) -> bool:
     return guild is not None and job.guild_id == guild.id
-
-
-def _credits(styles: list[Any]) -> str:
-    """The result echo's list of styles, library ones with their credits, in blend order."""
-    return "\n".join(f"`{s.name}` — {discord.utils.escape_mentions(discord.utils.escape_markdown(s.credit))}"
-                     if isinstance(s, Style) else "your picture" for s in styles)
 
 
 def role_ids(user: discord.abc.User) -> list[int]:

@@ -14,7 +14,7 @@ The bot keeps the queue's order and limits; Celery only ever holds the jobs that
   worker is about to be free, so a newcomer's first job still overtakes a heavy user's backlog; the
   price is at most `workers` jobs whose order is fixed early. (Celery's own queue is FIFO: handing it
   everything at once would lose the fair order.)
-* Progress, previews, the outcome and the result picture come back through Redis; the dispatcher
+* Progress, previews, the outcome, the result picture and its timelapse frames come back through Redis; the dispatcher
   notices finished jobs every `poll` seconds and wakes their result() calls.
 * cancel() removes a job that has not started, or sets a flag the worker checks every beat (about a
   second) — the engine then stops before its next step; the GPU process is never killed.
@@ -139,7 +139,8 @@ redis.call('SREM', KEYS[4], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
 local last = redis.call('HEXISTS', KEYS[1], 'styles') == 1 and last_picture(KEYS[1]) or tonumber(ARGV[4])
 for n = 0, last do redis.call('DEL', KEYS[1] .. ':img:' .. n) end
-redis.call('DEL', KEYS[1], KEYS[1] .. ':result', KEYS[1] .. ':preview', KEYS[1] .. ':beat', KEYS[1] .. ':cancel')
+redis.call('DEL', KEYS[1], KEYS[1] .. ':result', KEYS[1] .. ':frames', KEYS[1] .. ':preview', KEYS[1] .. ':beat',
+           KEYS[1] .. ':cancel')
 return 1
 """
 
@@ -453,8 +454,8 @@ class CeleryBackend(JobBackend):
         """The finished job with its picture; then its keys are deleted (handed over once)."""
         keys = self._keys
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(keys.job(job_id)).get(keys.job(job_id, "result"))
-            fields, data = await self._call(pipe.execute())
+            pipe.hgetall(keys.job(job_id)).get(keys.job(job_id, "result")).lrange(keys.job(job_id, "frames"), 0, -1)
+            fields, data, frames = await self._call(pipe.execute())
         fields = _text(fields)
         if "status" not in fields:
             job = self._followed[job_id].expired()
@@ -464,8 +465,9 @@ class CeleryBackend(JobBackend):
                 if data is None:
                     job.status, job.error = Status.FAILED, "its picture expired before it could be delivered"
                 else:
-                    image = await asyncio.get_running_loop().run_in_executor(None, unpng, data)
-                    job.result = result_from(fields["result"], image)
+                    image, movie = await asyncio.get_running_loop().run_in_executor(
+                        None, lambda: (unpng(data), tuple(unpng(frame) for frame in frames)))
+                    job.result = result_from(fields["result"], image, movie)
             preview = self._previews.get(job_id)
             job.preview = preview[1] if preview else None
         await self._drop(job_id)

@@ -12,6 +12,7 @@ Redis layout (prefix "stylize" by default, one bot per prefix):
                               starting picture if the job has them (fields mask, init: 0 or 1; expire after `keep`)
     <p>:job:<id>:result       PNG bytes of the painting
     <p>:job:<id>:preview      PNG bytes of the latest preview (record field preview_v counts them)
+    <p>:job:<id>:frames       list: PNG bytes of the timelapse's frames (settings.timelapse), with the result
     <p>:job:<id>:beat         exists while a worker is painting the job (refreshed, short expiry)
     <p>:job:<id>:cancel       the reason, once someone asked to cancel a running job
     <p>:waiting               zset: jobs the bot has not handed to Celery yet, in fair order
@@ -125,10 +126,10 @@ def result_json(result: Result) -> str:
                        "elapsed": result.elapsed, "steps": result.steps, "losses": result.losses})
 
 
-def result_from(text: str, image: Image.Image) -> Result:
+def result_from(text: str, image: Image.Image, frames: tuple[Image.Image, ...] = ()) -> Result:
     values = json.loads(text)
     return Result(image=image, settings=settings_of(values["settings"]), device=values["device"],
-                  elapsed=values["elapsed"], steps=values["steps"], losses=values["losses"])
+                  elapsed=values["elapsed"], steps=values["steps"], losses=values["losses"], frames=frames)
 
 
 # Lua: the number of a job's last picture (records from before mask/init count those as 0).
@@ -355,10 +356,14 @@ def paint(job_id: str, keys: Keys, *, hostname: str) -> dict[str, Any]:
                 status, why = settle(job, error)
             _persist(lambda: _finish(r, keys, job_id, attempt, status, why, progress=reporter.last), job_id)
             return {"job": job_id, "outcome": status.value, "attempt": attempt}
-        image = png(result.image)
+        image, frames = png(result.image), [png(frame) for frame in result.frames]
 
         def store() -> None:
             r.set(keys.job(job_id, "result"), image, ex=keep)
+            if frames:  # like the result: a list under its own key, expiring with the record
+                with r.pipeline() as pipe:
+                    pipe.delete(keys.job(job_id, "frames")).rpush(keys.job(job_id, "frames"), *frames)
+                    pipe.expire(keys.job(job_id, "frames"), keep).execute()
             _finish(r, keys, job_id, attempt, Status.DONE, "", result=result_json(result), progress=reporter.last)
 
         _persist(store, job_id)
