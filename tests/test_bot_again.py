@@ -13,7 +13,7 @@ from PIL import Image
 import bot.jobs.base
 from bot.cogs.again import OPS, STYLE_STEP
 from discord_standin import Event, FakeDiscord
-from engine import stylize
+from engine import Settings, stylize
 from test_bot_e2e import (data_dir, decoded, eventually, make_bot, photo_and_style,  # noqa: F401
                           replying_to, with_file)
 from test_bot_library import Recording, kept_jobs, roomy
@@ -204,7 +204,8 @@ async def test_tweak_and_the_paint_again_menu(fake_discord: FakeDiscord, run_bot
     assert opened.payload["data"]["components"][0]["component"]["value"] == \
         "size=64\nsteps=6\nstyle_weight=100\nseed=7"  # what alice set, and the seed
     first, from_button, from_menu = runner.jobs
-    assert (from_button.settings.steps, from_button.settings.seed, from_button.settings.style_weight) == (4, 3, 1e2)
+    tweak = from_button.settings  # style_weight, left out of the form, takes the default again
+    assert (tweak.steps, tweak.seed, tweak.style_weight) == (4, 3, Settings().style_weight)
     assert from_button.user_id == bob.id and from_button.settings.preserve_color == "luminance"
     assert from_button.given == {"steps", "seed", "preserve_color"}
     assert field["value"] == "steps=4\npreserve_color=luminance\nseed=3"  # the tweaked job's own settings
