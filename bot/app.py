@@ -27,7 +27,7 @@ from .storage import Store
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = ("bot.cogs.stylize", "bot.cogs.library", "bot.cogs.admin")
+EXTENSIONS = ("bot.cogs.stylize", "bot.cogs.library", "bot.cogs.again", "bot.cogs.menus", "bot.cogs.admin")
 # Nobody is pinged unless a message opts in (the owner of a finished job); a reply still pings its author.
 NO_PINGS = discord.AllowedMentions(everyone=False, roles=False, users=False, replied_user=True)
 MUTED_LOG_EVERY = 3600.0  # seconds between log lines about one channel where the bot may not post

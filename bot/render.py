@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 import discord
 from PIL import Image
 
-from engine import SPECS, Settings, format_value, masks
+from engine import SPECS, Settings, format_value, masks, stamp
+from engine.stamp import Stamp, StyleCredit
 
 from .config import Caps
 from .jobs import Job, Snapshot, Status, short_id
@@ -94,6 +95,14 @@ def settings_lines(settings: Settings, given: frozenset[str]) -> str:
                      else f"{spec.name} = {format_value(value)}" for spec, value in settings.items())
 
 
+def credits_text(styles: Sequence[StyleCredit]) -> str | None:
+    """The echo's list of styles in blend order, library ones with their credits; None without library styles."""
+    if not any(s.name for s in styles):
+        return None
+    return "\n".join(f"`{s.name}` — {discord.utils.escape_mentions(discord.utils.escape_markdown(s.credit or ''))}"
+                     if s.name else "your picture" for s in styles)
+
+
 def result_embed(job: Job, given: frozenset[str], filename: str, styles: str | None = None) -> discord.Embed:
     """The echo that travels with the picture: settings as run (seed included), the library styles with
     their credits, wall time, device, losses."""
@@ -113,6 +122,27 @@ def result_embed(job: Job, given: frozenset[str], filename: str, styles: str | N
     embed.add_field(name="Final losses", value=losses or "—", inline=False)
     embed.set_image(url=f"attachment://{filename}")
     embed.set_footer(text=f"Job {job.short} · {result.steps} steps")
+    return embed
+
+
+def settings_text(settings: Settings) -> str:
+    """The settings that differ from the defaults as `key=value` words, ready to paste into a command."""
+    default = Settings()
+    return " ".join(f"{spec.name}={format_value(value)}" for spec, value in settings.items()
+                    if value != getattr(default, spec.name) and spec.name != "steps_per_epoch")
+
+
+def settings_embed(found: Stamp, source: str) -> discord.Embed:
+    """The "Stylize: settings" answer: every setting a picture was made with, its styles, and where that came from."""
+    embed = discord.Embed(title="Settings of this painting", colour=COLOUR,
+                          description=settings_lines(found.settings, frozenset()))
+    credits = credits_text(found.styles)
+    if credits:
+        embed.add_field(name="Styles", value=credits[:FIELD_VALUE], inline=False)
+    text = settings_text(found.settings)
+    embed.add_field(name="To paint with these", value=f"`{text}`"[:FIELD_VALUE] if text else "the defaults",
+                    inline=False)
+    embed.set_footer(text=source)
     return embed
 
 
@@ -158,18 +188,18 @@ def queue_text(jobs: Sequence[Job], shown: Callable[[Job], bool] = lambda job: T
     return fit(f"**Queue** ({waiting} waiting)\n" + "\n".join(lines))
 
 
-def encode_for_upload(image: Image.Image, limit: int, name: str = "stylized") -> tuple[bytes, str] | None:
-    """PNG if it fits under `limit` bytes, else the best JPEG quality that fits; None if nothing does."""
-    png = io.BytesIO()
-    image.save(png, "PNG", optimize=False)
-    if png.tell() <= limit:
-        return png.getvalue(), f"{name}.png"
+def encode_for_upload(image: Image.Image, limit: int, name: str = "stylized",
+                      settings: Stamp | None = None) -> tuple[bytes, str] | None:
+    """PNG if it fits under `limit` bytes, else the best JPEG quality that fits; None if nothing does.
+    `settings` travel inside the file (engine.stamp: PNG text chunk, JPEG comment)."""
+    png = stamp.save(image, settings, "PNG", optimize=False)
+    if len(png) <= limit:
+        return png, f"{name}.png"
     rgb = image.convert("RGB")
     for quality in (95, 90, 85, 75, 60):
-        jpeg = io.BytesIO()
-        rgb.save(jpeg, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2)
-        if jpeg.tell() <= limit:
-            return jpeg.getvalue(), f"{name}.jpg"
+        jpeg = stamp.save(rgb, settings, "JPEG", quality=quality, subsampling=0 if quality >= 90 else 2)
+        if len(jpeg) <= limit:
+            return jpeg, f"{name}.jpg"
     return None
 
 

@@ -16,7 +16,7 @@ from typing import Callable, TypeVar
 from PIL import Image
 from tqdm import tqdm
 
-from . import movie
+from . import movie, stamp
 from .animate import AnimationProgress, animate, read_frames, total_steps
 from .params import SPECS, ParamError, Settings, format_value
 from .transfer import EngineError, Progress, steps_hint, stylize
@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("content", type=Path, help="the photo")
     parser.add_argument("styles", type=Path, nargs="+", help="one or more style images")
     parser.add_argument("-o", "--output", type=Path, required=True,
-                        help="where to write the picture; an animation's frames need .webp or .gif")
+                        help="where to write the picture (PNG/JPEG carry the settings; with --timelapse also "
+                             "OUTPUT_timelapse.webp); an animation's frames need .webp or .gif")
     parser.add_argument("--device", default=None, help="cuda, cuda:1, mps or cpu (default: best available)")
     parser.add_argument("--weights", default=None, help="a torchvision-format VGG-19 state dict to use "
                         "instead of the original Caffe weights")
@@ -94,7 +95,11 @@ def main(argv: list[str] | None = None) -> int:
                                            mask=mask, style_masks=style_masks))
     if isinstance(result, int):
         return result
-    result.image.save(args.output)
+    _save(result.image, args.output, stamp.Stamp(result.settings, tuple(stamp.StyleCredit(p.stem) for p in args.styles)))
+    if result.frames:
+        timelapse = args.output.with_name(f"{args.output.stem}_timelapse.webp")
+        timelapse.write_bytes(movie.timelapse(result.frames, kinds=("webp",))[0])
+        print(f"wrote {timelapse} ({len(result.frames)} frames)")
     losses = "  ".join(f"{k} {v:.4g}" for k, v in result.losses.items())
     print(f"wrote {args.output} ({result.image.width}×{result.image.height}) in {result.elapsed:.1f} s "
           f"on {result.device}, seed {result.settings.seed}, {result.settings.precision}\nfinal losses: {losses}")
@@ -140,6 +145,15 @@ def _painted(bar: tqdm, paint: Callable[[], T]) -> T | int:
         return 130
     finally:
         bar.close()
+
+
+def _save(image: Image.Image, path: Path, settings: stamp.Stamp) -> None:
+    """Write the picture in the format its name says; PNG and JPEG carry the settings inside (engine.stamp)."""
+    kind = Image.registered_extensions().get(path.suffix.lower())
+    if kind in ("PNG", "JPEG"):
+        path.write_bytes(stamp.save(image, settings, kind, **({"quality": 95} if kind == "JPEG" else {})))
+    else:
+        image.save(path)
 
 
 def _style_masks(given: list[str], styles: int) -> list[Image.Image | None] | None:

@@ -72,11 +72,15 @@ def gif(frames: Sequence[Image.Image], durations_ms: Sequence[int]) -> bytes:
     return buffer.getvalue()
 
 
-def encode(frames: list[Image.Image], durations_ms: list[int], max_bytes: int | None = None) -> tuple[bytes, str]:
-    """The smaller of animated WebP and GIF that fits `max_bytes`, as (data, "webp" | "gif").
-    Raises AnimationTooLarge (a ValueError) when neither fits."""
+ENCODERS = {"webp": webp, "gif": gif}
+
+
+def encode(frames: list[Image.Image], durations_ms: list[int], max_bytes: int | None = None,
+           kinds: Sequence[str] = ("webp", "gif")) -> tuple[bytes, str]:
+    """The smallest of animated WebP and GIF (or of `kinds`) that fits `max_bytes`, as (data, "webp" | "gif").
+    Raises AnimationTooLarge (a ValueError) when none fits."""
     frames, durations_ms = distinct(frames, durations_ms)
-    encoded = {"webp": webp(frames, durations_ms), "gif": gif(frames, durations_ms)}
+    encoded = {kind: ENCODERS[kind](frames, durations_ms) for kind in kinds}
     kind = min(encoded, key=lambda k: len(encoded[k]))
     if max_bytes is not None and len(encoded[kind]) > max_bytes:
         raise AnimationTooLarge({k: len(v) for k, v in encoded.items()}, max_bytes)
@@ -96,3 +100,13 @@ def _palette(frames: Sequence[Image.Image]) -> Image.Image:
         sheet.paste(thumb, (x, 0))
         x += thumb.width
     return sheet.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+
+
+FIRST_MS, FRAME_MS, LAST_MS = 600, 250, 2000  # a timelapse lingers on the photo and on the result
+
+
+def timelapse(frames: Sequence[Image.Image], max_bytes: int | None = None,
+              kinds: Sequence[str] = ("webp", "gif")) -> tuple[bytes, str]:
+    """A run's frames (engine.Result.frames: the start, each progress report, the result) as an animation."""
+    durations = [FIRST_MS, *[FRAME_MS] * (len(frames) - 2), LAST_MS] if len(frames) > 1 else [LAST_MS]
+    return encode(list(frames), durations, max_bytes, kinds)

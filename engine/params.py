@@ -238,6 +238,7 @@ class Settings:
     occlusion: str = param("full", "animations: pixels the temporal loss leaves free — full: occluded and on "
                            "motion boundaries (Ruder et al.), consistency: occluded only, off: none",
                            choices=("full", "consistency", "off"))
+    timelapse: bool = param(False, "also make an animation of the picture developing, a frame per progress report")
 
     @property
     def epoch_length(self) -> int:

@@ -26,6 +26,7 @@ from .params import ParamError, Settings
 from .vgg import VGG19, depth_for, load_vgg
 
 MIN_SIDE = 32  # short side of coarse passes and styles: relu5_1 sees 2×2 cells here
+TIMELAPSE_SIDE = 1024  # timelapse frames are at the output size, at most this long: memory and upload stay bounded
 MIN_VGG_SIDE = 16  # four 2×2 poolings down to relu5_1 need this much; the output's short side may go this low
 LBFGS_HISTORY_BYTES = 1 << 30  # cap on L-BFGS's stored curvature pairs, so huge outputs still fit
 FIRST_STEP_MOVE = 4.0  # mean |change| in 0–255 units of L-BFGS's first (gradient) step; see _optimizer
@@ -76,6 +77,7 @@ class Result:
     elapsed: float
     steps: int
     losses: dict[str, float] = field(default_factory=dict)
+    frames: tuple[Image.Image, ...] = ()  # settings.timelapse: the start, each progress report, the result
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -223,6 +225,7 @@ def stylize(
     `progress` is called after every step from this thread, with a preview picture every
     `preview_every` steps (default: at each epoch end if settings.preview); `cancel` is checked before
     every step and raises Cancelled. GPU out-of-memory becomes OutOfMemory; both are EngineErrors.
+    With settings.timelapse the result's `frames` show the picture developing (see engine.movie).
     """
     if not styles:
         raise EngineError("at least one style image is needed")
@@ -324,6 +327,7 @@ def _run(content_img: Image.Image, style_imgs: list[Image.Image], settings: Sett
 
     image: Tensor | None = None
     step, losses = 0, {}
+    frames = _Frames(full_content.shape[1:], settings.epoch_length) if settings.timelapse else None
     for index, (long_side, pass_steps) in enumerate(zip(sizes, steps_per_pass), start=1):
         content = to_tensor(content_img, long_side)
         styles = [to_tensor(s, style_side(s.size, long_side, settings.style_scale)) for s in style_imgs]
@@ -351,6 +355,8 @@ def _run(content_img: Image.Image, style_imgs: list[Image.Image], settings: Sett
         else:
             image = content[None].to(dev)
         image = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
+        if frames is not None and step == 0:
+            frames.add(_finish(targets.composite(image), full_content, luminance_only))
         optimizer = _optimizer(image, settings)
 
         def evaluate(x: Tensor) -> Tensor:
@@ -381,18 +387,44 @@ def _run(content_img: Image.Image, style_imgs: list[Image.Image], settings: Sett
             if step == settings.steps:  # the closure saw the picture before the last move: score the result
                 with torch.no_grad():
                     evaluate(image.detach().clamp(0, 255).round())
+            wants_preview = (progress is not None and preview_every is not None
+                             and (step % preview_every == 0 or step == settings.steps))
+            wants_frame = frames is not None and frames.due(step, settings.steps)
+            picture = (_finish(targets.composite(image), full_content, luminance_only)
+                       if wants_preview or wants_frame else None)
+            if wants_frame:
+                frames.add(picture)
             if progress is not None:
-                wants_preview = preview_every is not None and (step % preview_every == 0 or step == settings.steps)
-                preview = _finish(targets.composite(image), full_content, luminance_only) if wants_preview else None
                 progress(Progress(step, settings.steps, index, len(sizes), size, dict(losses),
-                                  time.perf_counter() - start, preview))
+                                  time.perf_counter() - start, picture if wants_preview else None))
         if targets.keep is not None:  # the photo's regions, pasted back through the feathered mask
             with torch.no_grad():
                 image.copy_(targets.composite(image))
 
     assert image is not None
-    return Result(image=_finish(image, full_content, luminance_only), settings=settings,
-                  device=_device_name(dev), elapsed=time.perf_counter() - start, steps=step, losses=dict(losses))
+    final = _finish(image, full_content, luminance_only)
+    if frames is not None:
+        frames.add(final)
+    return Result(image=final, settings=settings, device=_device_name(dev), elapsed=time.perf_counter() - start,
+                  steps=step, losses=dict(losses), frames=tuple(frames.pictures) if frames is not None else ())
+
+
+class _Frames:
+    """A timelapse in the making: the starting picture, one frame per progress report, the result —
+    each (coarse passes' too) at the output size, at most TIMELAPSE_SIDE long."""
+
+    def __init__(self, shape: tuple[int, int], every: int) -> None:
+        self.size = fit((shape[1], shape[0]), min(max(shape), TIMELAPSE_SIDE))
+        self.every = every
+        self.pictures: list[Image.Image] = []
+
+    def due(self, step: int, total: int) -> bool:
+        return step % self.every == 0 and step < total  # the result itself is added last, after any paste-back
+
+    def add(self, picture: Image.Image) -> None:
+        if picture.size != self.size:
+            picture = picture.resize(self.size, Image.Resampling.BICUBIC)
+        self.pictures.append(picture)
 
 
 def _colours_for(style: int, content: Tensor, hard: Tensor | None, control: _Control,

@@ -102,6 +102,7 @@ FLAG_SUPPRESS_NOTIFICATIONS = 1 << 12
 FLAG_IS_COMPONENTS_V2 = 1 << 15
 
 MAX_CONTENT = 2000
+MAX_MODAL_LABEL = 45  # a modal's title, and the label of each of its fields
 MAX_ATTACHMENTS = 10
 MAX_EMBEDS = 10
 
@@ -1543,7 +1544,8 @@ class FakeDiscord:
     ) -> Dict[str, Any]:
         """Dispatch an APPLICATION_COMMAND interaction (type 2; type 4 if ``autocomplete``).
 
-        ``command_name`` may name a subcommand: ``"group sub"`` or ``"group subgroup sub"``.
+        ``command_name`` may name a subcommand: ``"group sub"`` or ``"group subgroup sub"`` (slash commands
+        only: a user or message command's name is taken whole, spaces and all).
         ``options`` is either a raw list of option dicts, or a dict ``{name: value}`` whose
         types are inferred: str (3), int (4), bool (5), float (10), :class:`User` (6, with
         resolved user+member) and :class:`Upload`/``(filename, bytes[, content_type])`` (11, an
@@ -1551,7 +1553,7 @@ class FakeDiscord:
         merged into ``data.resolved``. Set ``command_guild_id`` for guild-registered commands.
         Returns the interaction payload (``id``, ``token``...)."""
         cid = self.dm_channel_id(author) if dm else (channel_id or self.channel_id)
-        parts = command_name.split()
+        parts = command_name.split() if command_type == 1 else [command_name]  # menu names may hold spaces
         res: Dict[str, Dict[str, Any]] = copy.deepcopy(resolved) if resolved else {}
         opts = self._build_options(options, res, cid)
         for depth, sub in enumerate(reversed(parts[1:])):
@@ -1573,6 +1575,19 @@ class FakeDiscord:
         self._register_interaction(payload, author, command_name=command_name)
         await self.dispatch("INTERACTION_CREATE", payload)
         return copy.deepcopy(payload)
+
+    async def use_message_command(self, author: User, name: str, message_id: Union[int, str]) -> Dict[str, Any]:
+        """Use the message context menu ``name`` (Apps → name) on a stored message: an APPLICATION_COMMAND
+        interaction of command type 3 whose ``data`` has ``target_id`` and the message in
+        ``resolved.messages``, as Discord sends it. Returns the interaction payload."""
+        msg = self.messages.get(int(message_id))
+        if msg is None:
+            raise LookupError(f"unknown message {message_id}")
+        cid = int(msg["channel_id"])
+        dm = not self.channels.get(cid, {}).get("guild_id")
+        return await self.send_interaction(author, name, resolved={"messages": {str(msg["id"]): copy.deepcopy(msg)}},
+                                           channel_id=None if dm else cid, dm=dm, command_type=3,
+                                           target_id=int(msg["id"]))
 
     @staticmethod
     def _walk_components(components: Iterable[Dict[str, Any]]) -> Iterable[Dict[str, Any]]:
@@ -2288,6 +2303,12 @@ class FakeDiscord:
         elif rtype == 8:  # APPLICATION_COMMAND_AUTOCOMPLETE_RESULT
             pass
         elif rtype == 9:  # MODAL
+            too_long = [t for t in [data.get("title") or ""] + [c.get("label") or "" for c in
+                                                                self._walk_components(data.get("components", []))]
+                        if len(t) > MAX_MODAL_LABEL]
+            if too_long:
+                return _form_error("data", "BASE_TYPE_MAX_LENGTH",
+                                   f"Must be {MAX_MODAL_LABEL} or fewer in length: {too_long[0]!r}")
             rec.modal = data
         elif rtype == 1:
             pass

@@ -770,9 +770,11 @@ async def test_sync_is_owner_only_and_publishes_generated_options(fake_discord: 
         synced = await fake_discord.wait_for(kind="commands_sync", since=mark)
         confirmed = await fake_discord.wait_for(kind="message", since=mark)
     assert refused.content == "⚠️ Only the bot's owner can do that."
-    assert synced.extra["names"] == ["stylize", "stylize-defaults"]
-    assert confirmed.content.startswith("Synced 2 command(s) globally")
-    group, defaults = synced.payload
+    assert synced.extra["names"] == ["stylize", "stylize-defaults", "Stylize: paint again", "Stylize: settings",
+                                     "Stylize: use this photo"]
+    assert confirmed.content.startswith("Synced 5 command(s) globally")
+    group, defaults, *menus = synced.payload
+    assert [menu["type"] for menu in menus] == [3, 3, 3]  # message context menus
     assert int(defaults["default_member_permissions"]) == discord.Permissions(manage_guild=True).value
     paint = next(o for o in group["options"] if o["name"] == "paint")
     assert {o["name"] for o in group["options"]} == {"paint", "help", "cancel", "queue", "styles", "forget"}

@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 import redis
 from PIL import Image
@@ -128,6 +129,54 @@ async def test_a_job_runs_on_a_worker_with_progress_and_preview(backend: CeleryB
     r = redis.Redis.from_url(workers.redis.url)
     assert not r.keys(f"{backend._keys.prefix}:job:{a.id}*")  # handed over: nothing left behind
     r.close()
+
+
+async def test_a_starting_picture_travels_with_the_job(backend: CeleryBackend, workers: Workers, prefix: str) -> None:
+    """⤴ Bigger's starting picture goes through Redis beside the other pictures, with their TTL, and the
+    worker's engine starts from it: one step from a blue start stays blue, though the photo is orange."""
+    start = Image.new("RGB", (64, 48), (20, 40, 230))
+    a = job(1, Settings.parse({"steps": 1}, TINY), init=start)
+    workers.hold(a.id)
+    await backend.submit(a)
+    await running(backend, a)
+    r = redis.Redis.from_url(workers.redis.url)
+    try:
+        keys = Keys(prefix)
+        ttls = [r.ttl(keys.image(a.id, n)) for n in range(3)]
+        assert r.get(keys.image(a.id, 2)) is not None and not r.exists(keys.image(a.id, 3))
+    finally:
+        r.close()
+    assert record(workers, prefix, a.id)["init"] == "1"
+    assert all(ttl > 0 for ttl in ttls) and max(ttls) - min(ttls) <= 1
+    workers.release(a.id)
+    done = await backend.result(a.id)
+    red, _, blue = (float(c) for c in np.asarray(done.result.image, dtype=float).mean(axis=(0, 1)))
+    assert blue > 180 and red < 80, (red, blue)
+
+
+async def test_timelapse_frames_come_back_through_redis_and_expire_with_the_job(backend: CeleryBackend,
+                                                                                workers: Workers, prefix: str) -> None:
+    a = job(1, Settings.parse({"timelapse": True, "num_epoch": 3}, TINY))
+    workers.hold(a.id)
+    await backend.submit(a)
+    await running(backend, a)
+    workers.release(a.id)
+    frames = Keys(prefix).job(a.id, "frames")
+    r = redis.Redis.from_url(workers.redis.url)
+    try:
+        for _ in range(300):  # stored beside the result, with the record's time to live
+            if r.exists(frames):
+                break
+            await asyncio.sleep(0.05)
+        assert 0 < r.ttl(frames) <= backend._keep
+        done = await asyncio.wait_for(backend.result(a.id), 30)
+        assert not r.exists(frames)  # handed over: deleted with the job's other keys
+    finally:
+        r.close()
+    assert done.status is Status.DONE, done.error
+    shown = done.result.frames
+    assert len(shown) == 4 and shown[-1].tobytes() == done.result.image.tobytes()  # the photo, steps 1, 2, the result
+    assert all(frame.size == (64, 48) for frame in shown) and shown[0].tobytes() != shown[1].tobytes()
 
 
 async def test_fair_order_limits_and_positions(workers: Workers, prefix: str) -> None:

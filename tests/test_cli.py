@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from engine import cli
+from engine import cli, stamp
 from engine.animate import read_frames
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -31,6 +31,18 @@ def test_cli_writes_the_picture_and_intermediates(images: tuple[Path, Path], tmp
     assert sorted(p.name for p in tmp_path.glob("out_step*.png")) == ["out_step0002.png", "out_step0004.png"]
     printed = capsys.readouterr().out
     assert "seed 3" in printed and "final losses: content" in printed
+    written = stamp.read(out.read_bytes())
+    assert written is not None and written.settings.seed == 3 and written.settings.steps == 4
+    assert written.styles == (stamp.StyleCredit("s"),) and not (tmp_path / "out_timelapse.webp").exists()
+
+
+def test_cli_writes_a_timelapse_beside_the_picture(images: tuple[Path, Path], tmp_path: Path) -> None:
+    out = tmp_path / "out.jpg"
+    assert cli.main([str(images[0]), str(images[1]), "-o", str(out), "--size", "64", "--steps", "4",
+                     "--scales", "1", "--num-epoch", "2", "--timelapse"]) == 0
+    assert stamp.read(out.read_bytes()).settings.timelapse is True  # JPEG: in the comment
+    movie = Image.open(tmp_path / "out_timelapse.webp")
+    assert movie.format == "WEBP" and movie.n_frames == 3 and movie.size == Image.open(out).size  # 0, 2, 4
 
 
 def test_cli_sizes_by_pixel_count(images: tuple[Path, Path], tmp_path: Path,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageChops
 
 from engine import Cancelled, EngineError, OutOfMemory, Progress, Settings, stylize
 from engine import color, transfer
@@ -291,6 +291,18 @@ def test_progress_fires_every_step_with_previews_at_epoch_ends(photo: Image.Imag
     assert seen[1].preview.size == (64, 43)
     assert seen[-1].eta == 0 and seen[0].eta > 0
     assert all(p.total == 6 and p.elapsed > 0 for p in seen)
+
+
+def test_timelapse_frames_the_start_each_report_and_the_result(photo: Image.Image, painting: Image.Image) -> None:
+    seen: list[Progress] = []
+    result = stylize(photo, [painting], tiny(size=96, scales=2, steps=6, num_epoch=3, timelapse=True),
+                     progress=seen.append)
+    assert [p.scale for p in seen] == [1, 1, 1, 2, 2, 2] and seen[0].size == (48, 32)
+    assert len(result.frames) == 4  # the photo, steps 2 and 4, the result (step 6)
+    assert all(frame.size == result.image.size == (96, 64) for frame in result.frames)  # coarse ones upscaled
+    assert result.frames[-1] is result.image and all(p.preview is None for p in seen)  # previews stay off
+    assert all(ImageChops.difference(a, b).getbbox() for a, b in zip(result.frames, result.frames[1:]))
+    assert stylize(photo, [painting], tiny()).frames == ()
 
 
 def test_no_loss_spike_in_the_first_steps(photo: Image.Image, painting: Image.Image) -> None:

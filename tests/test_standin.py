@@ -7,6 +7,7 @@ import io
 import aiohttp
 import discord
 import pytest
+from discord import app_commands
 from discord.ext import commands
 
 from discord_standin import FakeDiscord, StandinTimeout, Upload, run_bot
@@ -183,6 +184,26 @@ async def test_button_click_edits_message(fake_discord: FakeDiscord) -> None:
     assert fake_discord.get_message(posted.message_id)["content"] == "clicked 2"
 
 
+class LongModal(discord.ui.Modal, title="Long"):
+    steps = discord.ui.Label(text="x" * 46, component=discord.ui.TextInput())  # Discord allows 45
+
+
+async def long_form(interaction: discord.Interaction, message: discord.Message) -> None:
+    await interaction.response.send_modal(LongModal())
+
+
+async def test_modal_labels_are_capped(fake_discord: FakeDiscord) -> None:
+    bot = make_bot()
+    bot.tree.add_command(app_commands.ContextMenu(name="Long form", callback=long_form))
+    async with run_bot(bot):
+        sent = await fake_discord.send_message(fake_discord.alice, "hello")
+        mark = fake_discord.mark()
+        await fake_discord.use_message_command(fake_discord.bob, "Long form", sent["id"])
+        with pytest.raises(StandinTimeout):
+            await fake_discord.wait_for(kind="interaction_response", since=mark, timeout=1)
+    assert not any(r.modal for r in fake_discord.interactions.values())  # refused with 400, never opened
+
+
 @pytest.mark.parametrize("tier, limit", [(0, 10 * 1024 * 1024), (2, 50 * 1024 * 1024)])
 async def test_filesize_limits(tier: int, limit: int) -> None:
     async with FakeDiscord(premium_tier=tier) as fake:
@@ -273,6 +294,27 @@ async def test_modal_ephemeral_reply_and_edit_original(fake_discord: FakeDiscord
     assert reply.via == "interaction" and reply.ephemeral and reply.content == "steps=300"
     assert edit.via == "webhook" and edit.message_id == reply.message_id and edit.content == "saved steps=300"
     assert fake_discord.original_response(submit)["content"] == "saved steps=300"
+
+
+async def test_message_context_menu_gets_the_message_resolved(fake_discord: FakeDiscord) -> None:
+    bot = make_bot()
+
+    @bot.tree.context_menu(name="Show attachments")
+    async def show(interaction: discord.Interaction, message: discord.Message) -> None:
+        names = ", ".join(f"{a.filename} {a.size}" for a in message.attachments)
+        await interaction.response.send_message(f"{message.author.id}: {message.content} [{names}]", ephemeral=True)
+
+    async with run_bot(bot):
+        posted = await fake_discord.send_message(fake_discord.bob, "my cat", attachments=[Upload("cat.png", PNG_1x1)])
+        mark = fake_discord.mark()
+        used = await fake_discord.use_message_command(fake_discord.alice, "Show attachments", posted["id"])
+        answer = await fake_discord.wait_for(kind="message", since=mark)
+        with pytest.raises(LookupError):
+            await fake_discord.use_message_command(fake_discord.alice, "Show attachments", 12345)
+    data = used["data"]
+    assert (data["type"], data["name"], data["target_id"]) == (3, "Show attachments", posted["id"])
+    assert used["member"]["user"]["id"] == str(fake_discord.alice.id)
+    assert answer.ephemeral and answer.content == f"{fake_discord.bob.id}: my cat [cat.png {len(PNG_1x1)}]"
 
 
 async def test_pings_follow_allowed_mentions(fake_discord: FakeDiscord) -> None:

@@ -3,6 +3,7 @@ failure modes (absent, unwritable and corrupt data_dir) — the store must never
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import random
@@ -86,6 +87,36 @@ async def test_retention_disk_cap_and_forget(tmp_path: Path) -> None:
         await store.close()
 
 
+async def test_kept_jobs_are_found_by_id_and_by_their_result_message(tmp_path: Path) -> None:
+    """A database of schema 1 (jobs kept before the "again" buttons) is migrated: its jobs keep working,
+    found by id; new ones also by their result's message, until keep_days have passed."""
+    old = sqlite3.connect(tmp_path / DATABASE)
+    old.executescript(f"BEGIN; {MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
+    old.execute("INSERT INTO jobs VALUES ('old', 1, 9, ?, '{}', '[]')", (time.time(),))
+    old.commit()
+    old.close()
+    store = await opened(tmp_path, keep_days=1)
+    try:
+        assert await store.keep_job("new", 2, 9, '{"steps": 3}', [png(1), png(2), png(3)], given={"steps"},
+                                    masked=True, styles='[{"name": "wave", "credit": "someone"}]')
+        await store.note_message("new", 555)
+        found = await store.kept_job(message_id=555)
+        assert found == await store.kept_job("new")
+        assert found is not None and (found.user_id, found.settings, found.given, found.masked) == \
+            (2, '{"steps": 3}', ("steps",), True)
+        assert len(found.pictures) == 3 and found.message_id == 555
+        assert found.styles == '[{"name": "wave", "credit": "someone"}]'
+        legacy = await store.kept_job("old")
+        assert legacy is not None and legacy.message_id is None and legacy.given == () and not legacy.masked
+        assert await store.kept_job(message_id=556) is None and await store.kept_job("nope") is None
+        assert legacy.styles == "[]" and await store.forget(1) == 1  # the migrated row is an ordinary one
+        store.keep_days = 0.5 / DAY  # half a second: both are past it, swept or not
+        await asyncio.sleep(0.6)
+        assert await store.kept_job("new") is None and await store.kept_job(message_id=555) is None
+    finally:
+        await store.close()
+
+
 async def test_a_corrupt_database_is_moved_aside(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     (tmp_path / DATABASE).write_bytes(b"this is not SQLite " * 100)
     with caplog.at_level(logging.WARNING):
@@ -145,3 +176,4 @@ def test_celery_workers_never_load_the_store() -> None:
     code = "import sys, bot.jobs.worker, bot.jobs.celery; print('bot.storage' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NONE = discord.AllowedMentions.none()
-Loader = Callable[..., Awaitable[Image.Image]]  # Stylize._load: the intake every picture goes through
+Loader = Callable[..., Awaitable[Image.Image]]  # Stylize.load: the intake every picture goes through
 INTAKE = Settings(size=MAX_SIDE)  # a library picture is decoded straight to at most MAX_SIDE px
 
 

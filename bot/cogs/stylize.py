@@ -17,15 +17,19 @@ hybrid command) is what lets `!stylize help`, `!stylize cancel` and the rest exi
 `!stylize <images> key=value…`; slash commands cannot take options and have subcommands at once, so
 the painting itself is the group's `paint` fallback subcommand.
 
-Each accepted job gets a status message (with a Cancel button) and an asyncio task that edits it
-from the backend's snapshots every `progress_interval` seconds, then replies with the picture. A
-backend whose jobs outlive the bot (Celery) hands the jobs of the previous run to `recover()` at
-start; they are followed the same way, answering in their channel, in reply to their command.
+Every job — from the command, the "again" buttons (bot/cogs/again.py) or the menus (bot/cogs/menus.py),
+all through `submit` — gets a status message (with a Cancel button) and an asyncio task that edits it
+from the backend's snapshots every `progress_interval` seconds, then replies with the picture (its
+settings stamped inside, the timelapse beside it if asked for) — with the "again" buttons when the
+job's inputs were kept. A backend whose jobs outlive the bot (Celery) hands the jobs of the previous
+run to `recover()` at start; they are followed the same way, answering in their channel, in reply to
+their command.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import io
 import json
@@ -43,18 +47,20 @@ from discord import app_commands
 from discord.ext import commands
 from PIL import Image
 
-from engine import MIN_SIDE, SPECS, EngineError, ParamError, Settings, Spec, check_shape, masks, pick_device
+from engine import MIN_SIDE, SPECS, EngineError, ParamError, Settings, Spec, check_shape, masks, movie, pick_device
 from engine.memory import largest_size, predict_peak_bytes
 from engine.params import SPEC
+from engine.stamp import Stamp, StyleCredit
 from engine.transfer import fit as fit_size
 
 from ..inputs.fetch import FetchError, fetch_url
-from ..inputs.images import ImageError, decode_image
-from ..jobs import Admission, Detached, Job, QueueFull, Snapshot, Status, short_id
+from ..inputs.images import ImageError, decode_image, shrink
+from ..jobs import Admission, Detached, Job, QueueFull, Snapshot, Status, settings_json, short_id
 from ..library import Style
 from ..parsing import (Arguments, UsageError, canonical, check_blend, echo, parse_settings, pick_inputs,
                        pick_slash_inputs, split_arguments, style_names)
-from ..render import encode_for_upload, fit, help_embeds, preview_png, queue_text, result_embed, status_text, usage
+from ..render import (credits_text, encode_for_upload, fit, help_embeds, preview_png, queue_text, result_embed,
+                      status_text, usage)
 from ..storage import StorageUnavailable
 
 if TYPE_CHECKING:
@@ -170,7 +176,22 @@ def cancel_view(job_id: str) -> discord.ui.View:
 
 
 USER_ERRORS = (UsageError, ParamError, QueueFull, StorageUnavailable)
+OUR_FAULT = "Something went wrong on my side — it has been logged. Please try again later."
 RESTARTING = "⏸️ I'm restarting — job `{id}` keeps its place, and I'll post the picture here when I'm back."
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """A job's pictures, decoded: the photo as taken in (up to keep_side, larger than the job's) and whose it
+    is (`forget` deletes what is kept of it), the styles with their library names and credits (for the echo,
+    the stamp and the store), the mask and the starting picture (⤴ Bigger)."""
+
+    owner: int
+    photo: Image.Image
+    styles: tuple[Image.Image, ...]
+    credits: tuple[StyleCredit, ...]
+    mask: Image.Image | None = None
+    init: Image.Image | None = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +220,18 @@ class Origin:
                    else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES)
 
 
+@dataclass(frozen=True)
+class Request:
+    """Who asks where: the job's owner, the message it answers (if any), where its messages go, and how its
+    status message is posted (default: a reply through `origin`)."""
+
+    user_id: int
+    guild_id: int | None
+    message_id: int | None
+    origin: Origin
+    post: Callable[..., Awaitable[discord.Message]] | None = None
+
+
 def user_facing(error: BaseException) -> Exception | None:
     """The user's mistake inside discord.py's wrappers (CommandInvokeError, HybridCommandError…), if any."""
     seen: BaseException | None = error
@@ -216,14 +249,13 @@ class Stylize(commands.Cog):
         self.bot = bot
         self.config = bot.config
         self._followers: set[asyncio.Task[None]] = set()
-        self._credits: dict[str, str] = {}  # job id → the library styles it uses, for the result echo
         self._recovery: asyncio.Task[None] | None = None
         cooldown = self.config.cooldown
         self._commands = _per_user(cooldown.commands, cooldown.seconds)
         self._buttons = _per_user(cooldown.buttons, cooldown.seconds)
         self._told = _per_user(1, cooldown.seconds)  # one "slow down" note per user and period
         limits = self.config.limits
-        self._admission = Admission(bot.backend, per_user=limits.per_user, queue_size=limits.queue_size)
+        self.admission = Admission(bot.backend, per_user=limits.per_user, queue_size=limits.queue_size)
         self._decoder = ThreadPoolExecutor(DECODERS, thread_name_prefix="stylize-decode")
         self._device = str(pick_device(self.config.device))  # where jobs are painted, for the memory model
 
@@ -265,7 +297,7 @@ class Stylize(commands.Cog):
         guild_id = ctx.guild.id if ctx.guild else None
         named = await self.bot.library.find(guild_id, list(args.names))
         settings, given = parse_settings(args.raw, await self.bot.server_defaults.settings(guild_id))
-        caps = self.config.limits.caps_for(_role_ids(ctx.author))
+        caps = self.config.limits.caps_for(role_ids(ctx.author))
         caps.check(settings)
         max_styles = caps.max_styles
         if ctx.interaction is None:
@@ -279,34 +311,61 @@ class Stylize(commands.Cog):
             mask_source = mask
         check_blend(settings, len(styles), masked=mask_source is not None)
         await ctx.defer()
-        async with self._admission.hold(ctx.author.id):  # limits first: a refused job downloads nothing
-            content_image = await self._load(photo, "The photo", settings)
-            settings = settings.for_shape(content_image.size)  # a pixel count becomes the photo's longest side
-            style_images = [await self.bot.library.image(s) if isinstance(s, Style) else
-                            await self._load(s, f"Style picture {n}" if len(styles) > 1 else "The style picture",
-                                             settings, style=True)
-                            for n, s in enumerate(styles, start=1)]
-            mask_image = None if mask_source is None else await self._load(mask_source, "The mask", settings)
-            if mask_image is not None:
-                masks.check_aspect(mask_image, content_image, "mask")
-            self._check_memory(settings, content_image.size, len(style_images))
-            job = Job(user_id=ctx.author.id, channel_id=ctx.channel.id, guild_id=guild_id,
-                      message_id=None if ctx.interaction else ctx.message.id, content=content_image,
-                      styles=tuple(style_images), settings=settings, given=given, mask=mask_image)
+        request = Request(ctx.author.id, guild_id, None if ctx.interaction else ctx.message.id, Origin.of(ctx))
+        await self.submit(request, settings, given, partial(self.gather, ctx.author.id, photo, styles, mask_source,
+                                                            settings))
+
+    async def submit(self, request: Request, settings: Settings, given: frozenset[str],
+                     gather: Callable[[], Awaitable[Inputs]]) -> Job:
+        """Gather the inputs within the queue's limits (a refused job downloads nothing), queue the job, post
+        its status message (with Cancel) and follow it to its end: the one path of the command, the "again"
+        buttons and both menus."""
+        async with self.admission.hold(request.user_id):
+            inputs = await gather()
+            settings = settings.for_shape(inputs.photo.size)  # a pixel count becomes the photo's longest side
+            self._check_memory(settings, inputs.photo.size, len(inputs.styles))
+            job = Job(user_id=request.user_id, channel_id=request.origin.channel.id, guild_id=request.guild_id,
+                      message_id=request.message_id, content=shrink(inputs.photo, settings.size),
+                      styles=inputs.styles, settings=settings, given=given, mask=inputs.mask, init=inputs.init)
             position = await self.bot.backend.submit(job)
+        post = request.post or partial(request.origin.reply, mention_author=False)
         try:
-            status = await ctx.reply(status_text(job.id, Snapshot(Status.QUEUED, position, None, None)),
-                                     view=cancel_view(job.id), mention_author=False)
+            status = await post(status_text(job.id, Snapshot(Status.QUEUED, position, None, None)),
+                                view=cancel_view(job.id))
         except BaseException:  # Discord refused it, or the network failed (not an HTTPException): nobody
             # could follow this job, so don't paint it, and collect it so that the backend forgets it
             await self.bot.backend.cancel(job.id, "cancelled: its status message could not be posted")
             await self.bot.backend.result(job.id)
             raise
         await self.bot.backend.track(job.id, status.id)
-        if named:
-            self._credits[job.id] = _credits(styles)
-        self._start_following(Origin.of(ctx), job, ctx.channel.get_partial_message(status.id),  # type: ignore[union-attr]
-                              keep=True)
+        self._start_following(request.origin, job, request.origin.channel.get_partial_message(status.id), inputs)
+        return job
+
+    async def gather(self, owner: int, photo: discord.Attachment | str, styles: list[Any],
+                     mask_source: discord.Attachment | str | None, settings: Settings) -> Inputs:
+        """Download and decode a new job's pictures (the photo kept up to keep_side); library styles come
+        from the library."""
+        kept_photo = await self.load(photo, "The photo", settings, long_side=max(settings.size, self.keep_side()))
+        settings = settings.for_shape(kept_photo.size)  # styles follow the size a pixel count gives this photo
+        style_images = [await self.bot.library.image(s) if isinstance(s, Style) else
+                        await self.load(s, f"Style picture {n}" if len(styles) > 1 else "The style picture",
+                                        settings, style=True)
+                        for n, s in enumerate(styles, start=1)]
+        mask_image = None if mask_source is None else await self.load(mask_source, "The mask", settings)
+        if mask_image is not None:
+            masks.check_aspect(mask_image, kept_photo, "mask")
+        credits = tuple(StyleCredit(s.name, s.credit) if isinstance(s, Style) else StyleCredit() for s in styles)
+        return Inputs(owner, kept_photo, tuple(style_images), credits, mask_image)
+
+    def keep_side(self) -> int:
+        """The long side photos are kept at (⤴ Bigger paints from them): the largest size any role may ask
+        for, while the store keeps jobs; else nothing beyond the job's own size."""
+        limits = self.config.limits
+        return limits.caps_for([role.id for role in limits.roles]).max_size if self.bot.store.keeps_jobs else 0
+
+    def cooldown(self, user_id: int) -> float | None:
+        """Count one command against `user_id`'s cooldown: None if allowed, else seconds to wait."""
+        return self._commands.update_rate_limit(user_id)
 
     @stylize.autocomplete("preset")
     async def _complete_preset(self, interaction: discord.Interaction, current: str
@@ -317,7 +376,7 @@ class Stylize(commands.Cog):
     @stylize.command(name="help", description="Every setting with its meaning, default and range")
     async def help_(self, ctx: commands.Context[Any]) -> None:
         """List every setting with its meaning, default and range."""
-        caps = self.config.limits.caps_for(_role_ids(ctx.author))
+        caps = self.config.limits.caps_for(role_ids(ctx.author))
         base = await self.bot.server_defaults.settings(ctx.guild.id if ctx.guild else None)
         await ctx.reply(embeds=help_embeds(self.config.prefix, base, caps),
                         ephemeral=True, mention_author=False)
@@ -363,7 +422,7 @@ class Stylize(commands.Cog):
                      name: Optional[str] = None, picture: Optional[discord.Attachment] = None,
                      link: Optional[str] = None, *, credit: Optional[str] = None) -> None:
         """List the styles (a contact sheet), or add or remove one of this server's (moderators)."""
-        await self._library().styles(ctx, action, name, picture, link, credit, self._load)
+        await self._library().styles(ctx, action, name, picture, link, credit, self.load)
 
     @stylize.command(name="forget", description="Delete the pictures and settings the bot kept from your jobs")
     async def forget(self, ctx: commands.Context[Any]) -> None:
@@ -381,17 +440,17 @@ class Stylize(commands.Cog):
     async def cancel_from_button(self, interaction: discord.Interaction, job_id: str) -> None:
         retry = self._buttons.update_rate_limit(interaction.user.id)
         if retry is not None:
-            await _tell(interaction, _slow_down(retry))
+            await tell(interaction, slow_down(retry))
             return
         try:
             job = next((j for j in await self.bot.backend.jobs() if j.id == job_id), None)
         except QueueFull as busy:
-            await _tell(interaction, str(busy))
+            await tell(interaction, str(busy))
             return
         if job is None:
-            await _tell(interaction, "That job has already finished.")
+            await tell(interaction, "That job has already finished.")
         elif job.user_id != interaction.user.id and not self._is_moderator(interaction.user, job):
-            await _tell(interaction, f"Only <@{job.user_id}> or a moderator can cancel this job.")
+            await tell(interaction, f"Only <@{job.user_id}> or a moderator can cancel this job.")
         else:  # answer first: the job's own final edit must land after this one
             await interaction.response.edit_message(content=f"🛑 Cancelling job `{short_id(job_id)}`…", view=None)
             await self.bot.backend.cancel(job_id, self._cancel_reason(interaction.user, job))
@@ -410,12 +469,12 @@ class Stylize(commands.Cog):
         elif isinstance(error, commands.CommandOnCooldown):
             if ctx.interaction is None and self._told.update_rate_limit(ctx.author.id) is not None:
                 return  # told once this period: more notes would be the flood the cooldown stops
-            text = _slow_down(error.retry_after)
+            text = slow_down(error.retry_after)
         elif isinstance(error, commands.UserInputError):
             text = f"{error}\n\n{usage(self.config.prefix)}"
         else:
             log.error("command %s failed", ctx.command, exc_info=error)
-            text = "Something went wrong on my side — it has been logged. Please try again later."
+            text = OUR_FAULT
         try:
             await ctx.reply(f"⚠️ {text}", ephemeral=True, mention_author=False)
         except Exception as failure:  # refused, or the network failed again: nothing more to do
@@ -444,14 +503,15 @@ class Stylize(commands.Cog):
                 raise UsageError("I can't see the message you replied to — attach the photo instead.") from None
         return replied.attachments[:1]
 
-    async def _load(self, source: discord.Attachment | str, what: str, settings: Settings, *,
-                    style: bool = False) -> Image.Image:
+    async def load(self, source: discord.Attachment | str, what: str, settings: Settings, *,
+                   style: bool = False, long_side: int | None = None) -> Image.Image:
         """Download (size-capped) and decode (off the loop, DECODERS at a time) one input, shrunk at once to the
-        largest size the painter will use — the job's size (or pixel count) for the photo, size × style_scale
-        for a style (at least MIN_SIDE px across, see engine.style_side; `settings` already sized for the photo)
-        — or refuse with a friendly reason."""
+        largest size the painter will use — the job's size (or pixel count) for the photo (or `long_side`, to
+        keep it larger), size × style_scale for a style (at least MIN_SIDE px across, see engine.style_side;
+        `settings` already sized for the photo) — or refuse with a friendly reason."""
         limits = self.config.limits
-        long_side, short_side = (round(settings.size * settings.style_scale), MIN_SIDE) if style else (settings.size, 0)
+        long_side, short_side = ((round(settings.size * settings.style_scale), MIN_SIDE) if style
+                                 else (long_side or settings.size, 0))
         pixels = 0 if style or settings.pixels is None else settings.pixels
         try:
             if isinstance(source, discord.Attachment):
@@ -485,7 +545,8 @@ class Stylize(commands.Cog):
                          f"{budget / 1e9:.1f} GB here — " + (f"ask for {ask} or less" if ask else
                                                              "even the smallest size would not fit"))
 
-    def _start_following(self, origin: Origin, job: Job, status: discord.PartialMessage, keep: bool = False) -> None:
+    def _start_following(self, origin: Origin, job: Job, status: discord.PartialMessage, keep: Inputs | None = None
+                         ) -> None:
         """Follow `job` to its end; `keep`: it was submitted in this run, so its inputs are at hand to keep."""
         task = asyncio.create_task(self._follow(origin, job, status, keep), name=f"stylize-job-{job.id}")
         self._followers.add(task)
@@ -516,7 +577,7 @@ class Stylize(commands.Cog):
         except Exception:
             log.exception("recovering jobs failed")
 
-    async def _follow(self, origin: Origin, job: Job, status: discord.PartialMessage, keep: bool) -> None:
+    async def _follow(self, origin: Origin, job: Job, status: discord.PartialMessage, keep: Inputs | None) -> None:
         """Edit the status message as the job moves, then deliver the outcome. Never raises."""
         backend = self.bot.backend
         done = asyncio.ensure_future(backend.result(job.id))
@@ -537,59 +598,82 @@ class Stylize(commands.Cog):
                     shown = text
                     await _edit(status, content=text, **changes)
             finished = done.result()
-            await self._conclude(origin, finished, status)
-            if keep and finished.status is Status.DONE:
-                await self._keep(job, finished)
+            credits = keep.credits if keep is not None else (StyleCredit(),) * len(job.styles)
+            kept = keep is not None and finished.status is Status.DONE and await self._keep(job, finished, keep)
+            posted = await self._conclude(origin, finished, status, credits, buttons=kept)
+            if kept and posted is not None:
+                with contextlib.suppress(StorageUnavailable):  # logged by the store; only the menus miss it
+                    await self.bot.store.note_message(job.id, posted.id)
         except Detached:  # the bot is stopping; the job is not: the next run delivers it
             await _edit(status, content=RESTARTING.format(id=job.short))
         except Exception:
             log.exception("delivering job %s failed", job.id)
 
-    async def _keep(self, submitted: Job, finished: Job) -> None:
-        """Keep a finished job's inputs and settings for [storage] keep_days (for `again`; `forget` deletes them)."""
+    async def _keep(self, submitted: Job, finished: Job, keep: Inputs) -> bool:
+        """Keep a finished job's inputs and settings for [storage] keep_days (for the "again" buttons and the
+        menus, which find it by its result message; `forget` by the photo's owner deletes them); whether they
+        were kept."""
         store = self.bot.store
         if not store.keeps_jobs or finished.result is None:
-            return
+            return False
+        extra = () if submitted.mask is None else (submitted.mask,)
         pictures = await asyncio.get_running_loop().run_in_executor(
-            None, lambda: [preview_png(p) for p in (submitted.content, *submitted.styles)])
+            None, lambda: [preview_png(p) for p in (keep.photo, *submitted.styles, *extra)])
         try:
-            await store.keep_job(submitted.id, submitted.user_id, submitted.guild_id,
-                                 json.dumps(dataclasses.asdict(finished.result.settings)), pictures)
+            return await store.keep_job(submitted.id, keep.owner, submitted.guild_id,
+                                        settings_json(finished.result.settings), pictures, given=finished.given,
+                                        masked=submitted.mask is not None,
+                                        styles=json.dumps([dataclasses.asdict(c) for c in keep.credits]))
         except StorageUnavailable:
-            pass  # logged by the store; the user has the picture already
+            return False  # logged by the store; the user has the picture already
 
-    async def _conclude(self, origin: Origin, job: Job, status: discord.PartialMessage) -> None:
-        """Final status line, and a reply with the picture (or the reason there is none)."""
-        credits = self._credits.pop(job.id, None)
+    async def _conclude(self, origin: Origin, job: Job, status: discord.PartialMessage,
+                        credits: tuple[StyleCredit, ...], buttons: bool = False) -> discord.Message | None:
+        """Final status line, and a reply with the picture (settings stamped inside, and the timelapse if asked
+        for) or the reason there is none; the picture's message gets the "again" buttons when `buttons` (its
+        inputs are kept). Returns that message."""
         mention = f"<@{job.user_id}>"
         ping = discord.AllowedMentions(users=[discord.Object(job.user_id)])  # the one ping the bot means
         if job.status is Status.CANCELLED:
             await _edit(status, content=f"🛑 Job `{job.short}` {job.error}.", view=None, attachments=[])
             if job.error != f"cancelled by {mention}":
                 await origin.reply(f"{mention} your job `{job.short}` was {job.error}.", allowed_mentions=ping)
-            return
+            return None
         encoded = None
+        loop = asyncio.get_running_loop()
         if job.status is Status.DONE:
             assert job.result is not None
-            loop = asyncio.get_running_loop()
-            encoded = await loop.run_in_executor(None, encode_for_upload, job.result.image, origin.upload_limit)
+            encoded = await loop.run_in_executor(None, partial(encode_for_upload, job.result.image, origin.upload_limit,
+                                                               settings=Stamp(job.result.settings, credits)))
             if encoded is None:
                 job.error = "the picture is too large to upload here — try a smaller size"
         if encoded is None:
             await _edit(status, content=f"❌ Job `{job.short}` failed: {job.error}.", view=None, attachments=[])
             await origin.reply(f"{mention} sorry, your job `{job.short}` failed: {job.error}.", allowed_mentions=ping)
-            return
+            return None
         assert job.result is not None
         data, filename = encoded
+        files = [discord.File(io.BytesIO(data), filename)]
+        text = f"{mention} here is your painting!"
+        if job.result.frames:  # the picture has the upload budget first; the timelapse gets what is left
+            try:
+                movie_data, kind = await loop.run_in_executor(
+                    None, movie.timelapse, job.result.frames, origin.upload_limit - len(data))
+                files.append(discord.File(io.BytesIO(movie_data), f"timelapse.{kind}"))
+            except movie.AnimationTooLarge:
+                text += " (The timelapse was too large to upload beside it, so I left it out.)"
         await _edit(status, content=f"✅ Job `{job.short}` done in {job.result.elapsed:.1f} s.", view=None,
                     attachments=[])
+        again = self.bot.get_cog("Again")
+        view = again.result_view(job.id) if buttons and again is not None else None  # type: ignore[attr-defined]
         try:
-            await origin.reply(f"{mention} here is your painting!", embed=result_embed(job, job.given, filename, credits),
-                               file=discord.File(io.BytesIO(data), filename), allowed_mentions=ping)
+            return await origin.reply(text, embed=result_embed(job, job.given, filename, credits_text(credits)),
+                                      files=files, view=view, allowed_mentions=ping)
         except discord.HTTPException as error:
             log.warning("could not upload the result of job %s: %s", job.id, error)
             await origin.reply(f"{mention} your painting is ready, but Discord refused the upload "
                                f"({error.text or error.status}) — try a smaller size.", allowed_mentions=ping)
+            return None
 
 
 async def _edit(message: discord.PartialMessage, **changes: Any) -> None:
@@ -602,9 +686,20 @@ async def _edit(message: discord.PartialMessage, **changes: Any) -> None:
         log.warning("could not edit status message %s: %s", message.id, error)
 
 
-async def _tell(interaction: discord.Interaction, text: str) -> None:
-    """Answer a button press with a note only its presser sees."""
-    await interaction.response.send_message(fit(text), ephemeral=True)
+async def tell(interaction: discord.Interaction, text: str) -> None:
+    """A note only the presser (of a button, a menu, a form) sees, whether or not it was answered already."""
+    if interaction.response.is_done():
+        await interaction.followup.send(fit(text), ephemeral=True)
+    else:
+        await interaction.response.send_message(fit(text), ephemeral=True)
+
+
+async def enabled_here(interaction: discord.Interaction, config: Config) -> bool:
+    """Whether the bot works in the interaction's channel ([access]); if not, the user is told so."""
+    if config.access.allows(interaction.guild_id, interaction.channel_id or 0):
+        return True
+    await tell(interaction, "I'm not enabled in this channel.")
+    return False
 
 
 def _per_user(rate: int, seconds: float) -> commands.CooldownMapping[int]:
@@ -612,7 +707,7 @@ def _per_user(rate: int, seconds: float) -> commands.CooldownMapping[int]:
     return commands.CooldownMapping.from_cooldown(rate, seconds, lambda user_id: user_id)
 
 
-def _slow_down(retry_after: float) -> str:
+def slow_down(retry_after: float) -> str:
     return f"You're going a bit fast — try again in {math.ceil(retry_after)} s."
 
 
@@ -636,13 +731,7 @@ def _of_this_server(job: Job, guild: discord.Guild | None) -> bool:
     return guild is not None and job.guild_id == guild.id
 
 
-def _credits(styles: list[Any]) -> str:
-    """The result echo's list of styles, library ones with their credits, in blend order."""
-    return "\n".join(f"`{s.name}` — {discord.utils.escape_mentions(discord.utils.escape_markdown(s.credit))}"
-                     if isinstance(s, Style) else "your picture" for s in styles)
-
-
-def _role_ids(user: discord.abc.User) -> list[int]:
+def role_ids(user: discord.abc.User) -> list[int]:
     return [role.id for role in user.roles] if isinstance(user, discord.Member) else []
 
 

@@ -52,7 +52,7 @@ def decode_image(data: bytes, *, max_pixels: int, long_side: int | None = None, 
             im.load()  # first frame only; truncation and corruption surface here
             ImageOps.exif_transpose(im, in_place=True)
             profile = im.info.get("icc_profile")
-            out = _shrink(_to_rgb(im), long_side, short_side, pixels)
+            out = shrink(_to_rgb(im), long_side, short_side, pixels)
             if out is im:  # `im` dies with the `with`
                 out = im.copy()
     except ImageError:
@@ -94,7 +94,8 @@ def _target(size: tuple[int, int], long_side: int | None, short_side: int, pixel
     return max(1, round(width * scale)), max(1, round(height * scale))  # rounding keeps both minimums
 
 
-def _shrink(im: Image.Image, long_side: int | None, short_side: int, pixels: int) -> Image.Image:
+def shrink(im: Image.Image, long_side: int | None, short_side: int = 0, pixels: int = 0) -> Image.Image:
+    """`im` shrunk as decode_image would (never enlarged); `im` itself when it is small enough already."""
     target = _target(im.size, long_side, short_side, pixels)
     if target is None:
         return im

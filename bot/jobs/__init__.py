@@ -5,8 +5,9 @@ The Celery modules are not imported here: the in-process bot never loads Celery.
 """
 
 from .base import (SHUTDOWN, UNEXPECTED, Admission, Detached, Job, JobBackend, QueueFull, Runner, Snapshot, Status,
-                   engine_runner, settle, short_id, timeout_error)
+                   engine_runner, settings_from, settings_json, settle, short_id, timeout_error)
 from .inprocess import InProcessBackend
 
 __all__ = ["SHUTDOWN", "UNEXPECTED", "Admission", "Detached", "InProcessBackend", "Job", "JobBackend", "QueueFull", "Runner",
-           "Snapshot", "Status", "engine_runner", "settle", "short_id", "timeout_error"]
+           "Snapshot", "Status", "engine_runner", "settings_from", "settings_json", "settle", "short_id",
+           "timeout_error"]

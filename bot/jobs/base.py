@@ -8,7 +8,9 @@ paint through `engine_runner` and settle a job's outcome with `settle`.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
+import json
 import logging
 import secrets
 import threading
@@ -17,6 +19,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from PIL import Image
 
@@ -54,6 +57,7 @@ class Job:
     styles: tuple[Image.Image, ...]
     settings: Settings
     mask: Image.Image | None = None  # spatial control: which region of the photo takes which style
+    init: Image.Image | None = None  # the starting picture (⤴ Bigger: the result it enlarges), else the photo
     id: str = field(default_factory=lambda: secrets.token_hex(8))  # 64 bits: stored, and in buttons
     status: Status = Status.QUEUED
     progress: Progress | None = None  # latest report from the engine
@@ -195,6 +199,24 @@ class Admission:
                 del self._loading[user_id]
 
 
+def settings_json(settings: Settings) -> str:
+    """Settings as JSON: how they travel through Redis and rest in the bot's store."""
+    return json.dumps(dataclasses.asdict(settings))
+
+
+def settings_of(values: dict[str, Any]) -> Settings:
+    return Settings(**{k: _tuples(v) for k, v in values.items()})
+
+
+def _tuples(value: Any) -> Any:
+    """JSON's lists back to the tuples Settings holds (regions are pairs inside a tuple)."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def settings_from(text: str) -> Settings:
+    return settings_of(json.loads(text))
+
+
 def settle(job: Job, error: Exception) -> tuple[Status, str]:
     """How a job that raised `error` ends, and what its owner reads (our own faults are logged)."""
     if isinstance(error, Cancelled):
@@ -219,6 +241,6 @@ def engine_runner(device: str) -> Runner:
 
     def run(job: Job, report: Callable[[Progress], None], cancel: threading.Event) -> Result:
         return stylize(job.content, job.styles, job.settings, device=device, progress=report, cancel=cancel,
-                       mask=job.mask)
+                       mask=job.mask, init_image=job.init)
 
     return run

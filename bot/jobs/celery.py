@@ -14,7 +14,7 @@ The bot keeps the queue's order and limits; Celery only ever holds the jobs that
   worker is about to be free, so a newcomer's first job still overtakes a heavy user's backlog; the
   price is at most `workers` jobs whose order is fixed early. (Celery's own queue is FIFO: handing it
   everything at once would lose the fair order.)
-* Progress, previews, the outcome and the result picture come back through Redis; the dispatcher
+* Progress, previews, the outcome, the result picture and its timelapse frames come back through Redis; the dispatcher
   notices finished jobs every `poll` seconds and wakes their result() calls.
 * cancel() removes a job that has not started, or sets a flag the worker checks every beat (about a
   second) — the engine then stops before its next step; the GPU process is never killed.
@@ -51,9 +51,9 @@ from PIL import Image
 from redis.exceptions import RedisError
 
 from .base import (EXPIRED, SHUTDOWN, Detached, Job, JobBackend, QueueFull, Snapshot, Status, queue_full,
-                   too_many)
-from .worker import (MAX_ATTEMPTS, RETRY_NOTE, TASK, TOUCH, Keys, make_app, png, progress_from, result_from,
-                     settings_from, settings_json, unpng)
+                   settings_from, settings_json, too_many)
+from .worker import (LAST_PICTURE, MAX_ATTEMPTS, RETRY_NOTE, TASK, TOUCH, Keys, make_app, png, progress_from,
+                     result_from, unpng)
 
 log = logging.getLogger(__name__)
 
@@ -128,19 +128,19 @@ redis.call('HSET', KEYS[1], unpack(ARGV))
 return 1
 """
 
-_DROP = """
+_DROP = LAST_PICTURE + """
 -- KEYS: record, waiting, released, running, finished   ARGV: id, prefix, user id or '', pictures after the
--- photo (styles, then the mask if any) if no record
+-- photo (styles, then the mask and the starting picture if any) if no record
 local user = redis.call('HGET', KEYS[1], 'user_id') or ARGV[3]
 if user ~= '' then redis.call('SREM', ARGV[2] .. ':user:' .. user, ARGV[1]) end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('SREM', KEYS[4], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[1])
-local styles = redis.call('HGET', KEYS[1], 'styles')
-local last = styles and tonumber(styles) + tonumber(redis.call('HGET', KEYS[1], 'mask') or 0) or tonumber(ARGV[4])
+local last = redis.call('HEXISTS', KEYS[1], 'styles') == 1 and last_picture(KEYS[1]) or tonumber(ARGV[4])
 for n = 0, last do redis.call('DEL', KEYS[1] .. ':img:' .. n) end
-redis.call('DEL', KEYS[1], KEYS[1] .. ':result', KEYS[1] .. ':preview', KEYS[1] .. ':beat', KEYS[1] .. ':cancel')
+redis.call('DEL', KEYS[1], KEYS[1] .. ':result', KEYS[1] .. ':frames', KEYS[1] .. ':preview', KEYS[1] .. ':beat',
+           KEYS[1] .. ':cancel')
 return 1
 """
 
@@ -238,13 +238,14 @@ class CeleryBackend(JobBackend):
             raise QueueFull("I'm not taking jobs right now — " + SHUTDOWN)
         keys = self._keys
         loop = asyncio.get_running_loop()
-        extra = () if job.mask is None else (job.mask,)  # the mask travels after the styles
+        extra = tuple(p for p in (job.mask, job.init) if p is not None)  # after the styles: mask, then start
         pictures = await loop.run_in_executor(None, lambda: [png(p) for p in (job.content, *job.styles, *extra)])
         record = {
             "user_id": job.user_id, "channel_id": job.channel_id, "guild_id": job.guild_id or "",
             "message_id": job.message_id or "", "status_message_id": job.status_message_id or "",
             "settings": settings_json(job.settings), "given": json.dumps(sorted(job.given)),
-            "styles": len(job.styles), "mask": len(extra), "timeout": self._timeout or "", "keep": self._keep,
+            "styles": len(job.styles), "mask": int(job.mask is not None), "init": int(job.init is not None),
+            "timeout": self._timeout or "", "keep": self._keep,
             "created": time.time(), "attempt": 0,
         }
         args = [job.id, self._per_user, self._queue_size, self._keep, keys.prefix, len(pictures), *pictures,
@@ -407,7 +408,8 @@ class CeleryBackend(JobBackend):
 
     def _follow(self, job: Job) -> None:
         copy = dataclasses.replace(job, content=NO_PICTURE, styles=(NO_PICTURE,) * len(job.styles),
-                                   mask=None if job.mask is None else NO_PICTURE)
+                                   mask=None if job.mask is None else NO_PICTURE,
+                                   init=None if job.init is None else NO_PICTURE)
         self._followed[job.id] = _Followed(copy, asyncio.get_running_loop().create_future(), time.monotonic())
 
     def _wake(self, job_id: str) -> None:
@@ -442,6 +444,7 @@ class CeleryBackend(JobBackend):
                    guild_id=_int(fields.get("guild_id")), message_id=_int(fields.get("message_id")),
                    content=content, styles=styles or (NO_PICTURE,) * int(fields.get("styles") or 1),
                    settings=settings_from(fields["settings"]), mask=NO_PICTURE if _int(fields.get("mask")) else None,
+                   init=NO_PICTURE if _int(fields.get("init")) else None,
                    id=job_id, status=_status(fields["status"]),
                    progress=progress_from(fields.get("progress")), error=fields.get("error") or None,
                    given=frozenset(json.loads(fields.get("given") or "[]")),
@@ -451,8 +454,8 @@ class CeleryBackend(JobBackend):
         """The finished job with its picture; then its keys are deleted (handed over once)."""
         keys = self._keys
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(keys.job(job_id)).get(keys.job(job_id, "result"))
-            fields, data = await self._call(pipe.execute())
+            pipe.hgetall(keys.job(job_id)).get(keys.job(job_id, "result")).lrange(keys.job(job_id, "frames"), 0, -1)
+            fields, data, frames = await self._call(pipe.execute())
         fields = _text(fields)
         if "status" not in fields:
             job = self._followed[job_id].expired()
@@ -462,8 +465,9 @@ class CeleryBackend(JobBackend):
                 if data is None:
                     job.status, job.error = Status.FAILED, "its picture expired before it could be delivered"
                 else:
-                    image = await asyncio.get_running_loop().run_in_executor(None, unpng, data)
-                    job.result = result_from(fields["result"], image)
+                    image, movie = await asyncio.get_running_loop().run_in_executor(
+                        None, lambda: (unpng(data), tuple(unpng(frame) for frame in frames)))
+                    job.result = result_from(fields["result"], image, movie)
             preview = self._previews.get(job_id)
             job.preview = preview[1] if preview else None
         await self._drop(job_id)
@@ -476,7 +480,7 @@ class CeleryBackend(JobBackend):
         who = followed.job if followed else None
         await self._call(self._dropper(keys=[keys.job(job_id), keys.waiting, keys.released, keys.running, keys.finished],
                                        args=[job_id, keys.prefix, who.user_id if who else "",
-                                             len(who.styles) + (who.mask is not None) if who else 0]))
+                                             _pictures_after_photo(who) if who else 0]))
 
     async def _expire(self, job_id: str) -> None:
         """The job's record is gone (or partial): the job is lost. Drop what is left, end its follower."""
@@ -611,6 +615,10 @@ class CeleryBackend(JobBackend):
             retry=True, retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.5})
         await asyncio.wait_for(loop.run_in_executor(self._publisher, send), self._op_timeout * 2)
         await self._mark(job_id, sent=time.time())
+
+
+def _pictures_after_photo(job: Job) -> int:
+    return len(job.styles) + (job.mask is not None) + (job.init is not None)
 
 
 def _text(fields: dict[bytes, bytes]) -> dict[str, str]:

@@ -8,9 +8,11 @@ only a job id: the job's record, pictures, progress and result live in Redis und
 Redis layout (prefix "stylize" by default, one bot per prefix):
 
     <p>:job:<id>              hash: who asked where, settings, status, attempt, progress, result…
-    <p>:job:<id>:img:<n>      PNG bytes: 0 is the photo, 1… the style pictures (expire after `keep`)
+    <p>:job:<id>:img:<n>      PNG bytes: 0 is the photo, 1… the style pictures, then the mask and the
+                              starting picture if the job has them (fields mask, init: 0 or 1; expire after `keep`)
     <p>:job:<id>:result       PNG bytes of the painting
     <p>:job:<id>:preview      PNG bytes of the latest preview (record field preview_v counts them)
+    <p>:job:<id>:frames       list: PNG bytes of the timelapse's frames (settings.timelapse), with the result
     <p>:job:<id>:beat         exists while a worker is painting the job (refreshed, short expiry)
     <p>:job:<id>:cancel       the reason, once someone asked to cancel a running job
     <p>:waiting               zset: jobs the bot has not handed to Celery yet, in fair order
@@ -52,9 +54,9 @@ from typing import Any
 from celery import Celery, signals
 from PIL import Image
 
-from engine import Cancelled, Progress, Result, Settings
+from engine import Cancelled, Progress, Result
 
-from .base import EXPIRED, Job, Runner, Status, settle, timeout_error
+from .base import EXPIRED, Job, Runner, Status, settings_from, settings_of, settle, timeout_error
 
 log = logging.getLogger(__name__)
 
@@ -107,23 +109,6 @@ def unpng(data: bytes) -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
-def settings_json(settings: Settings) -> str:
-    return json.dumps(dataclasses.asdict(settings))
-
-
-def _settings(values: dict[str, Any]) -> Settings:
-    return Settings(**{k: _tuples(v) for k, v in values.items()})
-
-
-def _tuples(value: Any) -> Any:
-    """JSON's lists back to the tuples Settings holds (regions are pairs inside a tuple)."""
-    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
-
-
-def settings_from(text: str) -> Settings:
-    return _settings(json.loads(text))
-
-
 def progress_json(progress: Progress) -> str:
     """Progress without its preview (previews travel as PNG under their own key)."""
     return json.dumps(dataclasses.asdict(dataclasses.replace(progress, preview=None)))
@@ -141,18 +126,26 @@ def result_json(result: Result) -> str:
                        "elapsed": result.elapsed, "steps": result.steps, "losses": result.losses})
 
 
-def result_from(text: str, image: Image.Image) -> Result:
+def result_from(text: str, image: Image.Image, frames: tuple[Image.Image, ...] = ()) -> Result:
     values = json.loads(text)
-    return Result(image=image, settings=_settings(values["settings"]), device=values["device"],
-                  elapsed=values["elapsed"], steps=values["steps"], losses=values["losses"])
+    return Result(image=image, settings=settings_of(values["settings"]), device=values["device"],
+                  elapsed=values["elapsed"], steps=values["steps"], losses=values["losses"], frames=frames)
 
 
-# Lua: give a live job's record and pictures `keep` (a record field) more seconds.
-TOUCH = """
+# Lua: the number of a job's last picture (records from before mask/init count those as 0).
+LAST_PICTURE = """
+local function last_picture(record)
+  local function count(name) return tonumber(redis.call('HGET', record, name) or '0') end
+  return count('styles') + count('mask') + count('init')
+end
+"""
+
+# Lua: give a live job's record and every picture `keep` (a record field) more seconds.
+TOUCH = LAST_PICTURE + """
 local function touch(record)
   local keep = redis.call('HGET', record, 'keep')
   redis.call('EXPIRE', record, keep)
-  for n = 0, tonumber(redis.call('HGET', record, 'styles')) do redis.call('EXPIRE', record .. ':img:' .. n, keep) end
+  for n = 0, last_picture(record) do redis.call('EXPIRE', record .. ':img:' .. n, keep) end
 end
 """
 
@@ -332,8 +325,8 @@ def paint(job_id: str, keys: Keys, *, hostname: str) -> dict[str, Any]:
     if reason is not None:
         _finish(r, keys, job_id, attempt, Status.CANCELLED, reason.decode())
         return {"job": job_id, "outcome": "cancelled", "attempt": attempt}
-    styles, masked = int(fields["styles"]), int(fields.get("mask") or 0)
-    pictures = r.mget([keys.image(job_id, n) for n in range(1 + styles + masked)])
+    styles, masked, started = (int(fields.get(name) or 0) for name in ("styles", "mask", "init"))
+    pictures = r.mget([keys.image(job_id, n) for n in range(1 + styles + masked + started)])
     if any(p is None for p in pictures):
         _finish(r, keys, job_id, attempt, Status.FAILED, LOST_PICTURES)
         return {"job": job_id, "outcome": "failed", "attempt": attempt}
@@ -341,7 +334,8 @@ def paint(job_id: str, keys: Keys, *, hostname: str) -> dict[str, Any]:
               guild_id=int(fields["guild_id"]) if fields.get("guild_id") else None,
               message_id=int(fields["message_id"]) if fields.get("message_id") else None,
               content=unpng(pictures[0]), styles=tuple(unpng(p) for p in pictures[1:1 + styles]),
-              mask=unpng(pictures[-1]) if masked else None,
+              mask=unpng(pictures[1 + styles]) if masked else None,
+              init=unpng(pictures[-1]) if started else None,
               settings=settings_from(fields["settings"]), id=job_id, status=Status.RUNNING)
     timeout = float(fields["timeout"]) if fields.get("timeout") else None
     keep = int(float(fields.get("keep") or 86400))
@@ -362,10 +356,14 @@ def paint(job_id: str, keys: Keys, *, hostname: str) -> dict[str, Any]:
                 status, why = settle(job, error)
             _persist(lambda: _finish(r, keys, job_id, attempt, status, why, progress=reporter.last), job_id)
             return {"job": job_id, "outcome": status.value, "attempt": attempt}
-        image = png(result.image)
+        image, frames = png(result.image), [png(frame) for frame in result.frames]
 
         def store() -> None:
             r.set(keys.job(job_id, "result"), image, ex=keep)
+            if frames:  # like the result: a list under its own key, expiring with the record
+                with r.pipeline() as pipe:
+                    pipe.delete(keys.job(job_id, "frames")).rpush(keys.job(job_id, "frames"), *frames)
+                    pipe.expire(keys.job(job_id, "frames"), keep).execute()
             _finish(r, keys, job_id, attempt, Status.DONE, "", result=result_json(result), progress=reporter.last)
 
         _persist(store, job_id)
