@@ -46,7 +46,7 @@ def usage(prefix: str) -> str:
     return (f"**Usage:** `{prefix}stylize` with the photo and then the style image attached, "
             f"or as links, or reply to a photo and attach the style. Settings are key=value:\n"
             f"`{prefix}stylize https://…/photo.jpg https://…/painting.jpg steps=300 size=512`\n"
-            f"`/stylize paint content:<photo> style:<painting> style_weight:1e5`\n"
+            f"`/stylize paint content:<photo> style:<painting> style_weight:30`\n"
             f"Or name a style instead of attaching one: `{prefix}stylize starry_night` with the photo "
             f"(`{prefix}stylize styles` shows them all).\n"
             f"Every setting: `{prefix}stylize help`.")

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings as hyp_settings, strategies 
 from bot.parsing import (ECHO, Arguments, UsageError, check_blend, parse_settings, pick_inputs,
                          pick_slash_inputs, split_arguments)
 from engine import SPECS, ParamError, Settings, Spec
-from engine.params import Regions
+from engine.params import Pixels, Regions
 
 BASE = Settings()
 
@@ -153,6 +153,8 @@ def valid_text(spec: Spec) -> st.SearchStrategy[str]:
         return st.sampled_from(["true", "false", "yes", "no", "on", "off", "1", "0"])
     if spec.type is Regions:
         return st.sampled_from(["white:1", "red:1,#00ff00:photo", "blue:blend"])
+    if spec.type is Pixels:
+        return st.integers(int(spec.min), int(spec.max)).map(str)
     if spec.name == "style_layer_weights":  # one per default style layer, short enough to type
         return st.lists(st.integers(1, 1000).map(str), min_size=len(BASE.style_layers),
                         max_size=len(BASE.style_layers)).map(",".join)
@@ -163,8 +165,10 @@ def valid_text(spec: Spec) -> st.SearchStrategy[str]:
 
 def _compatible(pairs: dict[str, str]) -> bool:
     """steps must agree with num_epoch × steps_per_epoch when all three are given, and style_layer_weights
-    with style_layers (the engine refuses otherwise)."""
+    with style_layers, and size is not given with pixels (the engine refuses otherwise)."""
     if "style_layer_weights" in pairs and "style_layers" in pairs:
+        return False
+    if "size" in pairs and "pixels" in pairs:  # one or the other
         return False
     if "steps" in pairs and "steps_per_epoch" in pairs:
         implied = int(pairs.get("num_epoch", BASE.num_epoch)) * int(pairs["steps_per_epoch"])

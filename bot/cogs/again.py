@@ -43,7 +43,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STYLE_STEP = 2.0
-"""➕ More style multiplies style_weight by this, ➖ Less style divides by it (the one place it is set)."""
+"""➕ More style multiplies style_weight by this, ➖ Less style divides by it (the one place it is set). On the
+frontier's six pairs (128 px, 100 steps, style_weight 5 → 10 → 20) each doubling cut yardstick (a)'s style
+distance by a median 32 % and 31 % (12–42 % by pair): at least the 25 % a click should visibly make."""
 BIGGER_STEPS = 3  # ⤴ Bigger paints in one pass with 1/BIGGER_STEPS of the steps: the picture is painted already
 MODAL_TIMEOUT = 900.0  # seconds a Tweak form stays open (an interaction's follow-ups last 15 minutes)
 
