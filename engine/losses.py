@@ -10,8 +10,9 @@ With F the C×M activations of a layer (M = H·W pixels):
 - TV:       L_tv = mean(Δx²) + mean(Δy²) with pixels in 0–1 (squared-difference smoothness)
 Relative errors make the terms independent of resolution and of how strong a painting's or a photo's
 activations are: the Grams of a high-contrast woodcut are 10–20× larger than a pale seascape's and, per
-layer, relu4_1's are 10⁴× relu5_1's, so absolute errors let one painting, and one layer, set the balance.
-(bench/frontier.py measured the spread of the style distance across pairs before and after; README.)
+layer, relu4_1's are 10⁴× relu5_1's, so with absolute errors one or two layers carried the style term and
+a weight meant more for some paintings. (How stylized a pair ends up at one weight still varies about as
+much: that depends on how reachable the style is; bench/frontier.py measures it, README.)
 """
 
 from __future__ import annotations
