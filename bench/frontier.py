@@ -36,13 +36,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+# FRONTIER_ENGINE=/path/to/another/checkout runs that checkout's engine/ (e.g. an older version, for a
+# before/after); it must come first on the path, before yardstick.py imports the engine below.
+ENGINE_ROOT = Path(os.environ.get("FRONTIER_ENGINE", ROOT)).resolve()
+sys.path[:0] = [str(ENGINE_ROOT), str(ROOT), str(ROOT / "bench")]
 
 
 def engine_fingerprint() -> str:
     """Hash of the engine's source, so a report can tell runs of different engine versions apart."""
     digest = hashlib.sha256()
-    for path in sorted((ROOT / "engine").glob("*.py")):
+    for path in sorted((ENGINE_ROOT / "engine").glob("*.py")):
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
@@ -347,14 +350,13 @@ def draw(runs: dict[tuple[str, str, float], list[Point]], path: Path) -> None:
     print(f"\nplot: {path}")
 
 
-def quick_spread(size: int, steps: int, weights: list[float], engine_root: Path) -> None:
+def quick_spread(size: int, steps: int, weights: list[float]) -> None:
     """Ours at a few weights on every pair, small and short (minutes, not hours), with the engine of any
-    checkout: yardstick (a)'s final style distance per pair, its max/min spread at each weight, and the
-    median change of that distance per step of the weight grid (what the More/Less style buttons need)."""
+    checkout (FRONTIER_ENGINE): yardstick (a)'s final style distance per pair, its max/min spread at each
+    weight, and the median change of that distance per step of the weight grid (what ➕/➖ style need)."""
     import torch
     from PIL import Image
 
-    sys.path.insert(0, str(engine_root))
     from engine import Settings, stylize
     from yardstick import Yardstick
 
@@ -422,14 +424,13 @@ def main() -> None:
     quick = sub.add_parser("spread", help="small quick runs of ours: spread across pairs, change per weight step")
     quick.add_argument("--steps", type=int, default=100)
     quick.add_argument("--weights", type=lambda t: [float(w) for w in t.split(",")], required=True)
-    quick.add_argument("--engine", type=Path, default=ROOT, help="the checkout whose engine/ to run")
     for p in (run, rep, sheet, quick):
         p.add_argument("--size", type=int, default=256)
     args = parser.parse_args()
     if args.mode == "run":
         sweep(args.size, args.threads, args.systems, args.parallel)
     elif args.mode == "spread":
-        quick_spread(args.size, args.steps, args.weights, args.engine.resolve())
+        quick_spread(args.size, args.steps, args.weights)
     elif args.mode == "sheet":
         contact_sheet(args.size, args.ours_weight, args.out)
     else:
