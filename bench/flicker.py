@@ -15,7 +15,8 @@ resampling alone gives.
 
 Both methods start from the content (init=content) with the same seed and the same total steps:
 frame-by-frame runs --steps on every frame; the animation runs --frame-steps on frames 2…N and the rest
-on frame 1. CPU time (time.process_time, torch on one thread) includes the flow. Style and content
+on frame 1. CPU time (time.process_time, torch on one thread) includes the flow; with --device cuda the
+time is wall-clock seconds with the GPU synchronised (the flow still runs on the CPU). Style and content
 distances per frame are bench/yardstick.py's (a) relative and (b) independent ones, against that frame.
 """
 
@@ -152,13 +153,19 @@ def flicker(frames: list[Image.Image], clip: Clip) -> float:
     return float(np.mean(errors))
 
 
-def distances(frames: list[Image.Image], clip: Clip, style: Image.Image, size: int) -> list[tuple[float, ...]]:
+def distances(frames: list[Image.Image], clip: Clip, style: Image.Image, size: int,
+              device: str = "cpu") -> list[tuple[float, ...]]:
     """(relative content, relative style, 1 − SSIM, sliced Wasserstein) per frame."""
     out = []
     for frame, given in zip(frames, clip.frames):
-        s = Yardstick(given, style, size)(frame)
+        s = Yardstick(given, style, size, device)(frame)
         out.append((s.relative.content, s.relative.style, s.independent.content, s.independent.style))
     return out
+
+
+def _gpu_clock() -> float:
+    torch.cuda.synchronize()
+    return time.perf_counter()
 
 
 def main() -> None:
@@ -172,30 +179,33 @@ def main() -> None:
     parser.add_argument("--clips", nargs="+", default=["object", "pan_zoom", "parallax"],
                         choices=["object", "pan_zoom", "parallax"], help="the first one goes into --gif")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--gif", type=Path, default=None,
                         help="write input | frame-by-frame | animation here (.webp or .gif is added)")
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    if args.device == "cpu":
+        torch.set_num_threads(1)
+    clock = time.process_time if args.device == "cpu" else _gpu_clock
     style = Image.open(IMAGES / args.style).convert("RGB")
     base = Settings.parse({"size": args.size, "seed": args.seed, "init": "content", "steps": args.steps})
     first = args.frames * args.steps - (args.frames - 1) * args.frame_steps
     print(f"{args.frames} frames at {args.size} px, style {args.style}, total steps {args.frames * args.steps} "
           f"each: frame-by-frame {args.steps}/frame; animation {first} + {args.frame_steps}/frame")
-    print("clip      method           flicker  floor   cpu_s   worst frame vs frame-by-frame: "
+    print(f"clip      method           flicker  floor  {'cpu_s' if args.device == 'cpu' else 'gpu_s'}   worst frame vs frame-by-frame: "
           "rel_content rel_style 1-ssim swd")
     for clip in [c for c in clips(args.size, args.frames) if c.name in args.clips]:
         floor = flicker(clip.frames, clip)
-        start = time.process_time()
-        plain = [stylize(frame, [style], base, device="cpu").image for frame in clip.frames]
-        plain_cpu = time.process_time() - start
-        plain_d = distances(plain, clip, style, args.size)
+        start = clock()
+        plain = [stylize(frame, [style], base, device=args.device).image for frame in clip.frames]
+        plain_cpu = clock() - start
+        plain_d = distances(plain, clip, style, args.size, args.device)
         print(f"{clip.name:9} frame-by-frame  {flicker(plain, clip):7.2f} {floor:6.2f} {plain_cpu:7.1f}")
         for weight in args.temporal_weight:
             settings = dataclasses.replace(base, steps=first, frame_steps=args.frame_steps, temporal_weight=weight)
-            start = time.process_time()
-            moved = animate(clip.frames, [100] * len(clip.frames), [style], settings, device="cpu").frames
-            cpu = time.process_time() - start
-            worst = np.max(np.array(distances(moved, clip, style, args.size)) / np.array(plain_d), axis=0)
+            start = clock()
+            moved = animate(clip.frames, [100] * len(clip.frames), [style], settings, device=args.device).frames
+            cpu = clock() - start
+            worst = np.max(np.array(distances(moved, clip, style, args.size, args.device)) / np.array(plain_d), axis=0)
             print(f"{clip.name:9} animate tw={weight:<6g} {flicker(moved, clip):7.2f} {floor:6.2f} {cpu:7.1f}   "
                   + "  ".join(f"{v:.3f}" for v in worst), flush=True)
         if args.gif is not None and clip.name == args.clips[0]:

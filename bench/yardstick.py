@@ -18,7 +18,9 @@ weights, against the photo and the painting resized to the output's longest side
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -58,7 +60,7 @@ class Scores:
 
 def luminance(image: Tensor) -> Tensor:
     """N×3×H×W RGB (0–255) -> N×1×H×W luma."""
-    return (image * torch.tensor(LUMA).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    return (image * torch.tensor(LUMA, device=image.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
 
 
 def ssim(x: Tensor, y: Tensor) -> float:
@@ -66,7 +68,7 @@ def ssim(x: Tensor, y: Tensor) -> float:
     r = torch.arange(SSIM_WINDOW, dtype=torch.float64) - SSIM_WINDOW // 2
     g = torch.exp(-r.square() / (2 * SSIM_SIGMA**2))
     g = g / g.sum()
-    window = (g[:, None] * g[None, :]).view(1, 1, SSIM_WINDOW, SSIM_WINDOW)
+    window = (g[:, None] * g[None, :]).view(1, 1, SSIM_WINDOW, SSIM_WINDOW).to(x.device)
     x, y = x.double(), y.double()
 
     def blur(t: Tensor) -> Tensor:
@@ -91,7 +93,7 @@ def sliced_wasserstein(a: Tensor, b: Tensor, directions: Tensor) -> float:
     functions are compared at min(M, M') evenly spaced levels (so the sets may differ in size)."""
     pa, pb = (a.double() @ directions).sort(0).values, (b.double() @ directions).sort(0).values
     n = min(len(pa), len(pb))
-    levels = (torch.arange(n, dtype=torch.float64) + 0.5) / n
+    levels = (torch.arange(n, dtype=torch.float64, device=pa.device) + 0.5) / n
 
     def at(sorted_: Tensor) -> Tensor:
         return sorted_[(levels * len(sorted_)).long()]
@@ -104,23 +106,36 @@ def samples(features: Tensor) -> Tensor:
     return features[0].flatten(1).T
 
 
+@contextmanager
+def full_fp32() -> Iterator[None]:
+    """No TF32 on a GPU (PyTorch's default for convolutions): the scores then match the CPU's."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 class Yardstick:
-    def __init__(self, content: Image.Image, style: Image.Image, long_side: int):
-        self.vgg = load_vgg("cpu")
+    def __init__(self, content: Image.Image, style: Image.Image, long_side: int, device: str = "cpu"):
+        self.vgg = load_vgg(device)
+        self.device = device
         self.long_side = long_side
-        photo, painting = to_tensor(content, long_side)[None], to_tensor(style, long_side)[None]
-        with torch.no_grad():
+        photo, painting = (to_tensor(p, long_side)[None].to(device) for p in (content, style))
+        with torch.no_grad(), full_fp32():
             self.content = self.vgg(photo, CONTENT_LAYERS)
             style_feats = self.vgg(painting, STYLE_LAYERS + SW_LAYERS)
         self.grams = {k: gram(style_feats[k]) for k in STYLE_LAYERS}
         self.photo_luma = luminance(photo)
         self.sw_samples = {k: samples(style_feats[k]) for k in SW_LAYERS}
         self.sw_scale = {k: float(v.square().mean().sqrt()) for k, v in self.sw_samples.items()}
-        self.directions = {k: projections(v.shape[1]) for k, v in self.sw_samples.items()}
+        self.directions = {k: projections(v.shape[1]).to(device) for k, v in self.sw_samples.items()}
 
     @torch.no_grad()
+    @full_fp32()
     def __call__(self, image: Image.Image) -> Scores:
-        x = to_tensor(image, self.long_side)[None]
+        x = to_tensor(image, self.long_side)[None].to(self.device)
         if x.shape[2:] != self.photo_luma.shape[2:]:  # another rounding of the aspect ratio
             x = F.interpolate(x, size=self.photo_luma.shape[2:], mode="bicubic", align_corners=False)
         feats = self.vgg(x, CONTENT_LAYERS + STYLE_LAYERS + SW_LAYERS)
