@@ -7,6 +7,7 @@ Real discord.py against the stand-in, the real engine, real tiny files."""
 from __future__ import annotations
 
 import io
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -150,6 +151,32 @@ async def test_a_roles_default_animates_and_animate_false_still_paints_one_frame
         still = await fake_discord.wait_for(with_file, kind="message", since=mark, timeout=30)
     assert decoded(animated).n_frames == 3 and "• **animate" not in animated.embeds[0]["description"]
     assert still.filenames == ["stylized.png"] and "animate=true" in still.content
+
+
+async def test_an_animation_is_cancelled_between_steps(fake_discord: FakeDiscord, run_bot) -> None:
+    gate = FrameGate()
+    async with run_bot(make_bot(runner=gate)):
+        request = await fake_discord.send_message(fake_discord.alice, f"!stylize {ANIMATE}",
+                                                  attachments=upload(animation()))
+        status = await status_of(fake_discord, request, 0)
+        await edit_of(fake_discord, status, "frame 2/3")
+        await fake_discord.send_message(fake_discord.alice, "!stylize cancel")
+        await fake_discord.wait_for(lambda e: "Cancelled job" in (e.content or ""), kind="message")
+        gate.opened.set()
+        ended = await edit_of(fake_discord, status, "cancelled by")
+    assert ended.content.startswith("🛑") and not any(e.files for e in fake_discord.events if e.kind == "message")
+    assert max(r.frame for r in gate.reports) == 2  # stopped at the next step: frame 3 never started
+
+
+async def test_an_animation_too_large_to_upload_says_so(fake_discord: FakeDiscord, run_bot) -> None:
+    clip, style = upload(animation())
+    fake_discord.attachment_size_limit = 2000
+    async with run_bot(make_bot()):
+        await fake_discord.send_interaction(fake_discord.alice, "stylize paint",
+                                            {"content": clip, "style": style, "settings": ANIMATE})
+        failed = await fake_discord.wait_for(lambda e: "sorry" in (e.content or ""), kind="message", timeout=30)
+    assert re.search(r"failed: the animation is too large to upload here \([\d,]+ bytes, the limit is 2,000\) — "
+                     r"try fewer frames or a smaller size\.", failed.content), failed.content
 
 
 async def test_caps_refuse_before_anything_is_queued(fake_discord: FakeDiscord, run_bot) -> None:
