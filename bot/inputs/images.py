@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from io import BytesIO
 
@@ -17,10 +18,6 @@ from engine.animate import MIN_DELAY_MS, SLOW_DELAY_MS
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
 WHITE = (255, 255, 255)
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
-
-
-UNREADABLE = "That file isn't an image I can read — send a PNG, JPEG, WEBP, GIF or BMP."
-DAMAGED = "That image looks damaged or incomplete — save it again, or send a different one."
 
 
 class ImageError(ValueError):
@@ -49,30 +46,16 @@ def decode_image(data: bytes, *, max_pixels: int, long_side: int | None = None, 
     1/4 or 1/8 scale. The pixel budget is checked against the header size, before any pixel data is
     decompressed, so a tiny file claiming huge dimensions costs nothing.
     """
-    try:
-        with Image.open(BytesIO(data), formats=ALLOWED_FORMATS) as im:
-            width, height = im.size
-            if width * height > max_pixels:
-                raise _too_large(max_pixels)
-            target = _target(im.size, long_side, short_side, pixels)
-            if target is not None:
-                im.draft(None, target)
-            im.load()  # first frame only; truncation and corruption surface here
-            ImageOps.exif_transpose(im, in_place=True)
-            profile = im.info.get("icc_profile")
-            out = shrink(_to_rgb(im), long_side, short_side, pixels)
-            if out is im:  # `im` dies with the `with`
-                out = im.copy()
-    except ImageError:
-        raise
-    except UnidentifiedImageError:
-        raise ImageError(UNREADABLE) from None
-    except Image.DecompressionBombError:
-        raise _too_large(max_pixels) from None
-    except Exception as exc:
-        # Pillow reports malformed input as OSError, SyntaxError, ValueError, EOFError,
-        # struct.error, IndexError, ...: for untrusted bytes they all mean "unreadable".
-        raise ImageError(DAMAGED) from exc
+    with _reading(data, max_pixels) as im:
+        target = _target(im.size, long_side, short_side, pixels)
+        if target is not None:
+            im.draft(None, target)
+        im.load()  # first frame only; truncation and corruption surface here
+        ImageOps.exif_transpose(im, in_place=True)
+        profile = im.info.get("icc_profile")
+        out = shrink(_to_rgb(im), long_side, short_side, pixels)
+        if out is im:  # `im` dies with the `with`
+            out = im.copy()
     if profile:
         _to_srgb(out, profile)
     out.info = {}
@@ -112,50 +95,61 @@ def decode_clip(data: bytes, *, max_pixels: int, max_seconds: float, max_fps: fl
     """
     frames: list[Image.Image] = []
     durations: list[int] = []
-    try:
-        with Image.open(BytesIO(data), formats=ALLOWED_FORMATS) as im:
-            canvas = im.size
-            if canvas[0] * canvas[1] > max_pixels:
-                raise _too_large(max_pixels)
-            claimed = getattr(im, "n_frames", 1)
-            check(claimed, canvas)
-            profile = im.info.get("icc_profile")
-            elapsed, kept_at, slot = 0, -math.inf, 1000 / max_fps
-            for index in range(claimed):
-                im.seek(index)  # a GIF frame larger than its canvas grows im.size here, before it is decoded
-                if im.size != canvas:
-                    raise ImageError(f"Frame {index + 1} of that animation is {im.size[0]}×{im.size[1]}, larger "
-                                     f"than its {canvas[0]}×{canvas[1]} canvas — the file is damaged or crafted; "
-                                     "save it again.")
-                im.load()
-                ms = round(im.info.get("duration") or 0)  # WebP knows a frame's duration once it is loaded
-                ms = ms if ms >= MIN_DELAY_MS else SLOW_DELAY_MS
-                if elapsed + ms > max_seconds * 1000:
-                    raise ImageError(f"That animation lasts more than {max_seconds:g} s (its first {index + 1} "
-                                     f"frames take {(elapsed + ms) / 1000:g} s); you may animate at most "
-                                     f"{max_seconds:g} s — trim it.")
-                if elapsed - kept_at < slot - 1e-6:  # too soon after the last kept frame: merged into it
-                    durations[-1] += ms
-                else:
-                    frame = shrink(_to_rgb(im), long_side, 0, pixels)
-                    frames.append(frame.copy() if frame is im else frame)
-                    durations.append(ms)
-                    kept_at = elapsed
-                elapsed += ms
-    except ImageError:
-        raise
-    except UnidentifiedImageError:
-        raise ImageError(UNREADABLE) from None
-    except Image.DecompressionBombError:
-        raise _too_large(max_pixels) from None
-    except Exception as exc:  # as in decode_image; EOFError here: fewer frames than the file claims
-        raise ImageError(DAMAGED) from exc
+    with _reading(data, max_pixels) as im:  # EOFError while seeking: fewer frames than the file claims
+        canvas = im.size
+        claimed = getattr(im, "n_frames", 1)
+        check(claimed, canvas)
+        profile = im.info.get("icc_profile")
+        elapsed, kept_at, slot = 0, -math.inf, 1000 / max_fps
+        for index in range(claimed):
+            im.seek(index)  # a GIF frame larger than its canvas grows im.size here, before it is decoded
+            if im.size != canvas:
+                raise ImageError(f"Frame {index + 1} of that animation is {im.size[0]}×{im.size[1]}, larger "
+                                 f"than its {canvas[0]}×{canvas[1]} canvas — the file is damaged or crafted; "
+                                 "save it again.")
+            im.load()
+            ms = round(im.info.get("duration") or 0)  # WebP knows a frame's duration once it is loaded
+            ms = ms if ms >= MIN_DELAY_MS else SLOW_DELAY_MS
+            if elapsed + ms > max_seconds * 1000:
+                raise ImageError(f"That animation lasts more than {max_seconds:g} s (its first {index + 1} "
+                                 f"frames take {(elapsed + ms) / 1000:g} s); you may animate at most "
+                                 f"{max_seconds:g} s — trim it.")
+            if elapsed - kept_at < slot - 1e-6:  # too soon after the last kept frame: merged into it
+                durations[-1] += ms
+            else:
+                frame = shrink(_to_rgb(im), long_side, 0, pixels)
+                frames.append(frame.copy() if frame is im else frame)
+                durations.append(ms)
+                kept_at = elapsed
+            elapsed += ms
     if profile:
         for frame in frames:
             _to_srgb(frame, profile)
     for frame in frames:
         frame.info = {}
     return Clip(tuple(frames), tuple(durations))
+
+
+@contextlib.contextmanager
+def _reading(data: bytes, max_pixels: int) -> Iterator[Image.Image]:
+    """`data` opened, its header's size checked against `max_pixels` before any pixel is decompressed; whatever
+    goes wrong while it is read becomes an ImageError saying what to do."""
+    try:
+        with Image.open(BytesIO(data), formats=ALLOWED_FORMATS) as im:
+            width, height = im.size
+            if width * height > max_pixels:
+                raise _too_large(max_pixels)
+            yield im
+    except ImageError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageError("That file isn't an image I can read — send a PNG, JPEG, WEBP, GIF or BMP.") from None
+    except Image.DecompressionBombError:
+        raise _too_large(max_pixels) from None
+    except Exception as exc:
+        # Pillow reports malformed input as OSError, SyntaxError, ValueError, EOFError,
+        # struct.error, IndexError, ...: for untrusted bytes they all mean "unreadable".
+        raise ImageError("That image looks damaged or incomplete — save it again, or send a different one.") from exc
 
 
 def _too_large(max_pixels: int) -> ImageError:
