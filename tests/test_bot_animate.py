@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot.config import Motion
+from bot.cogs.stylize import role_default
+from bot.config import Limits, Motion, RoleLimit
 from bot.inputs.images import ImageError, decode_clip
 from bot.jobs import ClipProgress, engine_runner
+from bot.render import help_embeds
 from discord_standin import Event, FakeDiscord, Upload
 from engine import ParamError, Settings
 from engine.memory import FRAME_BYTES, PAIR_BYTES, largest_size, predict_peak_bytes
@@ -301,3 +303,15 @@ def test_memory_prediction_counts_the_frames() -> None:
     budget = (still + clip) / 2
     assert largest_size(settings, budget, (4, 3), 1, "cpu") >= 1024 > largest_size(settings, budget, (4, 3), 1, "cpu",
                                                                                     frames=48)
+
+
+def test_roles_raise_the_animation_caps_and_may_animate_by_default() -> None:
+    limits = Limits(max_frames=10, roles=(RoleLimit(1, max_frames=30, max_fps=24.0), RoleLimit(2, animate=True)))
+    assert limits.caps_for([]).motion == Motion(max_frames=10) and not limits.caps_for([]).animate
+    mine = limits.caps_for([1, 2])
+    assert mine.motion == Motion(max_frames=30, max_fps=24.0) and mine.animate
+    settings = Settings()
+    assert role_default(settings, frozenset(), mine).animate
+    assert not role_default(settings, frozenset({"animate"}), mine).animate  # the member said animate=false
+    assert "an animated photo (`animate=true`) may have ≤ 30 frames and last ≤ 10 s" in \
+        help_embeds("!", settings, mine)[0].description
