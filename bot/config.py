@@ -56,7 +56,7 @@ class Motion:
     max_seconds: float = 10.0  # its total duration, delays under 20 ms counted as 100 ms (as browsers do)
     max_fps: float = 12.0  # faster frames are merged (durations added up) down to this rate
     max_frame_pixels: int = 256 * 256  # pixels of each painted frame
-    max_work: int = 400_000_000  # pixels per frame × steps of the whole animation (steps + frame_steps × later frames)
+    max_work: int = 400_000_000  # pixels per frame × steps of all frames (steps + frame_steps × later frames)
 
     def check(self, settings: Settings, frames: int, canvas: tuple[int, int]) -> None:
         """Refuse an animation of `frames` frames on a `canvas` (width, height) over these caps (ParamError,

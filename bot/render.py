@@ -153,8 +153,8 @@ def help_embeds(prefix: str, base: Settings, caps: Caps) -> list[discord.Embed]:
     """One field per hyperparameter (name, aliases, meaning, default, range), split over embeds as needed."""
     first = discord.Embed(title="Stylize — settings", colour=COLOUR,
                           description=usage(prefix) + "\n\n" + MASK_HELP.format(prefix=prefix)
-                          + f"\n\nHere your caps are size ≤ {caps.max_size} and steps ≤ {caps.max_steps}; an animated "
-                          f"photo (`animate=true`) may have ≤ {caps.motion.max_frames} frames and last ≤ "
+                          + f"\n\nHere your caps are size ≤ {caps.max_size} and steps ≤ {caps.max_steps}; an "
+                          f"animated photo (`animate=true`) may have ≤ {caps.motion.max_frames} frames and last ≤ "
                           f"{caps.motion.max_seconds:g} s.")
     embeds = [first]
     for spec in SPECS:

@@ -186,8 +186,8 @@ class Inputs:
     """A job's pictures, decoded: the photo as taken in (up to keep_side, larger than the job's) and whose it
     is (`forget` deletes what is kept of it), the styles with their library names and credits (for the echo,
     the stamp and the store), the mask and the starting picture (⤴ Bigger); an animated photo's frames when the
-    job animates it (`clip`; `photo` is its first frame), or whether it was animated (`animated`: the reply
-    says how to animate it)."""
+    job animates it (`clip`; `photo` is its first frame), or whether only the first frame of an animated photo
+    is painted (`first_only`: the reply says how to animate it)."""
 
     owner: int
     photo: Image.Image
@@ -196,7 +196,7 @@ class Inputs:
     mask: Image.Image | None = None
     init: Image.Image | None = None
     clip: Clip | None = None
-    animated: bool = False
+    first_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -331,8 +331,9 @@ class Stylize(commands.Cog):
             settings = settings.for_shape(inputs.photo.size)  # a pixel count becomes the photo's longest side
             clip = inputs.clip or Clip((), ())
             self._check_memory(settings, inputs.photo.size, len(inputs.styles), max(1, len(clip.frames)))
+            content = clip.frames[0] if clip.frames else shrink(inputs.photo, settings.size)  # frames: shrunk already
             job = Job(user_id=request.user_id, channel_id=request.origin.channel.id, guild_id=request.guild_id,
-                      message_id=request.message_id, content=shrink(inputs.photo, settings.size),
+                      message_id=request.message_id, content=content,
                       styles=inputs.styles, settings=settings, given=given, mask=inputs.mask, init=inputs.init,
                       frames=clip.frames, durations_ms=clip.durations_ms)
             position = await self.bot.backend.submit(job)
@@ -353,7 +354,7 @@ class Stylize(commands.Cog):
                      mask_source: discord.Attachment | str | None, settings: Settings, caps: Caps) -> Inputs:
         """Download and decode a new job's pictures (the photo kept up to keep_side, or all its frames when the
         job animates it, within `caps`); library styles come from the library."""
-        kept_photo, clip, animated = await self._photo(photo, settings, caps.motion)
+        kept_photo, clip, first_only = await self._photo(photo, settings, caps.motion)
         if clip is not None and mask_source is not None:
             raise UsageError("A mask works on stills only, not on an animation — leave the mask out, or add "
                              "`animate=false` to paint the first frame.")
@@ -366,7 +367,7 @@ class Stylize(commands.Cog):
         if mask_image is not None:
             masks.check_aspect(mask_image, kept_photo, "mask")
         credits = tuple(StyleCredit(s.name, s.credit) if isinstance(s, Style) else StyleCredit() for s in styles)
-        return Inputs(owner, kept_photo, tuple(style_images), credits, mask_image, clip=clip, animated=animated)
+        return Inputs(owner, kept_photo, tuple(style_images), credits, mask_image, clip=clip, first_only=first_only)
 
     def keep_side(self) -> int:
         """The long side photos are kept at (⤴ Bigger paints from them): the largest size any role may ask
@@ -539,19 +540,20 @@ class Stylize(commands.Cog):
                      ) -> tuple[Image.Image, Clip | None, bool]:
         """The photo (kept up to keep_side) — or, when it is animated and `settings.animate`, its frames within
         `motion`'s caps (the header checked before any frame is decoded) and the first frame as the photo —
-        and whether it is animated."""
+        and whether it is animated but painted as a still."""
         with _refusals("The photo"):
             data = await self._download(source)
             animated = await self._decode(partial(is_animated, data))
             if not (animated and settings.animate):
-                return await self._still(data, settings, long_side=max(settings.size, self.keep_side())), None, animated
+                still = await self._still(data, settings, long_side=max(settings.size, self.keep_side()))
+                return still, None, animated
             pixels = settings.pixels or 0
             clip = await self._decode(partial(
                 decode_clip, data, max_pixels=self.config.limits.input_pixels, max_seconds=motion.max_seconds,
                 max_fps=motion.max_fps, check=partial(_judge, motion, settings), long_side=None if pixels else
                 settings.size, pixels=pixels))
             check_shape(clip.frames[0].size, settings.long_side(clip.frames[0].size))
-            return clip.frames[0], clip, animated
+            return clip.frames[0], clip, False
 
     async def _download(self, source: discord.Attachment | str) -> bytes:
         """An attachment's or a link's bytes, within [limits] attachment_bytes."""
@@ -637,8 +639,7 @@ class Stylize(commands.Cog):
             credits = keep.credits if keep is not None else (StyleCredit(),) * len(job.styles)
             kept = keep is not None and finished.status is Status.DONE and await self._keep(job, finished, keep)
             posted = await self._conclude(origin, finished, status, credits, buttons=kept,
-                                          note=ANIMATE_HINT if keep is not None and keep.animated and not
-                                          keep.clip else "")
+                                          note=ANIMATE_HINT if keep is not None and keep.first_only else "")
             if kept and posted is not None:
                 with contextlib.suppress(StorageUnavailable):  # logged by the store; only the menus miss it
                     await self.bot.store.note_message(job.id, posted.id)
@@ -666,7 +667,8 @@ class Stylize(commands.Cog):
             return False  # logged by the store; the user has the picture already
 
     async def _conclude(self, origin: Origin, job: Job, status: discord.PartialMessage,
-                        credits: tuple[StyleCredit, ...], buttons: bool = False, note: str = "") -> discord.Message | None:
+                        credits: tuple[StyleCredit, ...], buttons: bool = False, note: str = ""
+                        ) -> discord.Message | None:
         """Final status line, and a reply with the picture (settings stamped inside, and the timelapse if asked
         for) or the painted animation, or the reason there is none; the picture's message gets the "again"
         buttons when `buttons` (its inputs are kept) and ends with `note`. Returns that message."""
@@ -686,8 +688,8 @@ class Stylize(commands.Cog):
                                                               list(job.durations_ms), origin.upload_limit)
                 encoded = movie_data, f"stylized.{kind}"
             except movie.AnimationTooLarge as error:
-                job.error = (f"the animation is too large to upload here ({min(error.sizes.values()):,} bytes, the limit "
-                             f"is {origin.upload_limit:,}) — try fewer frames or a smaller size")
+                job.error = (f"the animation is too large to upload here ({min(error.sizes.values()):,} bytes, "
+                             f"the limit is {origin.upload_limit:,}) — try fewer frames or a smaller size")
         elif job.status is Status.DONE:
             assert job.result is not None
             encoded = await loop.run_in_executor(None, partial(encode_for_upload, job.result.image, origin.upload_limit,
@@ -702,7 +704,7 @@ class Stylize(commands.Cog):
         data, filename = encoded
         files = [discord.File(io.BytesIO(data), filename)]
         text = f"{mention} here is your painting!" + (f" {note}" if note else "")
-        if job.result.frames and not job.durations_ms:  # the picture has the upload budget first; the timelapse gets what is left
+        if job.result.frames and not job.durations_ms:  # the picture has the upload limit first, the timelapse the rest
             try:
                 movie_data, kind = await loop.run_in_executor(
                     None, movie.timelapse, job.result.frames, origin.upload_limit - len(data))

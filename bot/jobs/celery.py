@@ -419,7 +419,8 @@ class CeleryBackend(JobBackend):
     def _follow(self, job: Job) -> None:
         copy = dataclasses.replace(job, content=NO_PICTURE, styles=(NO_PICTURE,) * len(job.styles),
                                    mask=None if job.mask is None else NO_PICTURE,
-                                   init=None if job.init is None else NO_PICTURE, frames=(NO_PICTURE,) * len(job.frames))
+                                   init=None if job.init is None else NO_PICTURE,
+                                   frames=(NO_PICTURE,) * len(job.frames))
         self._followed[job.id] = _Followed(copy, asyncio.get_running_loop().create_future(), time.monotonic())
 
     def _wake(self, job_id: str) -> None:
