@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from engine import ParamError, Settings
+from engine.animate import total_steps
 from engine.memory import machine_bytes
+from engine.transfer import fit
 
 TOKEN_ENV = "DISCORD_TOKEN"
 TOKEN_FILE_ENV = "DISCORD_TOKEN_FILE"  # a file holding the token, e.g. a Docker secret in /run/secrets/
@@ -46,14 +48,56 @@ def _at_least(minimum: float, **extra: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class Motion:
+    """Caps on an animated photo painted frame by frame (animate=true); the decoder enforces the frames,
+    the duration and the frame rate again while it reads them (bot.inputs.images.decode_clip)."""
+
+    max_frames: int = 48  # frames in the file
+    max_seconds: float = 10.0  # its total duration, delays under 20 ms counted as 100 ms (as browsers do)
+    max_fps: float = 12.0  # faster frames are merged (durations added up) down to this rate
+    max_frame_pixels: int = 256 * 256  # pixels of each painted frame
+    max_work: int = 400_000_000  # pixels per frame × steps of all frames (steps + frame_steps × later frames)
+
+    def check(self, settings: Settings, frames: int, canvas: tuple[int, int]) -> None:
+        """Refuse an animation of `frames` frames on a `canvas` (width, height) over these caps (ParamError,
+        user-facing), saying what would fit."""
+        if frames > self.max_frames:
+            raise ParamError(f"this animation has {frames} frames; you may animate at most {self.max_frames} "
+                             "— trim it or send fewer frames")
+        width, height = fit(canvas, settings.long_side(canvas))
+        pixels = width * height
+        if pixels > self.max_frame_pixels:
+            side = settings.long_side(canvas)
+            while side > 1 and math.prod(fit(canvas, side)) > self.max_frame_pixels:
+                side -= max(1, side // 64)
+            ask = f"size={side}" if settings.pixels is None else f"pixels={self.max_frame_pixels}"
+            raise ParamError(f"its frames would be painted at {width}×{height} ({pixels:,} pixels), over your cap of "
+                             f"{self.max_frame_pixels:,} pixels per frame — ask for {ask} or less")
+        work = pixels * total_steps(settings, frames)
+        if work > self.max_work:
+            fits = 1 + (self.max_work // pixels - settings.steps) // settings.frame_steps
+            what = (f"{fits} frame{'s' if fits > 1 else ''} would fit at these settings" if fits >= 1 else
+                    "even one frame is over it at this size and steps")
+            raise ParamError(f"{frames} frames of {width}×{height} with steps={settings.steps} and frame_steps="
+                             f"{settings.frame_steps} is {work:,} pixel-steps, over your budget of {self.max_work:,} "
+                             f"— {what}; send fewer frames, or ask for a smaller size or fewer steps or frame_steps")
+
+
+@dataclass(frozen=True)
 class RoleLimit:
-    """Higher caps for the members of one role (None: same as everyone)."""
+    """Higher caps for the members of one role (None: same as everyone), and whether they animate by default."""
 
     id: int
     max_size: int | None = None
     max_steps: int | None = None
     max_styles: int | None = None
     max_style_size: int | None = None
+    max_frames: int | None = None
+    max_seconds: float | None = None
+    max_fps: float | None = None
+    max_frame_pixels: int | None = None
+    max_work: int | None = None
+    animate: bool | None = None  # true: an animated photo is animated unless the member says animate=false
 
 
 @dataclass(frozen=True)
@@ -64,6 +108,8 @@ class Caps:
     max_steps: int
     max_styles: int
     max_style_size: int  # longest side of the style pictures as painted: size × style_scale
+    motion: Motion = Motion()
+    animate: bool = False  # the member's default for animate (a role's); their server's defaults apply otherwise
 
     def check(self, settings: Settings) -> None:
         """Refuse settings above these caps, saying what is allowed (ParamError, user-facing)."""
@@ -97,6 +143,11 @@ class Limits:
     memory_gb: float | None = _at_least(0.1, default=None)  # one job's memory; None: the machine's ÷ workers
     job_timeout: float = _at_least(1, default=900.0)
     fetch_timeout: float = _at_least(1, default=15.0)
+    max_frames: int = _at_least(1, default=Motion.max_frames)
+    max_seconds: float = _at_least(0.1, default=Motion.max_seconds)
+    max_fps: float = _at_least(1, default=Motion.max_fps)
+    max_frame_pixels: int = _at_least(64 * 64, default=Motion.max_frame_pixels)
+    max_work: int = _at_least(1, default=Motion.max_work)
     roles: tuple[RoleLimit, ...] = ()
 
     def job_memory(self, workers: int) -> float:
@@ -107,13 +158,17 @@ class Limits:
         """Everyone's caps, raised by every listed role the member has."""
         mine = set(role_ids)
         size, steps, styles, style = self.max_size, self.max_steps, self.max_styles, self.max_style_size or 0
+        motion = {f.name: getattr(self, f.name) for f in fields(Motion)}
+        animate = False
         for role in self.roles:
             if role.id in mine:
                 size = max(size, role.max_size or 0)
                 steps = max(steps, role.max_steps or 0)
                 styles = max(styles, role.max_styles or 0)
                 style = max(style, role.max_style_size or 0)
-        return Caps(size, steps, styles, max(style, size))
+                motion = {name: max(cap, getattr(role, name) or 0) for name, cap in motion.items()}
+                animate = animate or bool(role.animate)
+        return Caps(size, steps, styles, max(style, size), Motion(**motion), animate)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from engine import SPECS, Settings, format_value, masks, stamp
 from engine.stamp import Stamp, StyleCredit
 
 from .config import Caps
-from .jobs import Job, Snapshot, Status, short_id
+from .jobs import ClipProgress, Job, Snapshot, Status, short_id
 
 MESSAGE_LIMIT = 2000
 EMBED_FIELDS = 25
@@ -85,7 +85,8 @@ def _status_line(job_id: str, snapshot: Snapshot) -> str:
     fraction = progress.step / progress.total
     eta = progress.eta
     left = f" · about {duration(eta)} left" if eta is not None and progress.step < progress.total else ""
-    return (f"🎨 `{bar(fraction)}` **{fraction:.0%}** · step {progress.step}/{progress.total} · "
+    frame = f"frame {progress.frame}/{progress.frames} · " if isinstance(progress, ClipProgress) else ""
+    return (f"🎨 `{bar(fraction)}` **{fraction:.0%}** · {frame}step {progress.step}/{progress.total} · "
             f"pass {progress.scale}/{progress.scales} at {progress.size[0]}×{progress.size[1]}{left}. Job `{job_id}`")
 
 
@@ -116,6 +117,8 @@ def result_embed(job: Job, given: frozenset[str], filename: str, styles: str | N
         regions = masks.plan(result.settings, len(job.styles), masked=True)
         embed.add_field(name="Mask", value=", ".join(f"{r.colour} → {'style ' + r.target if r.target.isdigit() else r.target}"
                                                     for r in regions), inline=False)
+    if job.durations_ms:
+        embed.add_field(name="Animation", value=f"{len(job.durations_ms)} frames, {sum(job.durations_ms) / 1000:g} s")
     embed.add_field(name="Time", value=duration(result.elapsed))
     embed.add_field(name="Device", value=result.device)
     losses = " · ".join(f"{name} {value:.4g}" for name, value in result.losses.items())
@@ -150,7 +153,9 @@ def help_embeds(prefix: str, base: Settings, caps: Caps) -> list[discord.Embed]:
     """One field per hyperparameter (name, aliases, meaning, default, range), split over embeds as needed."""
     first = discord.Embed(title="Stylize — settings", colour=COLOUR,
                           description=usage(prefix) + "\n\n" + MASK_HELP.format(prefix=prefix)
-                          + f"\n\nHere your caps are size ≤ {caps.max_size} and steps ≤ {caps.max_steps}.")
+                          + f"\n\nHere your caps are size ≤ {caps.max_size} and steps ≤ {caps.max_steps}; an "
+                          f"animated photo (`animate=true`) may have ≤ {caps.motion.max_frames} frames and last ≤ "
+                          f"{caps.motion.max_seconds:g} s.")
     embeds = [first]
     for spec in SPECS:
         name = spec.name + (f" (or {', '.join(spec.aliases)})" if spec.aliases else "")

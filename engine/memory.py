@@ -24,7 +24,13 @@ import torch
 from .params import SPEC, Settings
 from .transfer import LBFGS_HISTORY_BYTES, fit, pick_precision, scale_sizes, split_steps
 
-STATE_VECTORS = {"lbfgs": 4, "adam": 3}  # besides the history: gradient, direction, previous gradient…; Adam: m, v, grad
+STATE_VECTORS = {"lbfgs": 4, "adam": 3}
+# An animation (engine.animate) holds, per frame and output pixel, the photo's frame and the painted one (RGB,
+# 3 + 3 bytes), the frame's grey copy for the flow (1) and the encoder's copies (engine.movie: RGB 3, GIF index 1);
+# while it paints a later frame, the two flows, the warped and previous frames in float32, the temporal target
+# and trust tensors and the occlusion test's temporaries take about PAIR_BYTES more per pixel. Counted from the
+# arrays engine/animate.py makes, not fitted (not measured yet): next to per_pixel (2810) they are small.
+FRAME_BYTES, PAIR_BYTES = 11, 96  # besides the history: gradient, direction, previous gradient…; Adam: m, v, grad
 
 
 @dataclass(frozen=True)
@@ -68,10 +74,11 @@ def features(point: dict[str, Any]) -> list[float]:
             optimizer_bytes(settings, 3 * pixels, point["history_pairs"])]
 
 
-def predict_peak_bytes(settings: Settings, shape: tuple[int, int], n_styles: int, device: str = "cpu"
-                       ) -> int | None:
+def predict_peak_bytes(settings: Settings, shape: tuple[int, int], n_styles: int, device: str = "cpu",
+                       frames: int = 1) -> int | None:
     """Peak bytes of a process painting one job of `settings` on a photo of `shape` (width, height) with
-    `n_styles` styles (square, their worst case); None where no model was measured (CUDA, MPS)."""
+    `n_styles` styles (square, their worst case) — an animation of `frames` frames when more than one;
+    None where no model was measured (CUDA, MPS)."""
     if torch.device(device).type != "cpu":
         return None
     model = CPU
@@ -81,19 +88,21 @@ def predict_peak_bytes(settings: Settings, shape: tuple[int, int], n_styles: int
     job = (model.per_job + model.per_pixel[precision] * width * height
            + model.per_style_pixel * n_styles * style_side**2
            + model.state * optimizer_bytes(settings, 3 * width * height))
+    if frames > 1:
+        job += (FRAME_BYTES * frames + PAIR_BYTES) * width * height
     return round(max(model.load_peak, model.loaded + job))
 
 
 def largest_size(settings: Settings, budget: float, shape: tuple[int, int] = (1, 1), n_styles: int = 1,
-                 device: str = "cpu") -> int | None:
+                 device: str = "cpu", frames: int = 1) -> int | None:
     """The largest `size` whose job fits `budget` bytes on a photo of `shape` (0 if none does), or None
     where no model was measured."""
     def fits(size: int) -> bool:
-        need = predict_peak_bytes(Settings.parse({"size": size}, settings), shape, n_styles, device)
+        need = predict_peak_bytes(Settings.parse({"size": size}, settings), shape, n_styles, device, frames)
         return need is not None and need <= budget
 
     smallest, largest = int(SPEC["size"].min), int(SPEC["size"].max)
-    if predict_peak_bytes(settings, shape, n_styles, device) is None:
+    if predict_peak_bytes(settings, shape, n_styles, device, frames) is None:
         return None
     lo, hi = smallest - 1, largest  # the answer is in lo…hi; lo = smallest - 1 means none fits
     while lo < hi:

@@ -9,6 +9,7 @@ Redis key prefix, so the tests do not see each other's jobs.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import os
 import shutil
@@ -24,10 +25,11 @@ import redis
 from PIL import Image
 
 from bot.app import StylizeBot, make_backend
-from bot.jobs.worker import RETRY_NOTE, Keys
+from bot.jobs import celery as celery_backend
+from bot.jobs.worker import RETRY_NOTE, Keys, png
 from bot.jobs.celery import BUSY, CeleryBackend
 from bot.config import ConfigError, parse_config
-from bot.jobs import Detached, Job, QueueFull, Snapshot, Status
+from bot.jobs import ClipProgress, Detached, Job, QueueFull, Snapshot, Status
 from bot.jobs.base import EXPIRED
 from bot.render import status_text
 from celery_harness import RedisServer, Workers, free_port, start_redis, start_workers
@@ -177,6 +179,44 @@ async def test_timelapse_frames_come_back_through_redis_and_expire_with_the_job(
     shown = done.result.frames
     assert len(shown) == 4 and shown[-1].tobytes() == done.result.image.tobytes()  # the photo, steps 1, 2, the result
     assert all(frame.size == (64, 48) for frame in shown) and shown[0].tobytes() != shown[1].tobytes()
+
+
+async def test_an_animations_frames_travel_through_redis_and_come_back_painted(backend: CeleryBackend,
+                                                                               workers: Workers, prefix: str) -> None:
+    """An animation's later frames ride as more pictures of the job (with their TTL); the worker animates
+    them, reporting frame by frame, and the painted frames come back with the durations."""
+    frames = tuple(Image.effect_noise((64, 48), 40 + 10 * n).convert("RGB") for n in range(3))
+    a = dataclasses.replace(job(1, Settings.parse({"animate": True, "steps": 2, "frame_steps": 2}, TINY)),
+                            content=frames[0], frames=frames, durations_ms=(100, 200, 300))
+    workers.hold(a.id)
+    await backend.submit(a)
+    snapshot = await running(backend, a)
+    r = redis.Redis.from_url(workers.redis.url)
+    try:
+        keys = Keys(prefix)
+        ttls = [r.ttl(keys.image(a.id, n)) for n in range(4)]  # the first frame, the style, two later frames
+        assert r.get(keys.image(a.id, 3)) == png(frames[2]) and not r.exists(keys.image(a.id, 4))
+        assert all(ttl > 0 for ttl in ttls) and max(ttls) - min(ttls) <= 1
+        assert isinstance(snapshot.progress, ClipProgress) and (snapshot.progress.frame, snapshot.progress.frames,
+                                                                 snapshot.progress.total) == (1, 3, 6)
+        assert "frame 1/3 · step 1/6" in status_text(a.id, snapshot)
+        workers.release(a.id)
+        done = await asyncio.wait_for(backend.result(a.id), 60)
+        assert not r.keys(f"{prefix}:job:{a.id}*")  # handed over: nothing left behind
+    finally:
+        r.close()
+    assert done.status is Status.DONE, done.error
+    assert done.durations_ms == (100, 200, 300) and len(done.result.frames) == 3
+    assert all(f.size == (64, 48) for f in done.result.frames) and done.result.image.tobytes() == \
+        done.result.frames[0].tobytes() and done.result.frames[1].tobytes() != done.result.frames[2].tobytes()
+
+
+async def test_a_job_over_the_queues_memory_cap_is_refused(backend: CeleryBackend, monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    monkeypatch.setattr(celery_backend, "MAX_JOB_BYTES", len(png(PHOTO)) + len(png(STYLE)) - 1)
+    with pytest.raises(QueueFull, match="more than the queue carries"):
+        await backend.submit(job(1))
+    assert await backend.jobs() == []
 
 
 async def test_fair_order_limits_and_positions(workers: Workers, prefix: str) -> None:

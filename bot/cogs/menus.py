@@ -24,7 +24,7 @@ from engine.stamp import Stamp
 from ..parsing import UsageError, check_blend, parse_settings, split_arguments
 from ..render import settings_embed
 from ..storage import StorageUnavailable
-from .stylize import USER_ERRORS, Origin, Request, Stylize, enabled_here, role_ids, slow_down, tell
+from .stylize import USER_ERRORS, Origin, Request, Stylize, enabled_here, role_default, role_ids, slow_down, tell
 
 if TYPE_CHECKING:
     from ..app import StylizeBot
@@ -102,12 +102,14 @@ class Menus(commands.Cog):
                 raise UsageError(f"Settings are key=value words (`{args.names[0]}` is not one); the style goes "
                                  "in its own field.")
             settings, given = parse_settings(args.raw, await self.bot.server_defaults.settings(guild_id))
-            self.bot.config.limits.caps_for(role_ids(user)).check(settings)
+            caps = self.bot.config.limits.caps_for(role_ids(user))
+            settings = role_default(settings, given, caps)
+            caps.check(settings)
             check_blend(settings, 1, masked=False)
             await interaction.response.defer(thinking=True)
             request = Request(user.id, guild_id, message.id, Origin.resumed(interaction.channel, message.id),
                               partial(interaction.followup.send, wait=True))
-            await cog.submit(request, settings, given, partial(cog.gather, user.id, photo, named, None, settings))
+            await cog.submit(request, settings, given, partial(cog.gather, user.id, photo, named, None, settings, caps))
         except USER_ERRORS as error:
             await tell(interaction, f"⚠️ {error}")
 

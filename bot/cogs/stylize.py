@@ -36,7 +36,7 @@ import json
 import logging
 import math
 import types
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -54,7 +54,7 @@ from engine.stamp import Stamp, StyleCredit
 from engine.transfer import fit as fit_size
 
 from ..inputs.fetch import FetchError, fetch_url
-from ..inputs.images import ImageError, decode_image, shrink
+from ..inputs.images import Clip, ImageError, decode_clip, decode_image, is_animated, shrink
 from ..jobs import Admission, Detached, Job, QueueFull, Snapshot, Status, settings_json, short_id
 from ..library import Style
 from ..parsing import (Arguments, UsageError, canonical, check_blend, echo, parse_settings, pick_inputs,
@@ -65,7 +65,7 @@ from ..storage import StorageUnavailable
 
 if TYPE_CHECKING:
     from ..app import StylizeBot
-    from ..config import Config
+    from ..config import Caps, Config, Motion
     from .library import StyleLibrary
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ log = logging.getLogger(__name__)
 FINAL_WORD_TIMEOUT = 15.0  # seconds cog_unload waits for jobs' last messages (shutdown)
 DECODERS = 2  # pictures decoded at once: a full-size decode is the bot's largest memory cost
 SLASH_DESCRIPTION = 100  # Discord's limit for option descriptions
+ANIMATE_HINT = "(Your photo is animated: I painted its first frame. Add `animate=true` to paint every frame.)"
 
 
 class _OptionsBase(commands.FlagConverter):
@@ -184,7 +185,9 @@ RESTARTING = "⏸️ I'm restarting — job `{id}` keeps its place, and I'll pos
 class Inputs:
     """A job's pictures, decoded: the photo as taken in (up to keep_side, larger than the job's) and whose it
     is (`forget` deletes what is kept of it), the styles with their library names and credits (for the echo,
-    the stamp and the store), the mask and the starting picture (⤴ Bigger)."""
+    the stamp and the store), the mask and the starting picture (⤴ Bigger); an animated photo's frames when the
+    job animates it (`clip`; `photo` is its first frame), or whether only the first frame of an animated photo
+    is painted (`first_only`: the reply says how to animate it)."""
 
     owner: int
     photo: Image.Image
@@ -192,6 +195,8 @@ class Inputs:
     credits: tuple[StyleCredit, ...]
     mask: Image.Image | None = None
     init: Image.Image | None = None
+    clip: Clip | None = None
+    first_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -298,6 +303,7 @@ class Stylize(commands.Cog):
         named = await self.bot.library.find(guild_id, list(args.names))
         settings, given = parse_settings(args.raw, await self.bot.server_defaults.settings(guild_id))
         caps = self.config.limits.caps_for(role_ids(ctx.author))
+        settings = role_default(settings, given, caps)
         caps.check(settings)
         max_styles = caps.max_styles
         if ctx.interaction is None:
@@ -313,7 +319,7 @@ class Stylize(commands.Cog):
         await ctx.defer()
         request = Request(ctx.author.id, guild_id, None if ctx.interaction else ctx.message.id, Origin.of(ctx))
         await self.submit(request, settings, given, partial(self.gather, ctx.author.id, photo, styles, mask_source,
-                                                            settings))
+                                                            settings, caps))
 
     async def submit(self, request: Request, settings: Settings, given: frozenset[str],
                      gather: Callable[[], Awaitable[Inputs]]) -> Job:
@@ -323,10 +329,13 @@ class Stylize(commands.Cog):
         async with self.admission.hold(request.user_id):
             inputs = await gather()
             settings = settings.for_shape(inputs.photo.size)  # a pixel count becomes the photo's longest side
-            self._check_memory(settings, inputs.photo.size, len(inputs.styles))
+            clip = inputs.clip or Clip((), ())
+            self._check_memory(settings, inputs.photo.size, len(inputs.styles), max(1, len(clip.frames)))
+            content = clip.frames[0] if clip.frames else shrink(inputs.photo, settings.size)  # frames: shrunk already
             job = Job(user_id=request.user_id, channel_id=request.origin.channel.id, guild_id=request.guild_id,
-                      message_id=request.message_id, content=shrink(inputs.photo, settings.size),
-                      styles=inputs.styles, settings=settings, given=given, mask=inputs.mask, init=inputs.init)
+                      message_id=request.message_id, content=content,
+                      styles=inputs.styles, settings=settings, given=given, mask=inputs.mask, init=inputs.init,
+                      frames=clip.frames, durations_ms=clip.durations_ms)
             position = await self.bot.backend.submit(job)
         post = request.post or partial(request.origin.reply, mention_author=False)
         try:
@@ -342,10 +351,13 @@ class Stylize(commands.Cog):
         return job
 
     async def gather(self, owner: int, photo: discord.Attachment | str, styles: list[Any],
-                     mask_source: discord.Attachment | str | None, settings: Settings) -> Inputs:
-        """Download and decode a new job's pictures (the photo kept up to keep_side); library styles come
-        from the library."""
-        kept_photo = await self.load(photo, "The photo", settings, long_side=max(settings.size, self.keep_side()))
+                     mask_source: discord.Attachment | str | None, settings: Settings, caps: Caps) -> Inputs:
+        """Download and decode a new job's pictures (the photo kept up to keep_side, or all its frames when the
+        job animates it, within `caps`); library styles come from the library."""
+        kept_photo, clip, first_only = await self._photo(photo, settings, caps.motion)
+        if clip is not None and mask_source is not None:
+            raise UsageError("A mask works on stills only, not on an animation — leave the mask out, or add "
+                             "`animate=false` to paint the first frame.")
         settings = settings.for_shape(kept_photo.size)  # styles follow the size a pixel count gives this photo
         style_images = [await self.bot.library.image(s) if isinstance(s, Style) else
                         await self.load(s, f"Style picture {n}" if len(styles) > 1 else "The style picture",
@@ -355,7 +367,7 @@ class Stylize(commands.Cog):
         if mask_image is not None:
             masks.check_aspect(mask_image, kept_photo, "mask")
         credits = tuple(StyleCredit(s.name, s.credit) if isinstance(s, Style) else StyleCredit() for s in styles)
-        return Inputs(owner, kept_photo, tuple(style_images), credits, mask_image)
+        return Inputs(owner, kept_photo, tuple(style_images), credits, mask_image, clip=clip, first_only=first_only)
 
     def keep_side(self) -> int:
         """The long side photos are kept at (⤴ Bigger paints from them): the largest size any role may ask
@@ -509,36 +521,62 @@ class Stylize(commands.Cog):
         largest size the painter will use — the job's size (or pixel count) for the photo (or `long_side`, to
         keep it larger), size × style_scale for a style (at least MIN_SIDE px across, see engine.style_side;
         `settings` already sized for the photo) — or refuse with a friendly reason."""
-        limits = self.config.limits
+        with _refusals(what):
+            return await self._still(await self._download(source), settings, style=style, long_side=long_side)
+
+    async def _still(self, data: bytes, settings: Settings, *, style: bool = False, long_side: int | None = None
+                     ) -> Image.Image:
+        """Decode (off the loop, DECODERS at a time) and shrink one picture as `load` says."""
         long_side, short_side = ((round(settings.size * settings.style_scale), MIN_SIDE) if style
                                  else (long_side or settings.size, 0))
         pixels = 0 if style or settings.pixels is None else settings.pixels
-        try:
-            if isinstance(source, discord.Attachment):
-                if source.size > limits.attachment_bytes:
-                    raise ImageError(f"That file is {_megabytes(source.size)}; the limit is "
-                                     f"{_megabytes(limits.attachment_bytes)} — send a smaller image.")
-                data = await source.read()
-            else:
-                data = await fetch_url(source, max_bytes=limits.attachment_bytes, timeout=limits.fetch_timeout,
-                                       session=self.bot.fetch_session)
-            image = await asyncio.get_running_loop().run_in_executor(self._decoder, partial(
-                decode_image, data, max_pixels=limits.input_pixels, long_side=None if pixels else long_side,
-                short_side=short_side, pixels=pixels))
-            check_shape(image.size, settings.size if style else settings.long_side(image.size))
-            return image
-        except (FetchError, ImageError, EngineError) as error:
-            raise UsageError(f"{what}: {error}") from error
-        except discord.HTTPException as error:
-            raise UsageError(f"{what}: I couldn't download that attachment — try uploading it again.") from error
+        image = await self._decode(partial(decode_image, data, max_pixels=self.config.limits.input_pixels,
+                                           long_side=None if pixels else long_side, short_side=short_side,
+                                           pixels=pixels))
+        check_shape(image.size, settings.size if style else settings.long_side(image.size))
+        return image
 
-    def _check_memory(self, settings: Settings, shape: tuple[int, int], n_styles: int) -> None:
-        """Refuse a job that would not fit the painter's memory (engine/memory.py), naming the size that would."""
+    async def _photo(self, source: discord.Attachment | str, settings: Settings, motion: Motion
+                     ) -> tuple[Image.Image, Clip | None, bool]:
+        """The photo (kept up to keep_side) — or, when it is animated and `settings.animate`, its frames within
+        `motion`'s caps (the header checked before any frame is decoded) and the first frame as the photo —
+        and whether it is animated but painted as a still."""
+        with _refusals("The photo"):
+            data = await self._download(source)
+            animated = await self._decode(partial(is_animated, data))
+            if not (animated and settings.animate):
+                still = await self._still(data, settings, long_side=max(settings.size, self.keep_side()))
+                return still, None, animated
+            pixels = settings.pixels or 0
+            clip = await self._decode(partial(
+                decode_clip, data, max_pixels=self.config.limits.input_pixels, max_seconds=motion.max_seconds,
+                max_fps=motion.max_fps, check=partial(_judge, motion, settings), long_side=None if pixels else
+                settings.size, pixels=pixels))
+            check_shape(clip.frames[0].size, settings.long_side(clip.frames[0].size))
+            return clip.frames[0], clip, False
+
+    async def _download(self, source: discord.Attachment | str) -> bytes:
+        """An attachment's or a link's bytes, within [limits] attachment_bytes."""
+        limits = self.config.limits
+        if isinstance(source, discord.Attachment):
+            if source.size > limits.attachment_bytes:
+                raise ImageError(f"That file is {_megabytes(source.size)}; the limit is "
+                                 f"{_megabytes(limits.attachment_bytes)} — send a smaller image.")
+            return await source.read()
+        return await fetch_url(source, max_bytes=limits.attachment_bytes, timeout=limits.fetch_timeout,
+                               session=self.bot.fetch_session)
+
+    async def _decode(self, work: Callable[[], Any]) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._decoder, work)
+
+    def _check_memory(self, settings: Settings, shape: tuple[int, int], n_styles: int, frames: int = 1) -> None:
+        """Refuse a job (an animation of `frames` frames) that would not fit the painter's memory
+        (engine/memory.py), naming the size that would."""
         budget = self.config.limits.job_memory(self.config.workers)
-        need = predict_peak_bytes(settings, shape, n_styles, self._device)
+        need = predict_peak_bytes(settings, shape, n_styles, self._device, frames)
         if need is None or need <= budget:
             return
-        largest = largest_size(settings, budget, shape, n_styles, self._device) or 0
+        largest = largest_size(settings, budget, shape, n_styles, self._device, frames) or 0
         width, height = fit_size(shape, max(largest, 1))
         ask = (f"size={largest}" if settings.pixels is None else f"pixels={width * height}") if largest else ""
         raise UsageError(f"That job would need about {need / 1e9:.1f} GB of memory, and a job may use "
@@ -600,7 +638,8 @@ class Stylize(commands.Cog):
             finished = done.result()
             credits = keep.credits if keep is not None else (StyleCredit(),) * len(job.styles)
             kept = keep is not None and finished.status is Status.DONE and await self._keep(job, finished, keep)
-            posted = await self._conclude(origin, finished, status, credits, buttons=kept)
+            posted = await self._conclude(origin, finished, status, credits, buttons=kept,
+                                          note=ANIMATE_HINT if keep is not None and keep.first_only else "")
             if kept and posted is not None:
                 with contextlib.suppress(StorageUnavailable):  # logged by the store; only the menus miss it
                     await self.bot.store.note_message(job.id, posted.id)
@@ -614,7 +653,7 @@ class Stylize(commands.Cog):
         menus, which find it by its result message; `forget` by the photo's owner deletes them); whether they
         were kept."""
         store = self.bot.store
-        if not store.keeps_jobs or finished.result is None:
+        if not store.keeps_jobs or finished.result is None or submitted.frames:  # the buttons paint stills
             return False
         extra = () if submitted.mask is None else (submitted.mask,)
         pictures = await asyncio.get_running_loop().run_in_executor(
@@ -628,10 +667,11 @@ class Stylize(commands.Cog):
             return False  # logged by the store; the user has the picture already
 
     async def _conclude(self, origin: Origin, job: Job, status: discord.PartialMessage,
-                        credits: tuple[StyleCredit, ...], buttons: bool = False) -> discord.Message | None:
+                        credits: tuple[StyleCredit, ...], buttons: bool = False, note: str = ""
+                        ) -> discord.Message | None:
         """Final status line, and a reply with the picture (settings stamped inside, and the timelapse if asked
-        for) or the reason there is none; the picture's message gets the "again" buttons when `buttons` (its
-        inputs are kept). Returns that message."""
+        for) or the painted animation, or the reason there is none; the picture's message gets the "again"
+        buttons when `buttons` (its inputs are kept) and ends with `note`. Returns that message."""
         mention = f"<@{job.user_id}>"
         ping = discord.AllowedMentions(users=[discord.Object(job.user_id)])  # the one ping the bot means
         if job.status is Status.CANCELLED:
@@ -641,7 +681,16 @@ class Stylize(commands.Cog):
             return None
         encoded = None
         loop = asyncio.get_running_loop()
-        if job.status is Status.DONE:
+        if job.status is Status.DONE and job.durations_ms:
+            assert job.result is not None
+            try:
+                movie_data, kind = await loop.run_in_executor(None, movie.encode, list(job.result.frames),
+                                                              list(job.durations_ms), origin.upload_limit)
+                encoded = movie_data, f"stylized.{kind}"
+            except movie.AnimationTooLarge as error:
+                job.error = (f"the animation is too large to upload here ({min(error.sizes.values()):,} bytes, "
+                             f"the limit is {origin.upload_limit:,}) — try fewer frames or a smaller size")
+        elif job.status is Status.DONE:
             assert job.result is not None
             encoded = await loop.run_in_executor(None, partial(encode_for_upload, job.result.image, origin.upload_limit,
                                                                settings=Stamp(job.result.settings, credits)))
@@ -654,8 +703,8 @@ class Stylize(commands.Cog):
         assert job.result is not None
         data, filename = encoded
         files = [discord.File(io.BytesIO(data), filename)]
-        text = f"{mention} here is your painting!"
-        if job.result.frames:  # the picture has the upload budget first; the timelapse gets what is left
+        text = f"{mention} here is your painting!" + (f" {note}" if note else "")
+        if job.result.frames and not job.durations_ms:  # the picture has the upload limit first, the timelapse the rest
             try:
                 movie_data, kind = await loop.run_in_executor(
                     None, movie.timelapse, job.result.frames, origin.upload_limit - len(data))
@@ -674,6 +723,30 @@ class Stylize(commands.Cog):
             await origin.reply(f"{mention} your painting is ready, but Discord refused the upload "
                                f"({error.text or error.status}) — try a smaller size.", allowed_mentions=ping)
             return None
+
+
+def role_default(settings: Settings, given: frozenset[str], caps: Caps) -> Settings:
+    """`settings` with animate on where the member's role animates by default and they did not say otherwise."""
+    return dataclasses.replace(settings, animate=True) if caps.animate and "animate" not in given else settings
+
+
+def _judge(motion: Motion, settings: Settings, frames: int, canvas: tuple[int, int]) -> None:
+    """decode_clip's header check: `motion`'s caps, refused as an ImageError."""
+    try:
+        motion.check(settings, frames, canvas)
+    except ParamError as error:
+        raise ImageError(str(error)) from None
+
+
+@contextlib.contextmanager
+def _refusals(what: str) -> Iterator[None]:
+    """Downloading and decoding `what` fails only with a UsageError that names it and says why."""
+    try:
+        yield
+    except (FetchError, ImageError, EngineError) as error:
+        raise UsageError(f"{what}: {error}") from error
+    except discord.HTTPException as error:
+        raise UsageError(f"{what}: I couldn't download that attachment — try uploading it again.") from error
 
 
 async def _edit(message: discord.PartialMessage, **changes: Any) -> None:

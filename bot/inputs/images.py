@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from io import BytesIO
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from engine.animate import MIN_DELAY_MS, SLOW_DELAY_MS
 
 # Only the everyday formats: every extra decoder Pillow enables is extra attack surface.
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
@@ -41,38 +46,110 @@ def decode_image(data: bytes, *, max_pixels: int, long_side: int | None = None, 
     1/4 or 1/8 scale. The pixel budget is checked against the header size, before any pixel data is
     decompressed, so a tiny file claiming huge dimensions costs nothing.
     """
+    with _reading(data, max_pixels) as im:
+        target = _target(im.size, long_side, short_side, pixels)
+        if target is not None:
+            im.draft(None, target)
+        im.load()  # first frame only; truncation and corruption surface here
+        ImageOps.exif_transpose(im, in_place=True)
+        profile = im.info.get("icc_profile")
+        out = shrink(_to_rgb(im), long_side, short_side, pixels)
+        if out is im:  # `im` dies with the `with`
+            out = im.copy()
+    if profile:
+        _to_srgb(out, profile)
+    out.info = {}
+    return out
+
+
+@dataclass(frozen=True)
+class Clip:
+    """An animated photo's frames (RGB, all one size) and how long each one shows, in ms."""
+
+    frames: tuple[Image.Image, ...]
+    durations_ms: tuple[int, ...]
+
+
+def is_animated(data: bytes) -> bool:
+    """Whether the file holds more than one frame (False for anything unreadable: decode_image says why)."""
+    try:
+        with Image.open(BytesIO(data), formats=ALLOWED_FORMATS) as im:
+            return bool(getattr(im, "is_animated", False))
+    except Exception:
+        return False
+
+
+def decode_clip(data: bytes, *, max_pixels: int, max_seconds: float, max_fps: float,
+                check: Callable[[int, tuple[int, int]], None], long_side: int | None = None,
+                pixels: int = 0) -> Clip:
+    """Decode every frame of an animated GIF, APNG or WebP (a still: one frame) like decode_image, each
+    shrunk at once as decode_image would shrink it.
+
+    `check(frames, canvas)` judges the header's claims (frame count, canvas size) before any pixel is
+    decoded, and raises to refuse; at most that many frames are then read. Headers lie, so decoding
+    stops with a refusal at the first frame that breaks a cap: a frame larger than the canvas (or
+    `max_pixels`), or the running time past `max_seconds`. Delays under MIN_DELAY_MS count as
+    SLOW_DELAY_MS, as browsers show them. Frames faster than `max_fps` are merged into the one before
+    (their durations added), so every kept frame starts when it did and the total duration stays.
+    A file with fewer frames than it claims is refused as incomplete.
+    """
+    frames: list[Image.Image] = []
+    durations: list[int] = []
+    with _reading(data, max_pixels) as im:  # EOFError while seeking: fewer frames than the file claims
+        canvas = im.size
+        claimed = getattr(im, "n_frames", 1)
+        check(claimed, canvas)
+        profile = im.info.get("icc_profile")
+        elapsed, kept_at, slot = 0, -math.inf, 1000 / max_fps
+        for index in range(claimed):
+            im.seek(index)  # a GIF frame larger than its canvas grows im.size here, before it is decoded
+            if im.size != canvas:
+                raise ImageError(f"Frame {index + 1} of that animation is {im.size[0]}×{im.size[1]}, larger "
+                                 f"than its {canvas[0]}×{canvas[1]} canvas — the file is damaged or crafted; "
+                                 "save it again.")
+            im.load()
+            ms = round(im.info.get("duration") or 0)  # WebP knows a frame's duration once it is loaded
+            ms = ms if ms >= MIN_DELAY_MS else SLOW_DELAY_MS
+            if elapsed + ms > max_seconds * 1000:
+                raise ImageError(f"That animation lasts more than {max_seconds:g} s (its first {index + 1} "
+                                 f"frames take {(elapsed + ms) / 1000:g} s); you may animate at most "
+                                 f"{max_seconds:g} s — trim it.")
+            if elapsed - kept_at < slot - 1e-6:  # too soon after the last kept frame: merged into it
+                durations[-1] += ms
+            else:
+                frame = shrink(_to_rgb(im), long_side, 0, pixels)
+                frames.append(frame.copy() if frame is im else frame)
+                durations.append(ms)
+                kept_at = elapsed
+            elapsed += ms
+    if profile:
+        for frame in frames:
+            _to_srgb(frame, profile)
+    for frame in frames:
+        frame.info = {}
+    return Clip(tuple(frames), tuple(durations))
+
+
+@contextlib.contextmanager
+def _reading(data: bytes, max_pixels: int) -> Iterator[Image.Image]:
+    """`data` opened, its header's size checked against `max_pixels` before any pixel is decompressed; whatever
+    goes wrong while it is read becomes an ImageError saying what to do."""
     try:
         with Image.open(BytesIO(data), formats=ALLOWED_FORMATS) as im:
             width, height = im.size
             if width * height > max_pixels:
                 raise _too_large(max_pixels)
-            target = _target(im.size, long_side, short_side, pixels)
-            if target is not None:
-                im.draft(None, target)
-            im.load()  # first frame only; truncation and corruption surface here
-            ImageOps.exif_transpose(im, in_place=True)
-            profile = im.info.get("icc_profile")
-            out = shrink(_to_rgb(im), long_side, short_side, pixels)
-            if out is im:  # `im` dies with the `with`
-                out = im.copy()
+            yield im
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(
-            "That file isn't an image I can read — send a PNG, JPEG, WEBP, GIF or BMP."
-        ) from None
+        raise ImageError("That file isn't an image I can read — send a PNG, JPEG, WEBP, GIF or BMP.") from None
     except Image.DecompressionBombError:
         raise _too_large(max_pixels) from None
     except Exception as exc:
         # Pillow reports malformed input as OSError, SyntaxError, ValueError, EOFError,
         # struct.error, IndexError, ...: for untrusted bytes they all mean "unreadable".
-        raise ImageError(
-            "That image looks damaged or incomplete — save it again, or send a different one."
-        ) from exc
-    if profile:
-        _to_srgb(out, profile)
-    out.info = {}
-    return out
+        raise ImageError("That image looks damaged or incomplete — save it again, or send a different one.") from exc
 
 
 def _too_large(max_pixels: int) -> ImageError:

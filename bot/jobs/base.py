@@ -23,7 +23,7 @@ from typing import Any
 
 from PIL import Image
 
-from engine import Cancelled, EngineError, Progress, Result, Settings, stylize
+from engine import AnimationProgress, Cancelled, EngineError, Progress, Result, Settings, animate, stylize
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,8 @@ class Job:
     settings: Settings
     mask: Image.Image | None = None  # spatial control: which region of the photo takes which style
     init: Image.Image | None = None  # the starting picture (⤴ Bigger: the result it enlarges), else the photo
+    frames: tuple[Image.Image, ...] = ()  # an animation (animate=true): every frame, the first is `content`
+    durations_ms: tuple[int, ...] = ()  # how long each frame shows; the painted animation keeps them
     id: str = field(default_factory=lambda: secrets.token_hex(8))  # 64 bits: stored, and in buttons
     status: Status = Status.QUEUED
     progress: Progress | None = None  # latest report from the engine
@@ -86,6 +88,22 @@ class Snapshot:
     progress: Progress | None
     preview: Image.Image | None
     note: str | None = None  # something the user should know, e.g. "retrying on another worker"
+
+
+@dataclass(frozen=True)
+class ClipProgress(Progress):
+    """An animation's progress: `step` and `total` count the steps of all frames; the rest is the current
+    frame's (`frame` of `frames`, 1-based)."""
+
+    frame: int = 1
+    frames: int = 1
+
+    @classmethod
+    def of(cls, report: AnimationProgress) -> ClipProgress:
+        still = report.still
+        return cls(step=report.step, total=report.total, scale=still.scale, scales=still.scales, size=still.size,
+                   losses=still.losses, elapsed=report.elapsed, preview=still.preview, frame=report.frame,
+                   frames=report.frames)
 
 
 class QueueFull(Exception):
@@ -237,9 +255,15 @@ def _duration(seconds: float | None) -> str:
 
 
 def engine_runner(device: str) -> Runner:
-    """The real painter: engine.stylize on `device` ("auto", "cpu", "cuda:1"…)."""
+    """The real painter: engine.stylize on `device` ("auto", "cpu", "cuda:1"…), or engine.animate for a job with
+    frames — its Result then holds the first painted frame as `image` and all of them as `frames`."""
 
     def run(job: Job, report: Callable[[Progress], None], cancel: threading.Event) -> Result:
+        if job.frames:
+            clip = animate(job.frames, job.durations_ms, job.styles, job.settings, device=device, cancel=cancel,
+                           progress=lambda p: report(ClipProgress.of(p)))
+            return Result(clip.frames[0], clip.settings, clip.device, clip.elapsed, clip.steps, clip.losses[-1],
+                          tuple(clip.frames))
         return stylize(job.content, job.styles, job.settings, device=device, progress=report, cancel=cancel,
                        mask=job.mask, init_image=job.init)
 

@@ -14,6 +14,9 @@ The bot keeps the queue's order and limits; Celery only ever holds the jobs that
   worker is about to be free, so a newcomer's first job still overtakes a heavy user's backlog; the
   price is at most `workers` jobs whose order is fixed early. (Celery's own queue is FIFO: handing it
   everything at once would lose the fair order.)
+* An animation's frames go in as more pictures of the job, with its record's expiry (at most MAX_JOB_BYTES of
+  PNG in all); its painted frames come back like a timelapse's. The workers must know this: upgrade them with
+  the bot (an older worker would paint the first frame only).
 * Progress, previews, the outcome, the result picture and its timelapse frames come back through Redis; the dispatcher
   notices finished jobs every `poll` seconds and wakes their result() calls.
 * cancel() removes a job that has not started, or sets a flag the worker checks every beat (about a
@@ -62,6 +65,7 @@ STALL_NOTE = "the worker painting this stopped responding — retrying on anothe
 NO_PICTURE = Image.new("RGB", (1, 1))  # jobs() and recover() copies: the pictures stay in Redis
 FINISHED = {s.value for s in Status if s.finished}
 LOST_AFTER = 3  # polls in a row without its record: a followed job is lost
+MAX_JOB_BYTES = 256 * 2**20  # a job's pictures in Redis (PNG): an animation's frames are the most of it
 
 _SUBMIT = """
 -- KEYS: record, waiting, released, user set, seq
@@ -130,7 +134,7 @@ return 1
 
 _DROP = LAST_PICTURE + """
 -- KEYS: record, waiting, released, running, finished   ARGV: id, prefix, user id or '', pictures after the
--- photo (styles, then the mask and the starting picture if any) if no record
+-- photo (styles, then the mask, the starting picture and an animation's later frames if any) if no record
 local user = redis.call('HGET', KEYS[1], 'user_id') or ARGV[3]
 if user ~= '' then redis.call('SREM', ARGV[2] .. ':user:' .. user, ARGV[1]) end
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -239,12 +243,18 @@ class CeleryBackend(JobBackend):
         keys = self._keys
         loop = asyncio.get_running_loop()
         extra = tuple(p for p in (job.mask, job.init) if p is not None)  # after the styles: mask, then start
-        pictures = await loop.run_in_executor(None, lambda: [png(p) for p in (job.content, *job.styles, *extra)])
+        pictures = await loop.run_in_executor(
+            None, lambda: [png(p) for p in (job.content, *job.styles, *extra, *job.frames[1:])])
+        size = sum(map(len, pictures))
+        if size > MAX_JOB_BYTES:
+            raise QueueFull(f"That job's pictures take {size / 2**20:.0f} MiB, more than the queue carries "
+                            f"({MAX_JOB_BYTES / 2**20:.0f} MiB) — send fewer frames, or ask for a smaller size.")
         record = {
             "user_id": job.user_id, "channel_id": job.channel_id, "guild_id": job.guild_id or "",
             "message_id": job.message_id or "", "status_message_id": job.status_message_id or "",
             "settings": settings_json(job.settings), "given": json.dumps(sorted(job.given)),
             "styles": len(job.styles), "mask": int(job.mask is not None), "init": int(job.init is not None),
+            "later_frames": max(0, len(job.frames) - 1), "durations": json.dumps(job.durations_ms),
             "timeout": self._timeout or "", "keep": self._keep,
             "created": time.time(), "attempt": 0,
         }
@@ -409,7 +419,8 @@ class CeleryBackend(JobBackend):
     def _follow(self, job: Job) -> None:
         copy = dataclasses.replace(job, content=NO_PICTURE, styles=(NO_PICTURE,) * len(job.styles),
                                    mask=None if job.mask is None else NO_PICTURE,
-                                   init=None if job.init is None else NO_PICTURE)
+                                   init=None if job.init is None else NO_PICTURE,
+                                   frames=(NO_PICTURE,) * len(job.frames))
         self._followed[job.id] = _Followed(copy, asyncio.get_running_loop().create_future(), time.monotonic())
 
     def _wake(self, job_id: str) -> None:
@@ -440,12 +451,14 @@ class CeleryBackend(JobBackend):
     def _job(self, job_id: str, fields: dict[str, str], content: Image.Image = NO_PICTURE,
              styles: tuple[Image.Image, ...] | None = None) -> Job:
         """A Job from its record (pictures left in Redis unless given)."""
+        durations = tuple(json.loads(fields.get("durations") or "[]"))
         return Job(user_id=int(fields["user_id"]), channel_id=int(fields["channel_id"]),
                    guild_id=_int(fields.get("guild_id")), message_id=_int(fields.get("message_id")),
                    content=content, styles=styles or (NO_PICTURE,) * int(fields.get("styles") or 1),
                    settings=settings_from(fields["settings"]), mask=NO_PICTURE if _int(fields.get("mask")) else None,
                    init=NO_PICTURE if _int(fields.get("init")) else None,
-                   id=job_id, status=_status(fields["status"]),
+                   frames=(NO_PICTURE,) * len(durations), durations_ms=durations, id=job_id,
+                   status=_status(fields["status"]),
                    progress=progress_from(fields.get("progress")), error=fields.get("error") or None,
                    given=frozenset(json.loads(fields.get("given") or "[]")),
                    status_message_id=_int(fields.get("status_message_id")))
@@ -618,7 +631,7 @@ class CeleryBackend(JobBackend):
 
 
 def _pictures_after_photo(job: Job) -> int:
-    return len(job.styles) + (job.mask is not None) + (job.init is not None)
+    return len(job.styles) + (job.mask is not None) + (job.init is not None) + max(0, len(job.frames) - 1)
 
 
 def _text(fields: dict[bytes, bytes]) -> dict[str, str]:

@@ -9,10 +9,13 @@ Redis layout (prefix "stylize" by default, one bot per prefix):
 
     <p>:job:<id>              hash: who asked where, settings, status, attempt, progress, result…
     <p>:job:<id>:img:<n>      PNG bytes: 0 is the photo, 1… the style pictures, then the mask and the
-                              starting picture if the job has them (fields mask, init: 0 or 1; expire after `keep`)
+                              starting picture if the job has them (fields mask, init: 0 or 1), then an
+                              animation's later frames (field later_frames; field durations: every frame's
+                              ms, JSON); all expire after `keep`
     <p>:job:<id>:result       PNG bytes of the painting
     <p>:job:<id>:preview      PNG bytes of the latest preview (record field preview_v counts them)
-    <p>:job:<id>:frames       list: PNG bytes of the timelapse's frames (settings.timelapse), with the result
+    <p>:job:<id>:frames       list: PNG bytes of the timelapse's frames (settings.timelapse), or of the painted
+                              animation's, with the result
     <p>:job:<id>:beat         exists while a worker is painting the job (refreshed, short expiry)
     <p>:job:<id>:cancel       the reason, once someone asked to cancel a running job
     <p>:waiting               zset: jobs the bot has not handed to Celery yet, in fair order
@@ -56,7 +59,7 @@ from PIL import Image
 
 from engine import Cancelled, Progress, Result
 
-from .base import EXPIRED, Job, Runner, Status, settings_from, settings_of, settle, timeout_error
+from .base import EXPIRED, ClipProgress, Job, Runner, Status, settings_from, settings_of, settle, timeout_error
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +121,7 @@ def progress_from(text: str | None) -> Progress | None:
     if not text:
         return None
     values = json.loads(text)
-    return Progress(**{**values, "size": tuple(values["size"])})
+    return (ClipProgress if "frames" in values else Progress)(**{**values, "size": tuple(values["size"])})
 
 
 def result_json(result: Result) -> str:
@@ -132,11 +135,11 @@ def result_from(text: str, image: Image.Image, frames: tuple[Image.Image, ...] =
                   elapsed=values["elapsed"], steps=values["steps"], losses=values["losses"], frames=frames)
 
 
-# Lua: the number of a job's last picture (records from before mask/init count those as 0).
+# Lua: the number of a job's last picture (records from before mask/init/later_frames count those as 0).
 LAST_PICTURE = """
 local function last_picture(record)
   local function count(name) return tonumber(redis.call('HGET', record, name) or '0') end
-  return count('styles') + count('mask') + count('init')
+  return count('styles') + count('mask') + count('init') + count('later_frames')
 end
 """
 
@@ -325,18 +328,21 @@ def paint(job_id: str, keys: Keys, *, hostname: str) -> dict[str, Any]:
     if reason is not None:
         _finish(r, keys, job_id, attempt, Status.CANCELLED, reason.decode())
         return {"job": job_id, "outcome": "cancelled", "attempt": attempt}
-    styles, masked, started = (int(fields.get(name) or 0) for name in ("styles", "mask", "init"))
-    pictures = r.mget([keys.image(job_id, n) for n in range(1 + styles + masked + started)])
+    styles, masked, started, later = (int(fields.get(name) or 0) for name in ("styles", "mask", "init", "later_frames"))
+    pictures = r.mget([keys.image(job_id, n) for n in range(1 + styles + masked + started + later)])
     if any(p is None for p in pictures):
         _finish(r, keys, job_id, attempt, Status.FAILED, LOST_PICTURES)
         return {"job": job_id, "outcome": "failed", "attempt": attempt}
+    content, durations = unpng(pictures[0]), tuple(json.loads(fields.get("durations") or "[]"))
+    first_frame = 1 + styles + masked + started
     job = Job(user_id=int(fields["user_id"]), channel_id=int(fields["channel_id"]),
               guild_id=int(fields["guild_id"]) if fields.get("guild_id") else None,
               message_id=int(fields["message_id"]) if fields.get("message_id") else None,
-              content=unpng(pictures[0]), styles=tuple(unpng(p) for p in pictures[1:1 + styles]),
+              content=content, styles=tuple(unpng(p) for p in pictures[1:1 + styles]),
               mask=unpng(pictures[1 + styles]) if masked else None,
-              init=unpng(pictures[-1]) if started else None,
-              settings=settings_from(fields["settings"]), id=job_id, status=Status.RUNNING)
+              init=unpng(pictures[first_frame - 1]) if started else None,
+              frames=(content, *(unpng(p) for p in pictures[first_frame:])) if durations else (),
+              durations_ms=durations, settings=settings_from(fields["settings"]), id=job_id, status=Status.RUNNING)
     timeout = float(fields["timeout"]) if fields.get("timeout") else None
     keep = int(float(fields.get("keep") or 86400))
     log.info("job %s: painting (attempt %d) for user %s", job_id, attempt, job.user_id)
