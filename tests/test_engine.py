@@ -326,6 +326,21 @@ def test_the_reported_final_loss_is_the_returned_pictures(photo: Image.Image, pa
     assert seen[-1].losses == result.losses
 
 
+def test_every_loss_reported_is_that_of_a_real_picture(photo: Image.Image) -> None:
+    """L-BFGS has no bounds: scored on its unclamped variable it pushed a black-and-white print's pixels
+    far outside 0–255 (a third of a woodcut's at 128 px), the losses it reported were those of no picture,
+    and the clamp when saving doubled the style error the user got. Each step's loss must be that of the
+    picture shown after the step before (previews are rounded, hence the tolerance; the last step reports
+    the result's own loss, see the next test)."""
+    stripes = Image.fromarray(np.kron(np.indices((4, 4)).sum(0) % 2 * 255, np.ones((16, 16))).astype(np.uint8))
+    seen: list[Progress] = []
+    stylize(photo, [stripes.convert("RGB")], tiny(steps=8, style_weight=100), progress=seen.append, preview_every=1)
+    for before, now in zip(seen[:-2], seen[1:-1]):
+        assert now.losses["style"] == pytest.approx(_distances(before.preview, photo, stripes, 64)[1], rel=0.02)
+    inside, stray = transfer._in_range(torch.tensor([-10.0, 0.0, 128.0, 255.0, 265.0]))
+    assert inside.tolist() == [0, 0, 128, 255, 255] and stray.item() == pytest.approx(2 * (10 / 255) ** 2 / 5)
+
+
 def test_num_epoch_times_steps_per_epoch_sets_the_steps(photo: Image.Image, painting: Image.Image) -> None:
     seen: list[Progress] = []
     stylize(photo, [painting], tiny(num_epoch=2, steps_per_epoch=2, preview=True), progress=seen.append)
