@@ -51,6 +51,20 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN styles TEXT NOT NULL DEFAULT '[]';
     CREATE INDEX jobs_message ON jobs (message_id);
     """,
+    # The losses became relative errors (engine/losses.py): style_weight and tv_weight mean 10× what they
+    # did. Server defaults hold the texts members typed; kept jobs the numbers they ran with.
+    """
+    UPDATE guild_defaults SET settings = json_set(settings,
+        '$.style_weight', printf('%g', CAST(json_extract(settings, '$.style_weight') AS REAL) / 10))
+        WHERE json_extract(settings, '$.style_weight') IS NOT NULL;
+    UPDATE guild_defaults SET settings = json_set(settings,
+        '$.tv_weight', printf('%g', CAST(json_extract(settings, '$.tv_weight') AS REAL) / 10))
+        WHERE json_extract(settings, '$.tv_weight') IS NOT NULL;
+    UPDATE jobs SET settings = json_set(settings, '$.style_weight', json_extract(settings, '$.style_weight') / 10.0)
+        WHERE json_type(settings, '$.style_weight') IN ('integer', 'real');
+    UPDATE jobs SET settings = json_set(settings, '$.tv_weight', json_extract(settings, '$.tv_weight') / 10.0)
+        WHERE json_type(settings, '$.tv_weight') IN ('integer', 'real');
+    """,
 )
 """Schema changes in order; PRAGMA user_version counts those applied. Append, never edit."""
 

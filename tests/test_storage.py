@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import random
 import sqlite3
@@ -115,6 +116,32 @@ async def test_kept_jobs_are_found_by_id_and_by_their_result_message(tmp_path: P
         assert await store.kept_job("new") is None and await store.kept_job(message_id=555) is None
     finally:
         await store.close()
+
+
+async def test_weights_stored_before_the_relative_losses_are_rescaled(tmp_path: Path) -> None:
+    """style_weight and tv_weight mean 10× more since the losses became relative errors: a server's
+    defaults (the texts typed) and a kept job's settings (numbers) are divided by 10 once, the rest kept."""
+    old = sqlite3.connect(tmp_path / DATABASE)
+    old.executescript(f"BEGIN; {MIGRATIONS[0]}; {MIGRATIONS[1]}; PRAGMA user_version = 2; COMMIT;")
+    old.execute("INSERT INTO guild_defaults VALUES (1, ?)", ('{"style_weight": "1e5", "tv_weight": "50", "steps": "200"}',))
+    old.execute("INSERT INTO guild_defaults VALUES (2, ?)", ('{"size": "512"}',))
+    old.execute("INSERT INTO jobs (id, user_id, guild_id, finished, settings, pictures) VALUES ('j', 1, 1, ?, ?, '[]')",
+                (time.time(), '{"style_weight": 100.0, "tv_weight": 50, "steps": 300}'))
+    old.commit()
+    old.close()
+    store = await opened(tmp_path, keep_days=1)
+    try:
+        assert await store.guild_defaults(1) == {"style_weight": "10000", "tv_weight": "5", "steps": "200"}
+        assert await store.guild_defaults(2) == {"size": "512"}
+        job = await store.kept_job("j")
+        assert job is not None and json.loads(job.settings) == {"style_weight": 10.0, "tv_weight": 5.0, "steps": 300}
+    finally:
+        await store.close()
+    again = await opened(tmp_path, keep_days=1)  # once only
+    try:
+        assert await again.guild_defaults(1) == {"style_weight": "10000", "tv_weight": "5", "steps": "200"}
+    finally:
+        await again.close()
 
 
 async def test_a_corrupt_database_is_moved_aside(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
