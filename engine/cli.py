@@ -1,7 +1,7 @@
 """`stylize CONTENT STYLE [STYLE…] -o OUT [--mask MASK.png] [--size …] …` — the engine from a terminal.
 
 An animated GIF, APNG or WebP written to `-o OUT.webp` or `OUT.gif` is painted frame by frame without
-flicker (engine.animate); to any other file, only its first frame is painted.
+flicker (engine.animate) unless `--animate false`; to any other file, only its first frame is painted.
 
 Every hyperparameter flag comes from `engine.params.SPECS`, so the CLI accepts exactly what the bot does.
 """
@@ -74,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"cannot read image: {error}")
 
     if getattr(content, "n_frames", 1) > 1:
-        if args.output.suffix.lower() in ANIMATIONS:
+        animated_output = args.output.suffix.lower() in ANIMATIONS
+        if settings.animate and not animated_output:
+            parser.error("--animate needs an animated output: write to .webp or .gif")
+        if settings.animate or (animated_output and "animate" not in given):
             if mask is not None or init is not None or style_masks is not None:
                 parser.error("--mask, --style-mask and --init-image work on stills only, not on animations")
             return _animation(args, content, styles, settings)

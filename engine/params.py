@@ -231,8 +231,8 @@ class Settings:
                              min=0, max=2**31 - 1, optional=True)
     preview: bool = param(False, "show a preview image at every progress report")
     # Animations (engine/animate.py): frame 1 takes `steps`; later frames start from the previous one.
-    animate: bool = param(False, "bot: paint every frame of an animated photo (GIF, APNG, WebP), not only its "
-                          "first (the CLI animates when the output is .webp or .gif)")
+    animate: bool = param(False, "paint every frame of an animated photo (GIF, APNG, WebP), not only its "
+                          "first (the CLI does when the output is .webp or .gif, unless told false)")
     frame_steps: int = param(100, "animations: steps for each frame after the first, which starts from the "
                              "previous painted frame warped by optical flow", min=1, max=5000)
     temporal_weight: float = param(1e3, "animations: how strongly each frame keeps the previous "

@@ -112,3 +112,15 @@ def test_cli_paints_the_first_frame_of_an_animation_written_as_a_still(
     code = cli.main([str(clip), str(images[1]), "-o", str(out), "--size", "64", "--steps", "1", "--scales", "1"])
     assert code == 0 and Image.open(out).size == (64, 44)
     assert "painting its first frame only" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_cli_animate_flag_decides_for_an_animated_photo(
+        clip: Path, images: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    quick = ["--size", "64", "--steps", "1", "--frame-steps", "1", "--scales", "1"]
+    out = tmp_path / "out.webp"
+    assert cli.main([str(clip), str(images[1]), "-o", str(out), "--animate", "false", *quick]) == 0
+    assert getattr(Image.open(out), "n_frames", 1) == 1 and "first frame only" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main([str(clip), str(images[1]), "-o", str(tmp_path / "out.png"), "--animate", *quick])
+    assert "--animate needs an animated output" in capsys.readouterr().err
