@@ -118,7 +118,8 @@ def run_job(job: Job) -> dict:
     import torch
     from PIL import Image
 
-    torch.set_num_threads(job.threads)
+    if job.threads:  # 0 (GPU runs): torch's own default
+        torch.set_num_threads(job.threads)
     pair = next(p for p in PAIRS if p.name == job.pair)
     photo, painting = IMAGES / pair.photo, IMAGES / pair.painting
     shots: list[dict] = []
@@ -273,8 +274,13 @@ def spread(runs: dict[tuple[str, str, float], list[Point]], system: str, weight:
     return max(finals.values()) / min(finals.values()), finals
 
 
+def _number(seconds: float) -> str:
+    """Whole seconds for CPU runs, tenths for the few seconds of a GPU run."""
+    return f"{seconds:.0f}" if seconds >= 10 else f"{seconds:.1f}"
+
+
 def _seconds(cpu: float | None) -> str:
-    return "not reached" if cpu is None else f"{cpu:.0f} s"
+    return "not reached" if cpu is None else f"{_number(cpu)} s"
 
 
 def _times(fraction: float | None) -> str:
@@ -282,7 +288,7 @@ def _times(fraction: float | None) -> str:
 
 
 def speedup(reference_cpu: float, cpu: float | None) -> str:
-    return "not reached" if cpu is None else f"{cpu:.0f} s ({reference_cpu / cpu:.1f}×)"
+    return "not reached" if cpu is None else f"{_number(cpu)} s ({reference_cpu / cpu:.1f}×)"
 
 
 def report(size: int, ours_weight: float, plot: Path | None, before: Path | None = None,
@@ -307,7 +313,7 @@ def report(size: int, ours_weight: float, plot: Path | None, before: Path | None
             continue
         ref = ref_run[-1]
         refs.append(ref.seconds)
-        cells = [pair.name + (" (seen photo)" if pair.seen else ""), f"{ref.seconds:.0f}"]
+        cells = [pair.name + (" (seen photo)" if pair.seen else ""), _number(ref.seconds)]
         for key, name in YARDSTICKS.items():
             goal = ref.scores[name]
             t = first_dominating(ours, goal, name)
@@ -366,7 +372,7 @@ def draw(runs: dict[tuple[str, str, float], list[Point]], path: Path, clock: str
                         ax.plot(xs[-1], ys[-1], "*", ms=12, color=colour, zorder=5)
                     for j, p in enumerate(points):
                         if j % 4 == 3 or j == len(points) - 1:
-                            ax.annotate(f"{p.seconds:.0f}" if p.seconds >= 10 else f"{p.seconds:.1f}", (xs[j], ys[j]), fontsize=6, color=colour,
+                            ax.annotate(_number(p.seconds), (xs[j], ys[j]), fontsize=6, color=colour,
                                         xytext=(2, 2), textcoords="offset points")
             ax.set_xscale("log")
             ax.set_yscale("log")
