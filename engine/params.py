@@ -235,7 +235,7 @@ class Settings:
                           "first (the CLI does when the output is .webp or .gif, unless told false)")
     frame_steps: int = param(100, "animations: steps for each frame after the first, which starts from the "
                              "previous painted frame warped by optical flow", min=1, max=5000)
-    temporal_weight: float = param(1e3, "animations: how strongly each frame keeps the previous "
+    temporal_weight: float = param(200.0, "animations: how strongly each frame keeps the previous "
                                    "painted frame where the motion is known (against flicker)", min=0, max=1e6)
     occlusion: str = param("full", "animations: pixels the temporal loss leaves free — full: occluded and on "
                            "motion boundaries (Ruder et al.), consistency: occluded only, off: none",
