@@ -549,9 +549,9 @@ class Stylize(commands.Cog):
                 return still, None, animated
             pixels = settings.pixels or 0
             clip = await self._decode(partial(
-                decode_clip, data, max_pixels=self.config.limits.input_pixels, max_seconds=motion.max_seconds,
-                max_fps=motion.max_fps, check=partial(_judge, motion, settings), long_side=None if pixels else
-                settings.size, pixels=pixels))
+                decode_clip, data, max_pixels=self.config.limits.input_pixels, max_frames=motion.max_frames,
+                max_seconds=motion.max_seconds, max_fps=motion.max_fps, check=partial(_judge, motion, settings),
+                long_side=None if pixels else settings.size, pixels=pixels))
             check_shape(clip.frames[0].size, settings.long_side(clip.frames[0].size))
             return clip.frames[0], clip, False
 
