@@ -75,9 +75,10 @@ class Motion:
             fits = 1 + (self.max_work // pixels - settings.steps) // settings.frame_steps
             what = (f"{fits} frame{'s' if fits > 1 else ''} would fit at these settings" if fits >= 1 else
                     "even one frame is over it at this size and steps")
-            raise ParamError(f"{frames} frame{'s' if frames > 1 else ''} of {width}×{height} with steps={settings.steps} and frame_steps="
-                             f"{settings.frame_steps} is {work:,} pixel-steps, over your budget of {self.max_work:,} "
-                             f"— {what}; send fewer frames, or ask for a smaller size or fewer steps or frame_steps")
+            raise ParamError(f"{frames} frame{'s' if frames > 1 else ''} of {width}×{height} with steps="
+                             f"{settings.steps} and frame_steps={settings.frame_steps} is {work:,} pixel-steps, over "
+                             f"your budget of {self.max_work:,} — {what}; send fewer frames, or ask for a smaller "
+                             "size or fewer steps or frame_steps")
 
 
 @dataclass(frozen=True)

@@ -200,8 +200,8 @@ async def test_caps_refuse_before_anything_is_queued(fake_discord: FakeDiscord, 
                                         attachments=upload(animation(durations=[100, 100])))
         work_refused = await fake_discord.wait_for(kind="message", since=mark)
         assert await bot.backend.jobs() == []
-    assert frames_refused.content == ("⚠️ The photo: That animation has more frames than the 2 you may animate, even "
-                                      "with frames faster than 12 per second merged — trim it.")
+    assert frames_refused.content == ("⚠️ The photo: That animation has more frames than the 2 you may animate, "
+                                      "even with frames faster than 12 per second merged — trim it.")
     # 64×48 px × (2 + 2) steps = 12,288 pixel-steps; the budget takes 3 steps at this size: 1 frame
     assert "2 frames of 64×48 with steps=2 and frame_steps=2 is 12,288 pixel-steps, over your budget of 9,216 — " \
            "1 frame would fit at these settings" in work_refused.content
@@ -329,6 +329,8 @@ def test_motion_caps_say_what_would_fit() -> None:
     Motion(max_work=work).check(settings, 10, (400, 300))  # exactly the budget
     with pytest.raises(ParamError, match="10 frames would fit"):
         Motion(max_work=work).check(settings, 11, (400, 300))
+    with pytest.raises(ParamError, match="^1 frame of 256×192 with steps=100 .* — even one frame is over it"):
+        Motion(max_work=work // 10).check(settings, 1, (400, 300))  # the header's check: one frame at least
 
 
 def test_memory_prediction_counts_the_frames() -> None:
