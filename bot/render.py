@@ -154,8 +154,9 @@ def help_embeds(prefix: str, base: Settings, caps: Caps) -> list[discord.Embed]:
     first = discord.Embed(title="Stylize — settings", colour=COLOUR,
                           description=usage(prefix) + "\n\n" + MASK_HELP.format(prefix=prefix)
                           + f"\n\nHere your caps are size ≤ {caps.max_size} and steps ≤ {caps.max_steps}; an "
-                          f"animated photo (`animate=true`) may have ≤ {caps.motion.max_frames} frames and last ≤ "
-                          f"{caps.motion.max_seconds:g} s.")
+                          f"animated photo (`animate=true`) may last ≤ {caps.motion.max_seconds:g} s and have ≤ "
+                          f"{caps.motion.max_frames} frames once frames faster than {caps.motion.max_fps:g} per second "
+                          "are merged.")
     embeds = [first]
     for spec in SPECS:
         name = spec.name + (f" (or {', '.join(spec.aliases)})" if spec.aliases else "")

@@ -351,5 +351,6 @@ def test_roles_raise_the_animation_caps_and_may_animate_by_default() -> None:
     settings = Settings()
     assert role_default(settings, frozenset(), mine).animate
     assert not role_default(settings, frozenset({"animate"}), mine).animate  # the member said animate=false
-    assert "an animated photo (`animate=true`) may have ≤ 30 frames and last ≤ 10 s" in \
+    assert "an animated photo (`animate=true`) may last ≤ 10 s and have ≤ 30 frames once frames faster than 24 " \
+           "per second are merged." in \
         help_embeds("!", settings, mine)[0].description

@@ -567,6 +567,7 @@ class Stylize(commands.Cog):
                                session=self.bot.fetch_session)
 
     async def _decode(self, work: Callable[[], Any]) -> Any:
+        """`work` on the decoder threads (DECODERS at a time), off the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self._decoder, work)
 
     def _check_memory(self, settings: Settings, shape: tuple[int, int], n_styles: int, frames: int = 1) -> None:
