@@ -306,6 +306,25 @@ def test_a_tiny_file_with_a_huge_canvas_is_refused_from_its_header() -> None:
     assert len(clip_of(gif_of_pixels(48, (1000, 1000)), max_pixels=40_000_000).frames) == 48  # 48 MP: decoded
 
 
+def test_apng_and_webp_frames_declared_larger_than_their_canvas_never_decode_larger() -> None:
+    """An APNG frame control past its canvas is refused as damaged; libwebp composites every WebP frame onto
+    its canvas, so a frame header claiming 4000×4000 still gives canvas-sized frames."""
+    import struct
+    import zlib
+    data = animation("PNG")
+    at = data.index(b"fcTL", data.index(b"fcTL") + 4) + 4  # the second frame's control: number, width, height…
+    body = data[at:at + 26]
+    body = body[:4] + struct.pack(">II", 4000, 4000) + body[12:]
+    chunk = b"fcTL" + body
+    huge = data[:at - 4] + chunk + struct.pack(">I", zlib.crc32(chunk)) + data[at + 30:]
+    with pytest.raises(ImageError, match="damaged or incomplete"):
+        clip_of(huge)
+    data = bytearray(animation("WEBP"))
+    at = data.index(b"ANMF", data.index(b"ANMF") + 4) + 8  # the second frame: x, y, width − 1, height − 1 (24 bits)
+    data[at + 6:at + 12] = (3999).to_bytes(3, "little") * 2
+    assert {f.size for f in clip_of(bytes(data)).frames} == {(64, 48)}
+
+
 def test_an_apng_claiming_more_frames_than_it_holds_is_refused() -> None:
     import struct
     import zlib
