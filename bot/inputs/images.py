@@ -105,8 +105,9 @@ def decode_clip(data: bytes, *, max_pixels: int, max_frames: int, max_seconds: f
             raise _too_long(max_seconds, f"has {claimed:,} frames, so it lasts at least "
                                          f"{claimed * MIN_DELAY_MS / 1000:g} s")
         if claimed * (area := math.prod(canvas)) > CLIP_PIXELS:
-            raise ImageError(f"That animation is {claimed:,} frames of {canvas[0]}×{canvas[1]}: {claimed * area / 1e6:,.0f} "
-                             f"megapixels to decode, over the {CLIP_PIXELS / 1e6:,.0f} I decode for one animation "
+            raise ImageError(f"That animation is {claimed:,} frames of {canvas[0]}×{canvas[1]}: "
+                             f"{claimed * area / 1e6:,.0f} megapixels to decode, over the {CLIP_PIXELS / 1e6:,.0f} I "
+                             "decode for one animation "
                              f"({CLIP_PIXELS // area:,} frames of that size) — send a smaller or shorter one.")
         check(1, canvas)
         profile = im.info.get("icc_profile")
