@@ -19,10 +19,10 @@ from PIL import Image
 from bot.cogs.stylize import role_default
 from bot.config import Limits, Motion, RoleLimit
 from bot.inputs.images import ImageError, decode_clip
-from bot.jobs import ClipProgress, engine_runner
-from bot.render import help_embeds
+from bot.jobs import ClipProgress, Job, engine_runner
+from bot.render import help_embeds, result_embed
 from discord_standin import Event, FakeDiscord, Upload
-from engine import ParamError, Settings
+from engine import ParamError, Result, Settings
 from engine.memory import FRAME_BYTES, PAIR_BYTES, largest_size, predict_peak_bytes
 from test_bot_e2e import config, decoded, edit_of, make_bot, picture, status_of, with_file
 from test_bot_jobs import FakeRunner
@@ -374,3 +374,13 @@ def test_roles_raise_the_animation_caps_and_may_animate_by_default() -> None:
     assert "an animated photo (`animate=true`) may last ≤ 10 s and have ≤ 30 frames once frames faster than 24 " \
            "per second are merged." in \
         help_embeds("!", settings, mine)[0].description
+
+
+def test_an_animation_merged_into_one_frame_says_one_frame() -> None:
+    clip = clip_of(animation(durations=[20, 20]))  # 50 fps: the second frame merges into the first
+    settings = Settings.parse({"animate": True})
+    job = Job(user_id=1, channel_id=2, guild_id=None, message_id=None, content=clip.frames[0], styles=(),
+              settings=settings, frames=clip.frames, durations_ms=clip.durations_ms,
+              result=Result(clip.frames[0], settings, "cpu", 1.0, 2, frames=clip.frames))
+    fields = {f.name: f.value for f in result_embed(job, frozenset(), "stylized.webp").fields}
+    assert fields["Animation"] == "1 frame, 0.04 s"
