@@ -189,6 +189,31 @@ async def test_an_animation_too_large_to_upload_says_so(fake_discord: FakeDiscor
                      r"try fewer frames or a smaller size\.", failed.content), failed.content
 
 
+async def test_the_photo_is_shrunk_off_the_event_loop(fake_discord: FakeDiscord, run_bot,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kept photo (up to keep_side) is shrunk to the job's size on a decoder thread: a LANCZOS resize of
+    a large photo would stall every other user's messages."""
+    from bot.inputs import images
+    threads: list[threading.Thread] = []
+
+    def shrink(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    real = images.shrink
+    monkeypatch.setattr(images, "shrink", shrink)  # before the cog is loaded: it imports the name
+    runner = FakeRunner()
+    async with run_bot(make_bot(runner=runner)) as bot:
+        await fake_discord.send_message(fake_discord.alice, "!stylize steps=2 size=64 scales=1",
+                                        attachments=upload(picture(128, 96), "photo.png"))
+        said = await fake_discord.wait_for(kind="message")
+        jobs = await bot.backend.jobs()
+        assert len(jobs) == 1, said.content
+        [job] = jobs
+        runner.release_all()
+    assert job.content.size == (64, 48) and threads and threading.main_thread() not in threads
+
+
 async def test_caps_refuse_before_anything_is_queued(fake_discord: FakeDiscord, run_bot) -> None:
     runner = FakeRunner()
     cfg = config(limits={"max_frames": 2, "max_work": 64 * 48 * 3})

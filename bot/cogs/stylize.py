@@ -331,7 +331,8 @@ class Stylize(commands.Cog):
             settings = settings.for_shape(inputs.photo.size)  # a pixel count becomes the photo's longest side
             clip = inputs.clip or Clip((), ())
             self._check_memory(settings, inputs.photo.size, len(inputs.styles), max(1, len(clip.frames)))
-            content = clip.frames[0] if clip.frames else shrink(inputs.photo, settings.size)  # frames: shrunk already
+            content = (clip.frames[0] if clip.frames else  # frames: shrunk already
+                       await self._decode(partial(shrink, inputs.photo, settings.size)))
             job = Job(user_id=request.user_id, channel_id=request.origin.channel.id, guild_id=request.guild_id,
                       message_id=request.message_id, content=content,
                       styles=inputs.styles, settings=settings, given=given, mask=inputs.mask, init=inputs.init,
