@@ -107,8 +107,8 @@ def decode_clip(data: bytes, *, max_pixels: int, max_frames: int, max_seconds: f
         if claimed * (area := math.prod(canvas)) > CLIP_PIXELS:
             raise ImageError(f"That animation is {claimed:,} frames of {canvas[0]}×{canvas[1]}: "
                              f"{claimed * area / 1e6:,.0f} megapixels to decode, over the {CLIP_PIXELS / 1e6:,.0f} I "
-                             "decode for one animation "
-                             f"({CLIP_PIXELS // area:,} frames of that size) — send a smaller or shorter one.")
+                             f"decode for one animation ({CLIP_PIXELS // area:,} frames of that size) — send a "
+                             "smaller or shorter one.")
         check(1, canvas)
         profile = im.info.get("icc_profile")
         elapsed, kept_at, slot = 0, -math.inf, 1000 / max_fps
