@@ -49,21 +49,18 @@ def _at_least(minimum: float, **extra: Any) -> Any:
 
 @dataclass(frozen=True)
 class Motion:
-    """Caps on an animated photo painted frame by frame (animate=true); the decoder enforces the frames,
-    the duration and the frame rate again while it reads them (bot.inputs.images.decode_clip)."""
+    """Caps on an animated photo painted frame by frame (animate=true): the decoder enforces the frames, the
+    duration and the frame rate while it reads them (bot.inputs.images.decode_clip), `check` the cost."""
 
-    max_frames: int = 48  # frames in the file
+    max_frames: int = 48  # frames painted, once frames faster than max_fps are merged
     max_seconds: float = 10.0  # its total duration, delays under 20 ms counted as 100 ms (as browsers do)
     max_fps: float = 12.0  # faster frames are merged (durations added up) down to this rate
     max_frame_pixels: int = 256 * 256  # pixels of each painted frame
     max_work: int = 400_000_000  # pixels per frame × steps of all frames (steps + frame_steps × later frames)
 
     def check(self, settings: Settings, frames: int, canvas: tuple[int, int]) -> None:
-        """Refuse an animation of `frames` frames on a `canvas` (width, height) over these caps (ParamError,
-        user-facing), saying what would fit."""
-        if frames > self.max_frames:
-            raise ParamError(f"this animation has {frames} frames; you may animate at most {self.max_frames} "
-                             "— trim it or send fewer frames")
+        """Refuse painting `frames` frames of a `canvas` (width, height) over the pixel and work caps
+        (ParamError, user-facing), saying what would fit."""
         width, height = fit(canvas, settings.long_side(canvas))
         pixels = width * height
         if pixels > self.max_frame_pixels:
@@ -78,9 +75,10 @@ class Motion:
             fits = 1 + (self.max_work // pixels - settings.steps) // settings.frame_steps
             what = (f"{fits} frame{'s' if fits > 1 else ''} would fit at these settings" if fits >= 1 else
                     "even one frame is over it at this size and steps")
-            raise ParamError(f"{frames} frames of {width}×{height} with steps={settings.steps} and frame_steps="
-                             f"{settings.frame_steps} is {work:,} pixel-steps, over your budget of {self.max_work:,} "
-                             f"— {what}; send fewer frames, or ask for a smaller size or fewer steps or frame_steps")
+            raise ParamError(f"{frames} frame{'s' if frames > 1 else ''} of {width}×{height} with steps="
+                             f"{settings.steps} and frame_steps={settings.frame_steps} is {work:,} pixel-steps, over "
+                             f"your budget of {self.max_work:,} — {what}; send fewer frames, or ask for a smaller "
+                             "size or fewer steps or frame_steps")
 
 
 @dataclass(frozen=True)

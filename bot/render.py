@@ -118,7 +118,9 @@ def result_embed(job: Job, given: frozenset[str], filename: str, styles: str | N
         embed.add_field(name="Mask", value=", ".join(f"{r.colour} → {'style ' + r.target if r.target.isdigit() else r.target}"
                                                     for r in regions), inline=False)
     if job.durations_ms:
-        embed.add_field(name="Animation", value=f"{len(job.durations_ms)} frames, {sum(job.durations_ms) / 1000:g} s")
+        frames = len(job.durations_ms)  # one when every frame was merged into the first (max_fps)
+        embed.add_field(name="Animation", value=f"{frames} frame{'s' if frames > 1 else ''}, "
+                                                f"{sum(job.durations_ms) / 1000:g} s")
     embed.add_field(name="Time", value=duration(result.elapsed))
     embed.add_field(name="Device", value=result.device)
     losses = " · ".join(f"{name} {value:.4g}" for name, value in result.losses.items())
@@ -154,8 +156,9 @@ def help_embeds(prefix: str, base: Settings, caps: Caps) -> list[discord.Embed]:
     first = discord.Embed(title="Stylize — settings", colour=COLOUR,
                           description=usage(prefix) + "\n\n" + MASK_HELP.format(prefix=prefix)
                           + f"\n\nHere your caps are size ≤ {caps.max_size} and steps ≤ {caps.max_steps}; an "
-                          f"animated photo (`animate=true`) may have ≤ {caps.motion.max_frames} frames and last ≤ "
-                          f"{caps.motion.max_seconds:g} s.")
+                          f"animated photo (`animate=true`) may last ≤ {caps.motion.max_seconds:g} s and have ≤ "
+                          f"{caps.motion.max_frames} frames once frames faster than {caps.motion.max_fps:g} per second "
+                          "are merged.")
     embeds = [first]
     for spec in SPECS:
         name = spec.name + (f" (or {', '.join(spec.aliases)})" if spec.aliases else "")

@@ -24,13 +24,13 @@ import torch
 from .params import SPEC, Settings
 from .transfer import LBFGS_HISTORY_BYTES, fit, pick_precision, scale_sizes, split_steps
 
-STATE_VECTORS = {"lbfgs": 4, "adam": 3}
+STATE_VECTORS = {"lbfgs": 4, "adam": 3}  # besides the history: gradient, direction, previous gradient…; Adam: m, v, g
 # An animation (engine.animate) holds, per frame and output pixel, the photo's frame and the painted one (RGB,
 # 3 + 3 bytes), the frame's grey copy for the flow (1) and the encoder's copies (engine.movie: RGB 3, GIF index 1);
 # while it paints a later frame, the two flows, the warped and previous frames in float32, the temporal target
 # and trust tensors and the occlusion test's temporaries take about PAIR_BYTES more per pixel. Counted from the
 # arrays engine/animate.py makes, not fitted (not measured yet): next to per_pixel (2810) they are small.
-FRAME_BYTES, PAIR_BYTES = 11, 96  # besides the history: gradient, direction, previous gradient…; Adam: m, v, grad
+FRAME_BYTES, PAIR_BYTES = 11, 96
 
 
 @dataclass(frozen=True)

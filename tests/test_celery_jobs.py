@@ -26,15 +26,15 @@ from PIL import Image
 
 from bot.app import StylizeBot, make_backend
 from bot.jobs import celery as celery_backend
-from bot.jobs.worker import RETRY_NOTE, Keys, png
+from bot.jobs.worker import RETRY_NOTE, Keys, png, result_json
 from bot.jobs.celery import BUSY, CeleryBackend
 from bot.config import ConfigError, parse_config
-from bot.jobs import ClipProgress, Detached, Job, QueueFull, Snapshot, Status
+from bot.jobs import ClipProgress, Detached, Job, QueueFull, Snapshot, Status, settings_json
 from bot.jobs.base import EXPIRED
 from bot.render import status_text
 from celery_harness import RedisServer, Workers, free_port, start_redis, start_workers
 from discord_standin import FakeDiscord
-from engine import Settings
+from engine import Result, Settings
 from test_bot_e2e import decoded, edit_of, photo_and_style, replying_to, status_of, with_file
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
@@ -209,6 +209,25 @@ async def test_an_animations_frames_travel_through_redis_and_come_back_painted(b
     assert done.durations_ms == (100, 200, 300) and len(done.result.frames) == 3
     assert all(f.size == (64, 48) for f in done.result.frames) and done.result.image.tobytes() == \
         done.result.frames[0].tobytes() and done.result.frames[1].tobytes() != done.result.frames[2].tobytes()
+
+
+async def test_an_animation_whose_painted_frames_did_not_come_back_fails_with_a_message(
+        backend: CeleryBackend, workers: Workers, prefix: str) -> None:
+    """Its frames list expired, or a worker older than the bot painted the first frame only: the job fails
+    with a reason (it used to raise while the reply was encoded, leaving the user without a word)."""
+    keys = Keys(prefix)
+    r = redis.Redis.from_url(workers.redis.url)
+    try:
+        r.hset(keys.job("lost"), mapping={"user_id": 1, "channel_id": 10, "settings": settings_json(TINY),
+                                          "status": "done", "durations": "[100, 200]",
+                                          "result": result_json(Result(PHOTO, TINY, "cpu", 1.0, 2))})
+        r.set(keys.job("lost", "result"), png(PHOTO))
+        r.rpush(keys.job("lost", "frames"), png(PHOTO))  # one of two
+        done = await backend._collect("lost")
+        assert not r.keys(f"{prefix}:job:lost*")
+    finally:
+        r.close()
+    assert done.status is Status.FAILED and done.error == "its painted frames were lost before they could be delivered"
 
 
 async def test_a_job_over_the_queues_memory_cap_is_refused(backend: CeleryBackend, monkeypatch: pytest.MonkeyPatch

@@ -331,7 +331,8 @@ class Stylize(commands.Cog):
             settings = settings.for_shape(inputs.photo.size)  # a pixel count becomes the photo's longest side
             clip = inputs.clip or Clip((), ())
             self._check_memory(settings, inputs.photo.size, len(inputs.styles), max(1, len(clip.frames)))
-            content = clip.frames[0] if clip.frames else shrink(inputs.photo, settings.size)  # frames: shrunk already
+            content = (clip.frames[0] if clip.frames else  # frames: shrunk already
+                       await self._decode(partial(shrink, inputs.photo, settings.size)))
             job = Job(user_id=request.user_id, channel_id=request.origin.channel.id, guild_id=request.guild_id,
                       message_id=request.message_id, content=content,
                       styles=inputs.styles, settings=settings, given=given, mask=inputs.mask, init=inputs.init,
@@ -549,9 +550,9 @@ class Stylize(commands.Cog):
                 return still, None, animated
             pixels = settings.pixels or 0
             clip = await self._decode(partial(
-                decode_clip, data, max_pixels=self.config.limits.input_pixels, max_seconds=motion.max_seconds,
-                max_fps=motion.max_fps, check=partial(_judge, motion, settings), long_side=None if pixels else
-                settings.size, pixels=pixels))
+                decode_clip, data, max_pixels=self.config.limits.input_pixels, max_frames=motion.max_frames,
+                max_seconds=motion.max_seconds, max_fps=motion.max_fps, check=partial(_judge, motion, settings),
+                long_side=None if pixels else settings.size, pixels=pixels))
             check_shape(clip.frames[0].size, settings.long_side(clip.frames[0].size))
             return clip.frames[0], clip, False
 
@@ -567,6 +568,7 @@ class Stylize(commands.Cog):
                                session=self.bot.fetch_session)
 
     async def _decode(self, work: Callable[[], Any]) -> Any:
+        """`work` on the decoder threads (DECODERS at a time), off the event loop."""
         return await asyncio.get_running_loop().run_in_executor(self._decoder, work)
 
     def _check_memory(self, settings: Settings, shape: tuple[int, int], n_styles: int, frames: int = 1) -> None:

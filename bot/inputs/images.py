@@ -17,6 +17,7 @@ from engine.animate import MIN_DELAY_MS, SLOW_DELAY_MS
 # Only the everyday formats: every extra decoder Pillow enables is extra attack surface.
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP")
 WHITE = (255, 255, 255)
+CLIP_PIXELS = 320_000_000  # an animation's frames × canvas: ~1.7 s of CPU to decode (README, Hostile input)
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
 
@@ -79,26 +80,36 @@ def is_animated(data: bytes) -> bool:
         return False
 
 
-def decode_clip(data: bytes, *, max_pixels: int, max_seconds: float, max_fps: float,
+def decode_clip(data: bytes, *, max_pixels: int, max_frames: int, max_seconds: float, max_fps: float,
                 check: Callable[[int, tuple[int, int]], None], long_side: int | None = None,
                 pixels: int = 0) -> Clip:
     """Decode every frame of an animated GIF, APNG or WebP (a still: one frame) like decode_image, each
     shrunk at once as decode_image would shrink it.
 
-    `check(frames, canvas)` judges the header's claims (frame count, canvas size) before any pixel is
-    decoded, and raises to refuse; at most that many frames are then read. Headers lie, so decoding
-    stops with a refusal at the first frame that breaks a cap: a frame larger than the canvas (or
-    `max_pixels`), or the running time past `max_seconds`. Delays under MIN_DELAY_MS count as
-    SLOW_DELAY_MS, as browsers show them. Frames faster than `max_fps` are merged into the one before
-    (their durations added), so every kept frame starts when it did and the total duration stays.
-    A file with fewer frames than it claims is refused as incomplete.
+    Before any pixel is decoded the header is judged: a file whose frames could not fit `max_seconds`
+    even at MIN_DELAY_MS each, or whose frames' canvases add up to more than CLIP_PIXELS, is refused, and
+    `check(frames, canvas)` (which raises to refuse) judges one painted frame; at most as many frames as
+    the file claims are read. Headers lie, so decoding stops with a refusal at the first frame that breaks
+    a cap: a frame larger than the canvas, the running time past `max_seconds`, or more than `max_frames`
+    frames kept. Delays under MIN_DELAY_MS count as SLOW_DELAY_MS, as browsers show them. Frames faster
+    than `max_fps` are merged into the one before (their durations added), so every kept frame starts when
+    it did and the total duration stays; `max_frames` counts the kept frames, and `check` judges them all
+    at the end. A file with fewer frames than it claims is refused as incomplete.
     """
     frames: list[Image.Image] = []
     durations: list[int] = []
     with _reading(data, max_pixels) as im:  # EOFError while seeking: fewer frames than the file claims
         canvas = im.size
         claimed = getattr(im, "n_frames", 1)
-        check(claimed, canvas)
+        if claimed * MIN_DELAY_MS > max_seconds * 1000:
+            raise _too_long(max_seconds, f"has {claimed:,} frames, so it lasts at least "
+                                         f"{claimed * MIN_DELAY_MS / 1000:g} s")
+        if claimed * (area := math.prod(canvas)) > CLIP_PIXELS:
+            raise ImageError(f"That animation is {claimed:,} frames of {canvas[0]}×{canvas[1]}: "
+                             f"{claimed * area / 1e6:,.0f} megapixels to decode, over the {CLIP_PIXELS / 1e6:,.0f} I "
+                             f"decode for one animation ({CLIP_PIXELS // area:,} frames of that size) — send a "
+                             "smaller or shorter one.")
+        check(1, canvas)
         profile = im.info.get("icc_profile")
         elapsed, kept_at, slot = 0, -math.inf, 1000 / max_fps
         for index in range(claimed):
@@ -111,23 +122,30 @@ def decode_clip(data: bytes, *, max_pixels: int, max_seconds: float, max_fps: fl
             ms = round(im.info.get("duration") or 0)  # WebP knows a frame's duration once it is loaded
             ms = ms if ms >= MIN_DELAY_MS else SLOW_DELAY_MS
             if elapsed + ms > max_seconds * 1000:
-                raise ImageError(f"That animation lasts more than {max_seconds:g} s (its first {index + 1} "
-                                 f"frames take {(elapsed + ms) / 1000:g} s); you may animate at most "
-                                 f"{max_seconds:g} s — trim it.")
+                raise _too_long(max_seconds, f"lasts more than {max_seconds:g} s (its first {index + 1} frames take "
+                                             f"{(elapsed + ms) / 1000:g} s)")
             if elapsed - kept_at < slot - 1e-6:  # too soon after the last kept frame: merged into it
                 durations[-1] += ms
+            elif len(frames) == max_frames:
+                raise ImageError(f"That animation has more frames than the {max_frames} you may animate, even with "
+                                 f"frames faster than {max_fps:g} per second merged — trim it.")
             else:
                 frame = shrink(_to_rgb(im), long_side, 0, pixels)
                 frames.append(frame.copy() if frame is im else frame)
                 durations.append(ms)
                 kept_at = elapsed
             elapsed += ms
+    check(len(frames), canvas)
     if profile:
         for frame in frames:
             _to_srgb(frame, profile)
     for frame in frames:
         frame.info = {}
     return Clip(tuple(frames), tuple(durations))
+
+
+def _too_long(max_seconds: float, what: str) -> ImageError:
+    return ImageError(f"That animation {what}; you may animate at most {max_seconds:g} s — trim it.")
 
 
 @contextlib.contextmanager

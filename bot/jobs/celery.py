@@ -477,6 +477,10 @@ class CeleryBackend(JobBackend):
             if job.status is Status.DONE:
                 if data is None:
                     job.status, job.error = Status.FAILED, "its picture expired before it could be delivered"
+                elif job.durations_ms and len(frames) != len(job.durations_ms):  # expired, or an older worker
+                    log.warning("job %s: %d of its %d painted frames came back (is every worker upgraded with the "
+                                "bot?)", job_id, len(frames), len(job.durations_ms))
+                    job.status, job.error = Status.FAILED, "its painted frames were lost before they could be delivered"
                 else:
                     image, movie = await asyncio.get_running_loop().run_in_executor(
                         None, lambda: (unpng(data), tuple(unpng(frame) for frame in frames)))
