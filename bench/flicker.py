@@ -191,7 +191,8 @@ def main() -> None:
     first = args.frames * args.steps - (args.frames - 1) * args.frame_steps
     print(f"{args.frames} frames at {args.size} px, style {args.style}, total steps {args.frames * args.steps} "
           f"each: frame-by-frame {args.steps}/frame; animation {first} + {args.frame_steps}/frame")
-    print(f"clip      method           flicker  floor  {'cpu_s' if args.device == 'cpu' else 'gpu_s'}   worst frame vs frame-by-frame: "
+    clock_name = "cpu_s" if args.device == "cpu" else "gpu_s"
+    print(f"clip      method           flicker  floor  {clock_name}   worst frame vs frame-by-frame: "
           "rel_content rel_style 1-ssim swd")
     for clip in [c for c in clips(args.size, args.frames) if c.name in args.clips]:
         floor = flicker(clip.frames, clip)

@@ -123,7 +123,8 @@ async def test_weights_stored_before_the_relative_losses_are_rescaled(tmp_path: 
     defaults (the texts typed) and a kept job's settings (numbers) are divided by 10 once, the rest kept."""
     old = sqlite3.connect(tmp_path / DATABASE)
     old.executescript(f"BEGIN; {MIGRATIONS[0]}; {MIGRATIONS[1]}; PRAGMA user_version = 2; COMMIT;")
-    old.execute("INSERT INTO guild_defaults VALUES (1, ?)", ('{"style_weight": "1e5", "tv_weight": "50", "steps": "200"}',))
+    old.execute("INSERT INTO guild_defaults VALUES (1, ?)",
+                ('{"style_weight": "1e5", "tv_weight": "50", "steps": "200"}',))
     old.execute("INSERT INTO guild_defaults VALUES (2, ?)", ('{"size": "512"}',))
     old.execute("INSERT INTO jobs (id, user_id, guild_id, finished, settings, pictures) VALUES ('j', 1, 1, ?, ?, '[]')",
                 (time.time(), '{"style_weight": 100.0, "tv_weight": 50, "steps": 300}'))
