@@ -11,8 +11,8 @@ With F the C×M activations of a layer (M = H·W pixels):
 Relative errors make the terms independent of resolution and of how strong a painting's or a photo's
 activations are: the Grams of a high-contrast woodcut are 10–20× larger than a pale seascape's and, per
 layer, relu4_1's are 10⁴× relu5_1's, so with absolute errors one or two layers carried the style term and
-a weight meant more for some paintings. (How stylized a pair ends up at one weight still varies about as
-much: that depends on how reachable the style is; bench/frontier.py measures it, README.)
+a weight meant more for some paintings. (How stylized a pair ends up at one weight also depended on L-BFGS
+scoring pictures outside 0–255, see transfer._in_range; bench/frontier.py measures the spread, README.)
 """
 
 from __future__ import annotations
