@@ -53,18 +53,13 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # The losses became relative errors (engine/losses.py): style_weight and tv_weight mean 10× what they
     # did. Server defaults hold the texts members typed; kept jobs the numbers they ran with.
-    """
+    "".join(f"""
     UPDATE guild_defaults SET settings = json_set(settings,
-        '$.style_weight', printf('%g', CAST(json_extract(settings, '$.style_weight') AS REAL) / 10))
-        WHERE json_extract(settings, '$.style_weight') IS NOT NULL;
-    UPDATE guild_defaults SET settings = json_set(settings,
-        '$.tv_weight', printf('%g', CAST(json_extract(settings, '$.tv_weight') AS REAL) / 10))
-        WHERE json_extract(settings, '$.tv_weight') IS NOT NULL;
-    UPDATE jobs SET settings = json_set(settings, '$.style_weight', json_extract(settings, '$.style_weight') / 10.0)
-        WHERE json_type(settings, '$.style_weight') IN ('integer', 'real');
-    UPDATE jobs SET settings = json_set(settings, '$.tv_weight', json_extract(settings, '$.tv_weight') / 10.0)
-        WHERE json_type(settings, '$.tv_weight') IN ('integer', 'real');
-    """,
+        '$.{name}', printf('%g', CAST(json_extract(settings, '$.{name}') AS REAL) / 10))
+        WHERE json_extract(settings, '$.{name}') IS NOT NULL;
+    UPDATE jobs SET settings = json_set(settings, '$.{name}', json_extract(settings, '$.{name}') / 10.0)
+        WHERE json_type(settings, '$.{name}') IN ('integer', 'real');
+    """ for name in ("style_weight", "tv_weight")),
 )
 """Schema changes in order; PRAGMA user_version counts those applied. Append, never edit."""
 
