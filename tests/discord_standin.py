@@ -26,6 +26,13 @@ Behaviour emulated on purpose because real Discord does it and bots trip over it
 * Snowflakes are time-based (interaction expiry is computed from the id).
 * Interactions must be acknowledged within ``interaction_timeout`` seconds (3 s like Discord),
   else ``404 Unknown interaction (10062)``; a second acknowledgement gets ``400 (40060)``.
+* Interaction tokens (follow-ups, edits of the original) expire ``token_lifetime`` seconds after
+  the interaction (15 minutes like Discord): ``401 Invalid Webhook Token (50027)``.
+* A reply to a deleted message fails (``400``, "Unknown message") unless its reference says
+  ``fail_if_not_exists: false``; editing or deleting a deleted message gets ``404 (10008)``.
+* Missing permissions get ``403 (50013)``: channel overwrites set with ``add_text_channel(deny_bot=…)``
+  or, while the bot runs, ``deny_bot(channel_id, …)``; a user who refuses DMs
+  (``refuse_dms(user)``) gets ``403 Cannot send messages to this user (50007)``.
 * The first follow-up after a "thinking" defer (callback type 5) fills in the deferred
   placeholder message (same message id, ephemeral-ness of the defer) instead of creating a
   new message.
@@ -490,6 +497,8 @@ class FakeDiscord:
         What interactions report as ``interaction.filesize_limit`` (default: the guild limit).
     interaction_timeout:
         Seconds an interaction may stay unacknowledged (Discord: 3).
+    token_lifetime:
+        Seconds an interaction's token lasts for follow-ups and edits (Discord: 15 minutes).
     enforce_limits:
         Reject oversized uploads (413), over-long content and empty messages (400).
     echo_bot_messages:
@@ -508,6 +517,7 @@ class FakeDiscord:
         premium_tier: int = 0,
         attachment_size_limit: Optional[int] = None,
         interaction_timeout: float = 3.0,
+        token_lifetime: float = 15 * 60.0,
         enforce_limits: bool = True,
         echo_bot_messages: bool = True,
         heartbeat_interval_ms: int = 45000,
@@ -517,6 +527,7 @@ class FakeDiscord:
         self.premium_tier = premium_tier
         self.attachment_size_limit = attachment_size_limit
         self.interaction_timeout = interaction_timeout
+        self.token_lifetime = token_lifetime
         self.enforce_limits = enforce_limits
         self.echo_bot_messages = echo_bot_messages
         self.heartbeat_interval_ms = heartbeat_interval_ms
@@ -552,6 +563,7 @@ class FakeDiscord:
 
         self.channels: Dict[int, Dict[str, Any]] = {}
         self._dm_channels: Dict[int, int] = {}  # user id -> DM channel id
+        self._dms_refused: set = set()  # ids of users whose DMs refuse the bot
         self.add_text_channel(channel_name, channel_id=self.channel_id)
 
         self.users: Dict[int, User] = {self.bot_user.id: self.bot_user}
@@ -718,6 +730,27 @@ class FakeDiscord:
                 "flags": 0,
             }
         return cid
+
+    async def deny_bot(self, channel_id: int, permissions: discord.Permissions) -> None:
+        """Take ``permissions`` from the bot in a channel while it runs (a member overwrite, announced
+        with CHANNEL_UPDATE like Discord); the stand-in then refuses what they guard (403, 50013)."""
+        channel = self.channels[channel_id]
+        channel["permission_overwrites"] = [o for o in channel.get("permission_overwrites", [])
+                                            if int(o["id"]) != self.bot_user.id] + [
+            {"id": str(self.bot_user.id), "type": 1, "allow": "0", "deny": str(permissions.value)}]
+        await self.dispatch("CHANNEL_UPDATE", copy.deepcopy(channel))
+
+    async def delete_channel(self, channel_id: int) -> None:
+        """Delete a guild channel (CHANNEL_DELETE); its messages go with it, requests there get 404 (10003)."""
+        channel = self.channels.pop(channel_id)
+        for mid in [mid for mid, msg in self.messages.items() if msg["channel_id"] == str(channel_id)]:
+            del self.messages[mid]
+        await self.dispatch("CHANNEL_DELETE", channel)
+
+    def refuse_dms(self, user: User) -> None:
+        """``user`` accepts no direct messages from the bot: sending there gets 403 (50007), as when
+        a member turned off DMs from server members."""
+        self._dms_refused.add(user.id)
 
     def make_user(
         self,
@@ -2113,6 +2146,8 @@ class FakeDiscord:
         if err:
             return err
         err = self._bot_may(int(cid), view_channel=True, send_messages=True)
+        if err is None and any(self._dm_channels.get(uid) == int(cid) for uid in self._dms_refused):
+            err = _error(403, 50007, "Cannot send messages to this user")
         if err:
             await request.read()
             return err
@@ -2353,6 +2388,8 @@ class FakeDiscord:
         if not rec.responded:
             # Follow-ups and @original only exist after the interaction was acknowledged.
             return None, _error(404, 10015, "Unknown Webhook")
+        if time.monotonic() - rec.created > self.token_lifetime:
+            return None, _error(401, 50027, "Invalid Webhook Token")
         return rec, None
 
     def _webhook_message(self, rec: InteractionRecord, which: str) -> Optional[Dict[str, Any]]:

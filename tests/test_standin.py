@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import aiohttp
@@ -373,3 +374,63 @@ async def test_channel_overwrites_deny_the_bot(fake_discord: FakeDiscord) -> Non
         await (await bot.fetch_user(fake_discord.alice.id)).send("a DM has no overwrites")
     assert [e.content for e in fake_discord.sent] == ["hello", "a DM has no overwrites"]
     assert fake_discord.channel_permissions(fake_discord.alice, muted) & discord.Permissions(send_messages=True).value
+
+
+async def test_interaction_tokens_expire(fake_discord: FakeDiscord) -> None:
+    fake_discord.token_lifetime = 0.3
+    bot = make_bot()
+    async with run_bot(bot):
+        await fake_discord.send_interaction(fake_discord.alice, "ping")
+        await fake_discord.wait_for(kind="message")
+        rec = next(iter(fake_discord.interactions.values()))
+        webhook = discord.Webhook.partial(fake_discord.application_id, rec.token, client=bot)
+        await webhook.send("in time")
+        await asyncio.sleep(0.35)
+        with pytest.raises(discord.HTTPException) as expired:
+            await webhook.send("too late")
+    assert expired.value.status == 401 and expired.value.code == 50027
+    assert [e.content for e in fake_discord.sent if e.via == "followup"] == ["pong", "in time"]
+
+
+async def test_deleted_messages_refuse_replies_and_edits(fake_discord: FakeDiscord) -> None:
+    bot = make_bot()
+    async with run_bot(bot):
+        asked = await fake_discord.send_message(fake_discord.alice, "hello")
+        channel = bot.get_channel(fake_discord.channel_id)
+        mine = await channel.send("mine")
+        await fake_discord.delete_message(asked["id"])
+        gone = channel.get_partial_message(int(asked["id"]))
+        with pytest.raises(discord.HTTPException) as refused:
+            await gone.reply("to a deleted message")
+        await channel.send("still answered", reference=discord.MessageReference(
+            message_id=int(asked["id"]), channel_id=channel.id, fail_if_not_exists=False))
+        await mine.delete()
+        with pytest.raises(discord.NotFound) as unknown:
+            await mine.edit(content="edited")
+    assert refused.value.status == 400 and "Unknown message" in refused.value.text
+    assert unknown.value.code == 10008
+    assert [e.content for e in fake_discord.sent] == ["mine", "still answered"]
+
+
+async def test_permissions_and_dms_can_be_taken_away_while_the_bot_runs(fake_discord: FakeDiscord) -> None:
+    bot = make_bot()
+    async with run_bot(bot):
+        channel = bot.get_channel(fake_discord.channel_id)
+        await fake_discord.deny_bot(fake_discord.channel_id, discord.Permissions(send_messages=True))
+        for _ in range(100):  # CHANNEL_UPDATE reaches the cache
+            if not channel.permissions_for(channel.guild.me).send_messages:
+                break
+            await asyncio.sleep(0.01)
+        assert not channel.permissions_for(channel.guild.me).send_messages
+        with pytest.raises(discord.Forbidden) as muted:
+            await channel.send("hello")
+        fake_discord.refuse_dms(fake_discord.alice)
+        with pytest.raises(discord.Forbidden) as closed:
+            await (await bot.fetch_user(fake_discord.alice.id)).send("a DM")
+        await (await bot.fetch_user(fake_discord.bob.id)).send("Bob takes DMs")
+        other = fake_discord.add_text_channel("gone")
+        await fake_discord.delete_channel(other)
+        with pytest.raises(discord.NotFound) as unknown:
+            await bot.fetch_channel(other)
+    assert muted.value.code == 50013 and closed.value.code == 50007 and unknown.value.code == 10003
+    assert [e.content for e in fake_discord.sent] == ["Bob takes DMs"]
