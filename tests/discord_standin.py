@@ -36,8 +36,8 @@ Behaviour emulated on purpose because real Discord does it and bots trip over it
 * The first follow-up after a "thinking" defer (callback type 5) fills in the deferred
   placeholder message (same message id, ephemeral-ness of the defer) instead of creating a
   new message.
-* Uploads over the size limit get ``413 (40005)``; content over 2000 characters or an empty
-  message gets ``400``.
+* Uploads over the size limit get ``413 (40005)``; content over 2000 characters, embeds over
+  6000 characters in one message, or an empty message gets ``400``.
 * Without the message-content intent, MESSAGE_CREATE for other users' guild messages arrives
   with empty content/attachments/embeds/components (unless the bot is mentioned).
 * The bot's own (non-ephemeral) messages are echoed back over the gateway as MESSAGE_CREATE /
@@ -112,6 +112,7 @@ MAX_CONTENT = 2000
 MAX_MODAL_LABEL = 45  # a modal's title, and the label of each of its fields
 MAX_ATTACHMENTS = 10
 MAX_EMBEDS = 10
+MAX_EMBED_TOTAL = 6000  # characters of all the embeds of one message together
 
 # Upload limit per guild boost tier, as discord.py's Guild.filesize_limit computes it.
 _TIER_FILESIZE = {0: 10 * 1024 * 1024, 1: 10 * 1024 * 1024, 2: 50 * 1024 * 1024, 3: 100 * 1024 * 1024}
@@ -1900,6 +1901,8 @@ class FakeDiscord:
             return _form_error("content", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_CONTENT} or fewer in length.")
         if len(msg.get("embeds") or []) > MAX_EMBEDS:
             return _form_error("embeds", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_EMBEDS} or fewer in length.")
+        if sum(len(discord.Embed.from_dict(e)) for e in msg.get("embeds") or []) > MAX_EMBED_TOTAL:
+            return _form_error("embeds", "MAX_EMBED_SIZE_EXCEEDED", "Embed size exceeds maximum size of 6000")
         if len(msg.get("attachments") or []) > MAX_ATTACHMENTS:
             return _form_error("attachments", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_ATTACHMENTS} or fewer in length.")
         empty = not (msg.get("content") or "").strip() and not any(

@@ -1,0 +1,277 @@
+"""Results that always reach their owner (issue 20): the real bot against the stand-in, where command messages
+get deleted, interaction tokens expire, permissions are taken away and DMs are refused — and the smaller
+faults of the same review (status edits after a 404, the settings menu's cooldown, the Tweak form's first
+response, recovered jobs whose channel is gone, the help's per-message embed limit)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import discord
+import pytest
+
+import bot.render
+from bot.jobs import InProcessBackend, Job
+from discord_standin import FLAG_LOADING, Event, FakeDiscord, Upload
+from engine import Progress, Settings
+from test_bot_again import first_result
+from test_bot_e2e import (config, data_dir, eventually, make_bot, photo_and_style, picture,  # noqa: F401
+                          status_of, with_file)
+from test_bot_jobs import FakeRunner
+from test_bot_library import roomy
+
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.xfail(strict=True, reason="issue 20: fixed next")]
+
+
+def for_owner(owner: Any) -> Callable[[Event], bool]:
+    """The picture, posted in the channel as a message of the bot's own, naming its owner."""
+    return lambda e: with_file(e) and e.via == "channel" and f"<@{owner.id}>" in (e.content or "")
+
+
+def keeps_delivering(event: Event, owner: Any) -> None:
+    """Only the owner is pinged, and a reply (if it is one) cannot fail for a deleted message."""
+    assert event.pings["users"] == [owner.id]
+    reference = event.payload.get("message_reference")
+    assert reference is None or reference.get("fail_if_not_exists") is False
+
+
+async def menu_answer(fake: FakeDiscord, mark: int) -> Event:
+    return await fake.wait_for(lambda e: e.via in ("followup", "interaction") and bool(e.content),
+                               kind="message", since=mark, timeout=15)
+
+
+# ------------------------------------------------------------------------------------- the bugs
+
+
+async def test_a_deleted_command_message_still_gets_its_picture(fake_discord: FakeDiscord, run_bot) -> None:
+    """Bug 1: ctx.reply asked Discord to fail for a deleted message; the picture was lost after "✅ done"."""
+    runner = FakeRunner()
+    alice = fake_discord.alice
+    async with run_bot(make_bot(runner=runner)):
+        request = await fake_discord.send_message(alice, "!stylize", attachments=photo_and_style())
+        status = await status_of(fake_discord, request, 0)
+        await fake_discord.delete_message(request["id"])
+        mark = fake_discord.mark()
+        runner.release_all()
+        result = await fake_discord.wait_for(for_owner(alice), kind="message", since=mark, timeout=15)
+        done = await fake_discord.wait_for(lambda e: e.message_id == status.message_id and "✅" in (e.content or ""),
+                                           kind="edit", since=mark, timeout=15)
+    keeps_delivering(result, alice)
+    assert fake_discord.events.index(result) < fake_discord.events.index(done)  # "done" once it is delivered
+
+
+async def test_a_slash_job_that_outlives_its_token_is_still_delivered(fake_discord: FakeDiscord, run_bot) -> None:
+    """Bug 2: the result went out as a follow-up, which fails once the token expired (401, 50027)."""
+    fake_discord.token_lifetime = 1.0
+    runner = FakeRunner()
+    photo, style = photo_and_style()
+    bob = fake_discord.bob
+    async with run_bot(make_bot(runner=runner)):
+        await fake_discord.send_interaction(bob, "stylize paint", {"content": photo, "style": style})
+        status = await fake_discord.wait_for(lambda e: "Queued" in (e.content or ""), kind="message", timeout=15)
+        await asyncio.sleep(1.1)
+        mark = fake_discord.mark()
+        runner.release_all()
+        result = await fake_discord.wait_for(for_owner(bob), kind="message", since=mark, timeout=15)
+        await fake_discord.wait_for(lambda e: e.message_id == status.message_id and "✅" in (e.content or ""),
+                                    kind="edit", since=mark, timeout=15)
+    keeps_delivering(result, bob)
+
+
+async def test_use_this_photo_where_the_bot_may_not_post_is_refused_before_painting(fake_discord: FakeDiscord,
+                                                                                   run_bot) -> None:
+    """Bug 3: the status went out as a follow-up, the job was painted, channel.send got 403 and the picture
+    was lost; interactions now check that the bot may post, like prefix commands."""
+    muted = fake_discord.add_text_channel("announcements", deny_bot=discord.Permissions(send_messages=True))
+    runner = FakeRunner()
+    runner.release_all()
+    async with run_bot(make_bot(roomy(), runner=runner)):
+        photo = await fake_discord.send_message(fake_discord.bob, "my cat", channel_id=muted,
+                                                attachments=[photo_and_style()[0]])
+        mark = fake_discord.mark()
+        await fake_discord.use_message_command(fake_discord.alice, "Stylize: use this photo", photo["id"])
+        response = await fake_discord.wait_for(kind="interaction_response", since=mark, timeout=10)
+        if response.response_type == 9:  # the old path: a form, and the job painted for nobody
+            await fake_discord.submit_modal(fake_discord.alice, {"Style": ["udnie"], "Settings": "steps=2"})
+        note = await menu_answer(fake_discord, mark)
+        await fake_discord.wait_quiet()
+    assert response.response_type != 9 and note.ephemeral and "can't post" in note.content
+    assert runner.ran == []
+
+
+async def test_a_picture_the_channel_refuses_goes_to_the_owner_by_dm(fake_discord: FakeDiscord, run_bot) -> None:
+    """Bug 3, later: the bot lost Send Messages while the job ran; the owner gets the picture by DM."""
+    runner = FakeRunner()
+    alice = fake_discord.alice
+    async with run_bot(make_bot(runner=runner)):
+        request = await fake_discord.send_message(alice, "!stylize", attachments=photo_and_style())
+        await status_of(fake_discord, request, 0)
+        await fake_discord.deny_bot(fake_discord.channel_id, discord.Permissions(send_messages=True))
+        mark = fake_discord.mark()
+        runner.release_all()
+        dm = await fake_discord.wait_for(lambda e: with_file(e), kind="message", since=mark, timeout=15)
+    assert dm.channel_id == fake_discord.dm_channel_id(alice)
+    assert "couldn't post it in <#" in dm.content
+
+
+async def test_menu_errors_are_shown_only_to_the_asker_and_nothing_stays_thinking(
+        fake_discord: FakeDiscord, run_bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bug 5: an error after the menu's public defer was shown to everyone; any other error left the message
+    stuck on "thinking…"."""
+    runner = FakeRunner()
+    alice = fake_discord.alice
+    async with run_bot(make_bot(roomy(), runner=runner)) as stylize_bot:
+        broken = await fake_discord.send_message(fake_discord.bob, "not really",
+                                                 attachments=[Upload("cat.png", b"not a picture")])
+        fine = await fake_discord.send_message(fake_discord.bob, "my cat", attachments=[photo_and_style()[0]])
+        notes = []
+        for message in (broken, fine):
+            if message is fine:
+                async def boom(job: Job) -> int:
+                    raise RuntimeError("the queue broke")
+                monkeypatch.setattr(stylize_bot.backend, "submit", boom)
+            mark = fake_discord.mark()
+            await fake_discord.use_message_command(alice, "Stylize: use this photo", message["id"])
+            await fake_discord.wait_for(lambda e: e.response_type == 9, kind="interaction_response", since=mark,
+                                        timeout=10)
+            await fake_discord.submit_modal(alice, {"Style": ["udnie"], "Settings": "steps=2 size=64"})
+            notes.append(await fake_discord.wait_for(lambda e: e.content and "⚠️" in e.content, kind="message",
+                                                     since=mark, timeout=15))
+        await fake_discord.wait_quiet()
+    assert [n.ephemeral for n in notes] == [True, True]
+    assert "The photo" in notes[0].content and "went wrong on my side" in notes[1].content
+    assert not [m for m in fake_discord.messages.values() if int(m.get("flags") or 0) & FLAG_LOADING]
+
+
+# ----------------------------------------------------------------------------------- smaller ones
+
+
+class Ticking(FakeRunner):
+    """FakeRunner that reports a new step every 20 ms until released: the status text keeps changing."""
+
+    def __call__(self, job: Any, report: Any, cancel: threading.Event) -> Any:
+        def ticking(progress: Progress) -> None:
+            for step in range(1, 10_000):
+                report(Progress(step, 10_000, 1, 1, (8, 8), {"total": 1.0}, 0.01))
+                if self._all.wait(0.02) or cancel.is_set():
+                    return
+
+        return super().__call__(job, ticking, cancel)
+
+
+async def test_status_updates_stop_after_the_status_message_is_deleted(fake_discord: FakeDiscord,
+                                                                       run_bot) -> None:
+    runner = Ticking()
+    alice = fake_discord.alice
+    async with run_bot(make_bot(runner=runner)):
+        request = await fake_discord.send_message(alice, "!stylize", attachments=photo_and_style())
+        status = await status_of(fake_discord, request, 0)
+        await fake_discord.wait_for(lambda e: e.message_id == status.message_id, kind="edit", timeout=10)
+        await fake_discord.delete_message(status.message_id)
+        deleted = len(fake_discord.requests)
+        await asyncio.sleep(1.0)  # five progress intervals
+        mark = fake_discord.mark()
+        runner.release_all()
+        await fake_discord.wait_for(for_owner(alice), kind="message", since=mark, timeout=15)
+        await fake_discord.wait_quiet()
+    edits = [r for r in fake_discord.requests[deleted:] if r.method == "PATCH"]
+    assert len(edits) <= 1, [str(r) for r in edits]
+
+
+async def test_the_settings_menu_has_a_cooldown(fake_discord: FakeDiscord, run_bot) -> None:
+    """Each use downloads every attachment of the message (up to 25 MB each)."""
+    cfg = config(cooldown={"commands": 1, "buttons": 1, "seconds": 60})
+    async with run_bot(make_bot(cfg)):
+        message = await fake_discord.send_message(fake_discord.bob, "pictures",
+                                                  attachments=[Upload(f"{n}.png", picture(16, 16)) for n in range(3)])
+        answers = []
+        for _ in range(3):
+            mark = fake_discord.mark()
+            await fake_discord.use_message_command(fake_discord.alice, "Stylize: settings", message["id"])
+            answers.append(await menu_answer(fake_discord, mark))
+    assert "found no settings" in answers[0].content
+    assert all(re.search(r"going a bit fast", a.content) and a.ephemeral for a in answers[1:])
+
+
+async def test_the_tweak_form_opens_before_the_database_answers(fake_discord: FakeDiscord, run_bot,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A form must be the interaction's first response, within 3 s: a slow database must not stop it."""
+    runner = FakeRunner()
+    runner.release_all()
+    async with run_bot(make_bot(roomy(), runner=runner)) as stylize_bot:
+        result = await first_result(fake_discord)
+        fake_discord.interaction_timeout = 0.3
+        store = stylize_bot.store
+        slow_read = store.kept_job
+
+        async def slow(*args: Any, **options: Any) -> Any:
+            await asyncio.sleep(0.5)
+            return await slow_read(*args, **options)
+
+        monkeypatch.setattr(store, "kept_job", slow)
+        mark = fake_discord.mark()
+        await fake_discord.click_button(fake_discord.bob, result.message_id, label="Tweak")
+        opened = await fake_discord.wait_for(kind="interaction_response", since=mark, timeout=5)
+        field = opened.payload["data"]["components"][0]["component"]
+        mark = fake_discord.mark()
+        await fake_discord.submit_modal(fake_discord.bob, {field["custom_id"]: "steps=4"})
+        queued = await menu_answer(fake_discord, mark)
+    assert opened.response_type == 9 and field["value"] == "size=64\nsteps=6\nstyle_weight=100\nseed=7"
+    assert "Queued" in queued.content
+
+
+class Recovering(InProcessBackend):
+    """An in-process backend that hands `left` to the bot as jobs of a previous run."""
+
+    def __init__(self, left: list[Job], **options: Any) -> None:
+        super().__init__(FakeRunner(), **options)
+        self.left = left
+        self.recovered = 0
+
+    async def recover(self) -> list[Job]:
+        self.recovered += 1
+        return list(self.left)
+
+
+async def test_recovered_jobs_whose_channel_is_gone_are_dropped(fake_discord: FakeDiscord, run_bot,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    gone = fake_discord._snowflake()  # a channel that no longer exists
+    from PIL import Image
+    job = Job(user_id=fake_discord.alice.id, channel_id=gone, guild_id=fake_discord.guild_id, message_id=None,
+              content=Image.new("RGB", (8, 8)), styles=(Image.new("RGB", (8, 8)),), settings=Settings())
+    cfg = config()
+    backend = Recovering([job], workers=1, queue_size=cfg.limits.queue_size, per_user=cfg.limits.per_user,
+                         timeout=None)
+    cancelled: list[str] = []
+    real_cancel = backend.cancel
+
+    async def cancel(job_id: str, reason: str) -> bool:
+        cancelled.append(job_id)
+        return await real_cancel(job_id, reason)
+
+    backend.cancel = cancel  # type: ignore[method-assign]
+    from bot.app import StylizeBot
+    async with run_bot(StylizeBot(cfg, backend=backend, guild_ready_timeout=0.05)):
+        await eventually(lambda: job.id in caplog.text)
+    assert cancelled == [job.id] and "dropped" in caplog.text
+
+
+async def test_help_keeps_each_message_within_discords_embed_total(fake_discord: FakeDiscord, run_bot,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Discord's 6,000 characters hold for all the embeds of one message together, not for each."""
+    monkeypatch.setattr(bot.render, "SPECS", bot.render.SPECS * 3)  # a help three times as long
+    async with run_bot(make_bot()):
+        mark = fake_discord.mark()
+        await fake_discord.send_message(fake_discord.alice, "!stylize help")
+        await fake_discord.wait_quiet(0.5)
+    sent = fake_discord.find(kind="message", since=mark)
+    assert len(sent) >= 2 and all(sum(_embed_length(e) for e in m.embeds) <= 6000 for m in sent)
+    assert sum(len(e.embeds) for e in sent) >= 3
+
+
+def _embed_length(embed: dict[str, Any]) -> int:
+    return discord.Embed.from_dict(embed).__len__()
