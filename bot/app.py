@@ -17,11 +17,13 @@ import aiohttp
 import discord
 from discord.ext import commands
 
+from .checks import can_post
 from .config import Config
 from .inputs.fetch import make_session
 from .health import HealthReporter, gateway_connected
 from .jobs import InProcessBackend, JobBackend, engine_runner
 from .library import Library, ServerDefaults
+from .painting import Painter
 from .render import fit
 from .storage import Store
 
@@ -47,7 +49,8 @@ class StylizeBot(commands.Bot):
     from bot.inputs.fetch.make_session (fetch_url refuses others); tests pass one with a permissive
     address policy to reach their loopback file host. `health`, when given, keeps the container's
     health file fresh (gateway connected, job workers alive) while the bot runs. `store` (bot.storage,
-    under [storage] data_dir) keeps the style library, per-server defaults and recent job inputs.
+    under [storage] data_dir) keeps the style library, per-server defaults and recent job inputs; `painter`
+    (bot.painting) takes every request from the cogs to its delivery. The cogs never call each other.
     """
 
     def __init__(self, config: Config, *, backend: JobBackend | None = None,
@@ -75,6 +78,7 @@ class StylizeBot(commands.Bot):
                            max_bytes=storage.max_megabytes * 1024 * 1024)
         self.library = Library(self.store)
         self.server_defaults = ServerDefaults(self.store, config.defaults, limits.caps_for(()))
+        self.painter = Painter(self)  # every entry point's one way to a painted picture (bot.painting)
 
     async def setup_hook(self) -> None:
         self.fetch_session = self._session_factory()
@@ -82,6 +86,7 @@ class StylizeBot(commands.Bot):
         await self.backend.start()
         for extension in EXTENSIONS:
             await self.load_extension(extension)
+        self.painter.start()
         if self.health is not None:
             self.health.start(is_connected=partial(gateway_connected, self), worker_alive=self.backend.alive)
 
@@ -115,21 +120,13 @@ class StylizeBot(commands.Bot):
     async def close(self) -> None:
         """Cancel jobs first (their owners are told while the connection is still up), then disconnect."""
         await self.backend.close()
+        await self.painter.close()  # the followers post their last word while the connection is up
         await super().close()
         if self.fetch_session is not None:
             await self.fetch_session.close()
         if self.health is not None:
             await self.health.stop()
         await self.store.close()
-
-
-def can_post(ctx: commands.Context[Any]) -> bool:
-    """Whether the bot may send messages where `ctx` was invoked (in a thread: Send Messages in Threads)."""
-    if ctx.guild is None:
-        return True
-    permissions = ctx.channel.permissions_for(ctx.me)  # type: ignore[arg-type]
-    in_thread = isinstance(ctx.channel, discord.Thread)
-    return permissions.send_messages_in_threads if in_thread else permissions.send_messages
 
 
 def make_backend(config: Config) -> JobBackend:

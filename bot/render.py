@@ -21,7 +21,8 @@ from .jobs import ClipProgress, Job, Snapshot, Status, short_id
 
 MESSAGE_LIMIT = 2000
 EMBED_FIELDS = 25
-EMBED_TOTAL = 6000
+EMBED_TOTAL = 6000  # characters of all the embeds of one message together
+MESSAGE_EMBEDS = 10
 FIELD_VALUE = 1024
 BAR_WIDTH = 20
 COLOUR = discord.Colour.from_rgb(88, 101, 242)
@@ -170,6 +171,17 @@ def help_embeds(prefix: str, base: Settings, caps: Caps) -> list[discord.Embed]:
             embeds.append(embed)
         embed.add_field(name=name[:256], value=value, inline=False)
     return embeds
+
+
+def help_messages(prefix: str, base: Settings, caps: Caps) -> list[list[discord.Embed]]:
+    """help_embeds grouped into messages: Discord's 6,000 characters hold for all the embeds of one message."""
+    messages: list[list[discord.Embed]] = []
+    for embed in help_embeds(prefix, base, caps):
+        if not messages or len(messages[-1]) == MESSAGE_EMBEDS or \
+                sum(len(e) for e in messages[-1]) + len(embed) > EMBED_TOTAL:
+            messages.append([])
+        messages[-1].append(embed)
+    return messages
 
 
 def queue_text(jobs: Sequence[Job], shown: Callable[[Job], bool] = lambda job: True) -> str:

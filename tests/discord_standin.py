@@ -1543,7 +1543,7 @@ class FakeDiscord:
             payload["member"] = self.member_json(author, permissions=True)
             payload["context"] = 0
             payload["authorizing_integration_owners"] = {"0": str(self.guild_id)}
-            payload["app_permissions"] = str(self.permissions_for(self.bot_user))
+            payload["app_permissions"] = str(self.channel_permissions(self.bot_user, channel_id))
         return payload
 
     def _register_interaction(self, payload: Dict[str, Any], author: User, *, command_name: Optional[str] = None, source: Optional[int] = None) -> InteractionRecord:

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 import bot.jobs.base
-from bot.cogs.again import OPS, STYLE_STEP
+from bot.cogs.again import STYLE_STEP
+from bot.painting.buttons import OPS
 from discord_standin import Event, FakeDiscord
 from engine import Settings, stylize
 from test_bot_e2e import (data_dir, decoded, eventually, make_bot, photo_and_style,  # noqa: F401

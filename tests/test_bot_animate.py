@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bot.cogs.stylize import role_default
 from bot.config import Limits, Motion, RoleLimit
 from bot.inputs.images import ImageError, decode_clip
 from bot.jobs import ClipProgress, Job, engine_runner
+from bot.painting.service import role_default
 from bot.render import help_embeds, result_embed
 from discord_standin import Event, FakeDiscord, Upload
 from engine import ParamError, Result, Settings

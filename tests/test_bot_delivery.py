@@ -24,7 +24,7 @@ from test_bot_e2e import (config, data_dir, eventually, make_bot, photo_and_styl
 from test_bot_jobs import FakeRunner
 from test_bot_library import roomy
 
-pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.xfail(strict=True, reason="issue 20: fixed next")]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def for_owner(owner: Any) -> Callable[[Event], bool]:

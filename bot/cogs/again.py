@@ -6,36 +6,32 @@ from, so the channel reads as a history. The buttons are DynamicItems whose cust
 64-bit id and what to change, so they work on every result message, after a restart too; the menu
 finds the job by its result's message id. ⤴ Bigger starts from the result picture itself (the
 message's attachment) and paints from the photo as it was taken in (kept up to the largest size any
-role may ask for, see Stylize.keep_side).
+role may ask for, see Intake.keep_side).
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import json
 import logging
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
-from PIL import Image
 
 from engine import SPECS, Settings, format_value
-from engine.stamp import StyleCredit
 
+from ..checks import enabled_here
 from ..config import Caps
-from ..inputs.images import decode_image
+from ..errors import explain, tell
 from ..jobs import settings_from
-from ..parsing import UsageError, check_blend, parse_settings, split_arguments
-from ..render import fit
+from ..painting.buttons import AGAIN_ID, OPS, again_button
+from ..painting.request import Origin, Request, Sources
+from ..painting.service import Change
+from ..parsing import UsageError, split_arguments
 from ..storage import KeptJob, StorageUnavailable
-from .stylize import (OUR_FAULT, Inputs, Origin, Request, Stylize, enabled_here, role_ids, slow_down, tell,
-                      user_facing)
 
 if TYPE_CHECKING:
     from ..app import StylizeBot
@@ -50,26 +46,11 @@ BIGGER_STEPS = 3  # ⤴ Bigger paints in one pass with 1/BIGGER_STEPS of the ste
 MODAL_TIMEOUT = 900.0  # seconds a Tweak form stays open (an interaction's follow-ups last 15 minutes)
 
 
-@dataclass(frozen=True)
-class Op:
-    label: str
-    emoji: str
-    row: int
-
-
-OPS = {"variation": Op("Variation", "🎲", 0), "more": Op("More style", "➕", 0), "less": Op("Less style", "➖", 0),
-       "colours": Op("Keep colours", "🎨", 1), "bigger": Op("Bigger", "⤴️", 1), "tweak": Op("Tweak", "✏️", 1)}
-
-
-class AgainButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
-                  template=rf"stylize:again:(?P<job>[0-9a-f]+):(?P<op>{'|'.join(OPS)})"):
+class AgainButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=AGAIN_ID):
     """One button under a result; the job id and the change live in its custom_id, so no state is kept."""
 
     def __init__(self, job_id: str, op: str) -> None:
-        look = OPS[op]
-        super().__init__(discord.ui.Button(label=look.label, emoji=look.emoji, row=look.row,
-                                           style=discord.ButtonStyle.secondary,
-                                           custom_id=f"stylize:again:{job_id}:{op}"))
+        super().__init__(again_button(job_id, op))
         self.job_id, self.op = job_id, op
 
     @classmethod
@@ -101,10 +82,22 @@ def changed(op: str, settings: Settings, given: frozenset[str], caps: Caps) -> t
     return Settings.parse({"size": size, "steps": steps, "scales": 1}, settings), given | {"size", "steps", "scales"}
 
 
-def prefill(settings: Settings, given: frozenset[str]) -> str:
-    """The Tweak form's text: the settings the user chose, and the seed (unchanged, it paints the same)."""
-    return "\n".join(f"{spec.name}={format_value(getattr(settings, spec.name))}" for spec in SPECS
-                     if spec.name in given or spec.name == "seed")
+def prefill(message: discord.Message, me: discord.abc.User | None) -> str | None:
+    """The Tweak form's text, read from the result message's echo (no database before the form, which must
+    be the first answer, within 3 s): the settings the user chose, and the seed (unchanged, it paints the
+    same). None if `message` is not one of the bot's results."""
+    if me is None or message.author.id != me.id or not message.embeds:
+        return None
+    lines = (message.embeds[0].description or "").splitlines()
+    if not lines or not lines[0].startswith("**Settings**"):
+        return None
+    chosen = {}
+    for line in lines[1:]:
+        mine = line.startswith("• **")
+        name, _, value = line.removeprefix("• **").removesuffix("**").partition(" = ")
+        if mine or name == "seed":
+            chosen[name] = value
+    return "\n".join(f"{spec.name}={chosen[spec.name]}" for spec in SPECS if spec.name in chosen)
 
 
 class TweakModal(discord.ui.Modal, title="Tweak and paint again"):
@@ -114,17 +107,17 @@ class TweakModal(discord.ui.Modal, title="Tweak and paint again"):
         text="Settings, key=value", description="A setting left out takes this server's default.",
         component=discord.ui.TextInput(style=discord.TextStyle.paragraph, required=False, max_length=4000))
 
-    def __init__(self, cog: Again, kept: KeptJob, message: discord.Message) -> None:
+    def __init__(self, cog: Again, message: discord.Message, job_id: str | None, text: str) -> None:
         super().__init__(timeout=MODAL_TIMEOUT)
-        self.cog, self.kept, self.message = cog, kept, message
-        self.text.default = prefill(settings_from(kept.settings), frozenset(kept.given))
+        self.cog, self.message, self.job_id = cog, message, job_id
+        self.text.default = text
 
     @property
     def text(self) -> discord.ui.TextInput[TweakModal]:
         return self.settings.component  # type: ignore[return-value]
 
     async def on_submit(self, interaction: discord.Interaction) -> None:  # type: ignore[override]
-        await self.cog.tweaked(interaction, self.kept, self.message, self.text.value)
+        await self.cog.tweaked(interaction, self.message, self.job_id, self.text.value)
 
 
 class Again(commands.Cog):
@@ -132,6 +125,7 @@ class Again(commands.Cog):
 
     def __init__(self, bot: StylizeBot) -> None:
         self.bot = bot
+        self.painter = bot.painter
         self.menu = app_commands.ContextMenu(name="Stylize: paint again", callback=self.paint_again)
 
     async def cog_load(self) -> None:
@@ -142,61 +136,71 @@ class Again(commands.Cog):
         self.bot.tree.remove_command(self.menu.name, type=self.menu.type)
         self.bot.remove_dynamic_items(AgainButton)
 
-    @staticmethod
-    def result_view(job_id: str) -> discord.ui.View:
-        """The buttons under a result: two rows of three."""
-        view = discord.ui.View(timeout=None)
-        for op in OPS:
-            view.add_item(AgainButton(job_id, op))
-        return view
-
     async def clicked(self, interaction: discord.Interaction, job_id: str, op: str) -> None:
+        assert isinstance(interaction.message, discord.Message)  # a button's interaction comes with its message
+        if not await self._keeps(interaction):
+            return
+        if op == "tweak":
+            await self._tweak_form(interaction, interaction.message, job_id)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
         kept = await self._kept(interaction, job_id=job_id)
         if kept is None:
             return
-        assert isinstance(interaction.message, discord.Message)  # a button's interaction comes with its message
-        if op == "tweak":
-            await interaction.response.send_modal(TweakModal(self, kept, interaction.message))
-            return
-        await interaction.response.defer(ephemeral=True, thinking=True)
-        settings, given = settings_from(kept.settings), frozenset(kept.given)
-        await self._paint(interaction, kept, interaction.message, lambda caps: changed(op, settings, given, caps),
-                          OPS[op].emoji, start=op == "bigger")
+
+        def change(settings: Settings, given: frozenset[str], caps: Caps) -> tuple[Settings, frozenset[str]]:
+            return changed(op, settings, given, caps)
+
+        await self._paint(interaction, kept, interaction.message, OPS[op].emoji, change=change,
+                          start=op == "bigger")
 
     async def paint_again(self, interaction: discord.Interaction, message: discord.Message) -> None:
         """Apps → Stylize: paint again — the Tweak form for one of the bot's results."""
-        kept = await self._kept(interaction, message_id=message.id)
-        if kept is not None:
-            await interaction.response.send_modal(TweakModal(self, kept, message))
+        if await self._keeps(interaction):
+            await self._tweak_form(interaction, message, None)
 
-    async def tweaked(self, interaction: discord.Interaction, kept: KeptJob, message: discord.Message,
+    async def _tweak_form(self, interaction: discord.Interaction, message: discord.Message, job_id: str | None
+                          ) -> None:
+        text = prefill(message, self.bot.user)
+        if text is None:
+            await tell(interaction, f"I no longer have a photo and settings for that message (is it one of my "
+                                    f"paintings?). To paint it again, {self._again()}.")
+            return
+        await interaction.response.send_modal(TweakModal(self, message, job_id, text))
+
+    async def tweaked(self, interaction: discord.Interaction, message: discord.Message, job_id: str | None,
                       text: str) -> None:
         """The Tweak form was sent: its settings on top of this server's defaults, like a new command's."""
         await interaction.response.defer(ephemeral=True, thinking=True)
-        base = await self.bot.server_defaults.settings(interaction.guild_id)
-
-        def settings_for(caps: Caps) -> tuple[Settings, frozenset[str]]:
-            args = split_arguments(text, links_allowed=False)
-            if args.names:
-                raise UsageError(f"Only settings change here (key=value) — `{args.names[0]}` isn't one. For other "
-                                 f"pictures, start anew with `{self.bot.config.prefix}stylize`.")
-            return parse_settings(args.raw, base)
-
-        await self._paint(interaction, kept, message, settings_for, OPS["tweak"].emoji)
+        kept = await self._kept(interaction, job_id=job_id, message_id=None if job_id else message.id)
+        if kept is None:
+            return
+        args = split_arguments(text, links_allowed=False)
+        if args.names:
+            await tell(interaction, f"⚠️ Only settings change here (key=value) — `{args.names[0]}` isn't one. For "
+                                    f"other pictures, start anew with `{self.bot.config.prefix}stylize`.")
+            return
+        await self._paint(interaction, kept, message, OPS["tweak"].emoji, raw=args.raw)
 
     # ----------------------------------------------------------------------------------- helpers
 
+    def _again(self) -> str:
+        return f"send the photo and the style again with `{self.bot.config.prefix}stylize` (or `/stylize paint`)"
+
+    async def _keeps(self, interaction: discord.Interaction) -> bool:
+        """Whether the bot works here and keeps finished jobs; if not, the user is told why."""
+        if not await enabled_here(interaction, self.bot.config):
+            return False
+        if self.bot.store.keep_days <= 0:
+            await tell(interaction, f"This bot keeps no photos or settings of finished jobs — to paint it again, "
+                                    f"{self._again()}.")
+            return False
+        return True
+
     async def _kept(self, interaction: discord.Interaction, *, job_id: str | None = None,
                     message_id: int | None = None) -> KeptJob | None:
-        """The kept job a click or the menu is about; None after telling the user why there is none."""
-        config, store = self.bot.config, self.bot.store
-        again = (f"send the photo and the style again with `{config.prefix}stylize` (or `/stylize paint`)")
-        if not await enabled_here(interaction, config):
-            return None
-        if store.keep_days <= 0:
-            await tell(interaction, f"This bot keeps no photos or settings of finished jobs — to paint it again, "
-                                    f"{again}.")
-            return None
+        """The kept job a click or the form is about; None after telling the user why there is none."""
+        store = self.bot.store
         try:
             kept = await store.kept_job(job_id, message_id=message_id)
         except StorageUnavailable as error:
@@ -207,54 +211,33 @@ class Again(commands.Cog):
                     else "a photo and settings for that message (is it one of my paintings?)")
             days = format_value(float(store.keep_days))
             await tell(interaction, f"I no longer have {what}: I keep them {days} days, and `forget` deletes them "
-                                    f"at once. To paint it again, {again}.")
+                                    f"at once. To paint it again, {self._again()}.")
         return kept
 
-    async def _paint(self, interaction: discord.Interaction, kept: KeptJob, message: discord.Message,
-                     settings_for: Callable[[Caps], tuple[Settings, frozenset[str]]], emoji: str, *,
-                     start: bool = False) -> None:
-        """Queue a job for the user of `interaction` (deferred) from `kept` with the settings `settings_for`
-        gives under their caps, replying to `message`; `start`: from the picture on `message`. Tells them
-        how it went, in a note only they see."""
-        stylize = self.bot.get_cog(Stylize.__cog_name__)
-        assert isinstance(stylize, Stylize)
-        user = interaction.user
+    async def _paint(self, interaction: discord.Interaction, kept: KeptJob, message: discord.Message, emoji: str, *,
+                     raw: dict[str, Any] | None = None, change: Change | None = None, start: bool = False) -> None:
+        """Queue a job for the user of `interaction` (deferred) from `kept`: its settings `change`d, or `raw`
+        key=value on this server's defaults, prepared like any request (role defaults, caps, blend, cooldown),
+        replying to `message`; `start`: from the picture on `message`. Tells them how it went, in a note only
+        they see."""
+        user, painter = interaction.user, self.painter
+        pictures = kept.pictures
+        styles = tuple(pictures[1:len(pictures) - kept.masked])
+        sources = Sources(pictures[0], styles, pictures[-1] if kept.masked else None)
         try:
-            retry = stylize.cooldown(user.id)
-            if retry is not None:
-                raise UsageError(slow_down(retry))
-            caps = self.bot.config.limits.caps_for(role_ids(user))
-            settings, given = settings_for(caps)
-            caps.check(settings)
-            check_blend(settings, len(kept.pictures) - 1 - kept.masked, masked=kept.masked)
+            plan = await painter.prepare(
+                user, interaction.guild_id, lambda caps: sources, raw=raw,
+                kept=None if raw is not None else (settings_from(kept.settings), frozenset(kept.given)),
+                change=change, cooldown=painter.cooldowns.commands)
             if start and not message.attachments:
                 raise UsageError("That message has no picture left to start from.")
-
-            async def gather() -> Inputs:
-                photo, *styles = await self._pictures(kept)
-                mask = styles.pop() if kept.masked else None
-                init = await stylize.load(message.attachments[0], "The picture", settings) if start else None
-                credits = tuple(StyleCredit(**c) for c in json.loads(kept.styles)) or (StyleCredit(),) * len(styles)
-                return Inputs(kept.user_id, photo, tuple(styles), credits, mask, init)
-
-            request = Request(user.id, interaction.guild_id, message.id, Origin.resumed(message.channel, message.id))
-            job = await stylize.submit(request, settings, given, gather)
+            request = Request(user.id, interaction.guild_id, Origin.at(message.channel, message.id))
+            job = await painter.submit(request, plan, partial(painter.intake.kept, kept, plan.settings,
+                                                              message.attachments[0] if start else None))
         except Exception as error:
-            cause = user_facing(error)
-            if cause is None:
-                log.error("painting job %s again failed", kept.id, exc_info=error)
-            text = str(cause) if cause else OUR_FAULT
-            await interaction.followup.send(fit(f"⚠️ {text}"), ephemeral=True)
+            await tell(interaction, f"⚠️ {explain(error, f'painting job {kept.id} again')}")
             return
-        await interaction.followup.send(f"{emoji} Queued as job `{job.short}` — it will answer under the picture.",
-                                        ephemeral=True)
-
-    async def _pictures(self, kept: KeptJob) -> list[Image.Image]:
-        """The kept pictures, decoded off the event loop: the photo, the styles, then the mask."""
-        data = [await self.bot.store.picture(name) for name in kept.pictures]
-        pixels = self.bot.config.limits.input_pixels
-        loop = asyncio.get_running_loop()
-        return [await loop.run_in_executor(None, lambda d=d: decode_image(d, max_pixels=pixels)) for d in data]
+        await tell(interaction, f"{emoji} Queued as job `{job.short}` — it will answer under the picture.")
 
 
 async def setup(bot: StylizeBot) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -21,10 +20,12 @@ from discord.ext import commands
 from engine import stamp
 from engine.stamp import Stamp
 
-from ..parsing import UsageError, check_blend, parse_settings, split_arguments
+from ..checks import enabled_here, slow_down
+from ..errors import explain, tell
+from ..painting.request import Origin, Request, Sources
+from ..parsing import UsageError, split_arguments
 from ..render import settings_embed
 from ..storage import StorageUnavailable
-from .stylize import USER_ERRORS, Origin, Request, Stylize, enabled_here, role_default, role_ids, slow_down, tell
 
 if TYPE_CHECKING:
     from ..app import StylizeBot
@@ -54,6 +55,10 @@ class Menus(commands.Cog):
     async def show_settings(self, interaction: discord.Interaction, message: discord.Message) -> None:
         """How the picture in `message` was made, for the asker's eyes only."""
         if not await enabled_here(interaction, self.bot.config):
+            return
+        retry = self.bot.painter.cooldowns.buttons.update_rate_limit(interaction.user.id)  # it downloads pictures
+        if retry is not None:
+            await tell(interaction, slow_down(retry))
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         found, source = None, ""
@@ -85,15 +90,11 @@ class Menus(commands.Cog):
 
     async def paint(self, interaction: discord.Interaction, message: discord.Message, photo: discord.Attachment,
                     style: str, text: str) -> None:
-        """The modal's answer: a job for whoever submitted it, under their caps, replying to the photo."""
-        cog = self.bot.get_cog(Stylize.__cog_name__)
-        if not isinstance(cog, Stylize):
-            return
-        user, guild_id = interaction.user, interaction.guild_id
+        """The modal's answer: a job for whoever submitted it, prepared like any request, replying to the photo.
+        The answer is deferred privately first: whatever goes wrong is told to the asker alone."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        user, guild_id, painter = interaction.user, interaction.guild_id, self.bot.painter
         try:
-            retry = cog.cooldown(user.id)  # the commands' bucket: this is a painting request
-            if retry is not None:
-                raise UsageError(slow_down(retry))
             if not style.strip():
                 raise UsageError("Choose a style from the library.")
             named = await self.bot.library.find(guild_id, [style.strip().lower()])
@@ -101,17 +102,13 @@ class Menus(commands.Cog):
             if args.names:
                 raise UsageError(f"Settings are key=value words (`{args.names[0]}` is not one); the style goes "
                                  "in its own field.")
-            settings, given = parse_settings(args.raw, await self.bot.server_defaults.settings(guild_id))
-            caps = self.bot.config.limits.caps_for(role_ids(user))
-            settings = role_default(settings, given, caps)
-            caps.check(settings)
-            check_blend(settings, 1, masked=False)
-            await interaction.response.defer(thinking=True)
-            request = Request(user.id, guild_id, message.id, Origin.resumed(interaction.channel, message.id),
-                              partial(interaction.followup.send, wait=True))
-            await cog.submit(request, settings, given, partial(cog.gather, user.id, photo, named, None, settings, caps))
-        except USER_ERRORS as error:
-            await tell(interaction, f"⚠️ {error}")
+            plan = await painter.prepare(user, guild_id, lambda caps: Sources(photo, tuple(named)), raw=args.raw,
+                                         cooldown=painter.cooldowns.commands)  # a painting request
+            job = await painter.submit(Request(user.id, guild_id, Origin.at(interaction.channel, message.id)), plan)
+        except Exception as error:
+            await tell(interaction, f"⚠️ {explain(error, 'painting from the menu')}")
+            return
+        await tell(interaction, f"🎨 Queued as job `{job.short}` — it will answer under the photo.")
 
     async def _stamp_in(self, message: discord.Message) -> Stamp | None:
         """The settings inside the first PNG or JPEG attachment that has them (downloads are size-capped)."""

@@ -1,0 +1,83 @@
+"""The guard rails every entry point shares: where the bot works and may post, who moderates, cooldowns."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord.ext import commands
+
+from .errors import tell
+
+if TYPE_CHECKING:
+    from .config import Config, Cooldown
+    from .jobs import Job
+
+
+def enabled(config: Config, guild_id: int | None, channel_id: int | None) -> bool:
+    """Whether [access] lets the bot work in this channel."""
+    return config.access.allows(guild_id, channel_id or 0)
+
+
+def can_post(ctx: commands.Context[Any]) -> bool:
+    """Whether the bot may send messages where `ctx` was invoked (in a thread: Send Messages in Threads)."""
+    if ctx.guild is None:
+        return True
+    permissions = ctx.channel.permissions_for(ctx.me)  # type: ignore[arg-type]
+    return permissions.send_messages_in_threads if isinstance(ctx.channel, discord.Thread) else permissions.send_messages
+
+
+async def enabled_here(interaction: discord.Interaction, config: Config) -> bool:
+    """Whether the bot works in the interaction's channel ([access]) and may post there (its status and the
+    picture are messages of its own); if not, the user is told so."""
+    if not enabled(config, interaction.guild_id, interaction.channel_id):
+        await tell(interaction, "I'm not enabled in this channel.")
+        return False
+    permissions = interaction.app_permissions  # the bot's, in this channel
+    allowed = (permissions.send_messages_in_threads if isinstance(interaction.channel, discord.Thread)
+               else permissions.send_messages)
+    if interaction.guild_id is not None and not allowed:
+        await tell(interaction, "I can't post in this channel (I lack the Send Messages permission here), so I "
+                                "can't paint from here — try a channel where I may post.")
+        return False
+    return True
+
+
+def is_moderator(user: discord.abc.User, config: Config) -> bool:
+    """Manage Messages, or a role listed under [access] moderator_roles."""
+    return isinstance(user, discord.Member) and (
+        user.guild_permissions.manage_messages
+        or any(role.id in config.access.moderator_roles for role in user.roles))
+
+
+def of_this_server(job: Job, guild: discord.Guild | None) -> bool:
+    return guild is not None and job.guild_id == guild.id
+
+
+def moderates(user: discord.abc.User, job: Job, config: Config) -> bool:
+    """Whether `user` moderates the server `job` came from (no one moderates DMs)."""
+    return is_moderator(user, config) and of_this_server(job, getattr(user, "guild", None))
+
+
+def role_ids(user: discord.abc.User) -> list[int]:
+    return [role.id for role in user.roles] if isinstance(user, discord.Member) else []
+
+
+def slow_down(retry_after: float) -> str:
+    return f"You're going a bit fast — try again in {math.ceil(retry_after)} s."
+
+
+class Cooldowns:
+    """Token buckets per user id ([cooldown]): `commands` counts commands and painting requests from buttons,
+    forms and menus, `buttons` the other clicks and looks, `told` one "slow down" note per user and period."""
+
+    def __init__(self, cooldown: Cooldown) -> None:
+        self.commands = _per_user(cooldown.commands, cooldown.seconds)
+        self.buttons = _per_user(cooldown.buttons, cooldown.seconds)
+        self.told = _per_user(1, cooldown.seconds)
+
+
+def _per_user(rate: int, seconds: float) -> commands.CooldownMapping[int]:
+    """A token bucket per user id: `rate` uses in any `seconds`."""
+    return commands.CooldownMapping.from_cooldown(rate, seconds, lambda user_id: user_id)

@@ -1,0 +1,293 @@
+"""The way back: follow a queued job on its status message, then deliver the outcome to its owner — the
+picture kept for the again buttons, the result posted in the job's channel as a message of the bot's own
+(naming and pinging only the owner; a reply that cannot fail for a deleted message), by direct message when
+the channel refuses it — and, at start-up, the jobs a previous run left behind.
+
+Nothing here uses an interaction's token (it expires after 15 minutes, and a job may wait longer): the status
+message is edited, and the result posted, through the channel."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import io
+import json
+import logging
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import discord
+from PIL import Image
+
+from engine import movie
+from engine.stamp import Stamp, StyleCredit
+
+from ..jobs import Detached, Job, Status, settings_json
+from ..render import credits_text, encode_for_upload, fit, preview_png, result_embed, status_text
+from ..storage import StorageUnavailable
+from .buttons import cancel_view, result_view
+from .request import Inputs, Origin
+
+if TYPE_CHECKING:
+    from ..app import StylizeBot
+
+log = logging.getLogger(__name__)
+
+FINAL_WORD_TIMEOUT = 15.0  # seconds close() waits for jobs' last messages (shutdown)
+ANIMATE_HINT = "(Your photo is animated: I painted its first frame. Add `animate=true` to paint every frame.)"
+RESTARTING = "⏸️ I'm restarting — job `{id}` keeps its place, and I'll post the picture here when I'm back."
+CHANNEL_GONE = (discord.NotFound, discord.Forbidden)  # the channel was deleted, or the bot may not see it
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file to post: kept as bytes, so it can be sent again (to the owner's DMs) after a refusal."""
+
+    data: bytes
+    filename: str
+
+    def file(self) -> discord.File:
+        return discord.File(io.BytesIO(self.data), self.filename)
+
+
+class StatusMessage:
+    """A job's status message; once it is gone (404: deleted) nobody edits it again."""
+
+    def __init__(self, message: discord.PartialMessage | None) -> None:
+        self.message = message
+
+    async def edit(self, **changes: Any) -> None:
+        """Edit it; a failure (deleted, rate-limited for too long) only costs that edit."""
+        if self.message is None:
+            return
+        if changes.get("content") is not None:
+            changes["content"] = fit(changes["content"])
+        try:
+            await self.message.edit(**changes)
+        except discord.NotFound:
+            log.info("status message %s is gone: no more updates", self.message.id)
+            self.message = None
+        except discord.HTTPException as error:
+            log.warning("could not edit status message %s: %s", self.message.id, error)
+
+
+class Delivery:
+    """Followers of the jobs in flight; `resume` picks up a previous run's, `close` waits for the last words."""
+
+    def __init__(self, bot: StylizeBot) -> None:
+        self.bot = bot
+        self.config = bot.config
+        self._followers: set[asyncio.Task[None]] = set()
+        self._recovery: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._recovery = asyncio.create_task(self._resume(), name="stylize-recover")
+
+    async def close(self) -> None:
+        if self._recovery is not None:
+            self._recovery.cancel()
+        if self._followers:  # the backend has ended every job by now; let them post their last word
+            await asyncio.wait(self._followers, timeout=FINAL_WORD_TIMEOUT)
+
+    def follow(self, origin: Origin, job: Job, status: discord.PartialMessage | None, keep: Inputs | None = None
+               ) -> None:
+        """Follow `job` to its end; `keep`: it was submitted in this run, so its inputs are at hand to keep."""
+        task = asyncio.create_task(self._follow(origin, job, StatusMessage(status), keep),
+                                   name=f"stylize-job-{job.id}")
+        self._background(task)
+
+    def _background(self, task: asyncio.Task[Any]) -> None:
+        self._followers.add(task)
+        task.add_done_callback(self._followers.discard)
+
+    # --------------------------------------------------------------------------------- start-up
+
+    async def _resume(self) -> None:
+        """Follow the jobs the previous run left pending (recover() may wait for the backend's store); a job whose
+        channel is gone is dropped after this one try."""
+        try:
+            jobs = await self.bot.backend.recover()
+            if not jobs:
+                return
+            await self.bot.wait_until_ready()
+            for job in jobs:
+                try:
+                    channel = self.bot.get_channel(job.channel_id) or await self.bot.fetch_channel(job.channel_id)
+                except CHANNEL_GONE as error:
+                    log.warning("dropped recovered job %s: its channel %s is gone (%s)", job.id, job.channel_id,
+                                error)
+                    await self._drop(job)
+                    continue
+                except discord.HTTPException as error:  # Discord failed: the next start tries again
+                    log.warning("cannot reach channel %s for recovered job %s: %s", job.channel_id, job.id, error)
+                    continue
+                origin = Origin.at(channel, job.message_id)
+                if job.status_message_id is not None:
+                    status = channel.get_partial_message(job.status_message_id)  # type: ignore[union-attr]
+                else:  # it was submitted, but its status message never got recorded
+                    status = await self._repost_status(origin, job)
+                log.info("following job %s again (%s)", job.id, job.status.value)
+                self.follow(origin, job, status)
+        except Exception:
+            log.exception("recovering jobs failed")
+
+    async def _repost_status(self, origin: Origin, job: Job) -> discord.PartialMessage | None:
+        try:
+            posted = await origin.channel.send(f"🎨 Job `{job.short}`…", view=cancel_view(job.id),
+                                               reference=origin.reference, mention_author=False)
+        except discord.HTTPException as error:  # followed without one: the picture still goes to its owner
+            log.warning("could not post a status message for recovered job %s: %s", job.id, error)
+            return None
+        await self.bot.backend.track(job.id, posted.id)
+        return origin.channel.get_partial_message(posted.id)  # type: ignore[no-any-return]
+
+    async def _drop(self, job: Job) -> None:
+        """End a recovered job nobody can be told about, and collect it so that the backend forgets it."""
+        backend = self.bot.backend
+        await backend.cancel(job.id, "cancelled: its channel is gone")
+
+        async def collect() -> None:
+            with contextlib.suppress(Exception):
+                await backend.result(job.id)
+
+        self._background(asyncio.create_task(collect(), name=f"stylize-drop-{job.id}"))
+
+    # ------------------------------------------------------------------------------- following
+
+    async def _follow(self, origin: Origin, job: Job, status: StatusMessage, keep: Inputs | None) -> None:
+        """Edit the status message as the job moves, then deliver the outcome. Never raises."""
+        backend = self.bot.backend
+        done = asyncio.ensure_future(backend.result(job.id))
+        shown: str | None = None
+        preview: Image.Image | None = None
+        try:
+            while not (await asyncio.wait({done}, timeout=self.config.progress_interval))[0]:
+                if status.message is None:  # deleted: nothing to update
+                    continue
+                snapshot = await backend.snapshot(job.id)
+                if snapshot is None or snapshot.status.finished:
+                    continue
+                text = status_text(job.id, snapshot)
+                changes: dict[str, Any] = {}
+                if snapshot.preview is not None and snapshot.preview is not preview:
+                    preview = snapshot.preview
+                    data = await asyncio.get_running_loop().run_in_executor(None, preview_png, preview)
+                    changes["attachments"] = [discord.File(io.BytesIO(data), "preview.png")]
+                if text != shown or changes:
+                    shown = text
+                    await status.edit(content=text, **changes)
+            finished = done.result()
+            credits = keep.credits if keep is not None else (StyleCredit(),) * len(job.styles)
+            kept = keep is not None and finished.status is Status.DONE and await self._keep(job, finished, keep)
+            posted = await self._conclude(origin, finished, status, credits, buttons=kept,
+                                          note=ANIMATE_HINT if keep is not None and keep.first_only else "")
+            if kept and posted is not None:
+                with contextlib.suppress(StorageUnavailable):  # logged by the store; only the menus miss it
+                    await self.bot.store.note_message(job.id, posted.id)
+        except Detached:  # the bot is stopping; the job is not: the next run delivers it
+            await status.edit(content=RESTARTING.format(id=job.short))
+        except Exception:
+            log.exception("delivering job %s failed", job.id)
+
+    async def _keep(self, submitted: Job, finished: Job, keep: Inputs) -> bool:
+        """Keep a finished job's inputs and settings for [storage] keep_days (for the "again" buttons and the
+        menus, which find it by its result message; `forget` by the photo's owner deletes them); whether they
+        were kept."""
+        store = self.bot.store
+        if not store.keeps_jobs or finished.result is None or submitted.frames:  # the buttons paint stills
+            return False
+        extra = () if submitted.mask is None else (submitted.mask,)
+        pictures = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: [preview_png(p) for p in (keep.photo, *submitted.styles, *extra)])
+        try:
+            return await store.keep_job(submitted.id, keep.owner, submitted.guild_id,
+                                        settings_json(finished.result.settings), pictures, given=finished.given,
+                                        masked=submitted.mask is not None,
+                                        styles=json.dumps([dataclasses.asdict(c) for c in keep.credits]))
+        except StorageUnavailable:
+            return False  # logged by the store; the user has the picture already
+
+    # ------------------------------------------------------------------------------- concluding
+
+    async def _conclude(self, origin: Origin, job: Job, status: StatusMessage, credits: tuple[StyleCredit, ...],
+                        buttons: bool = False, note: str = "") -> discord.Message | None:
+        """The picture (settings stamped inside, and the timelapse if asked for) or the painted animation, or the
+        reason there is none, to the owner; then the final status line. The picture's message gets the "again"
+        buttons when `buttons` (its inputs are kept) and ends with `note`. Returns that message."""
+        mention = f"<@{job.user_id}>"
+        if job.status is Status.CANCELLED:
+            await status.edit(content=f"🛑 Job `{job.short}` {job.error}.", view=None, attachments=[])
+            if job.error != f"cancelled by {mention}":
+                await self.send(origin, job, f"{mention} your job `{job.short}` was {job.error}.")
+            return None
+        encoded = None
+        loop = asyncio.get_running_loop()
+        if job.status is Status.DONE and job.durations_ms:
+            assert job.result is not None
+            try:
+                movie_data, kind = await loop.run_in_executor(None, movie.encode, list(job.result.frames),
+                                                              list(job.durations_ms), origin.upload_limit)
+                encoded = movie_data, f"stylized.{kind}"
+            except movie.AnimationTooLarge as error:
+                job.error = (f"the animation is too large to upload here ({min(error.sizes.values()):,} bytes, "
+                             f"the limit is {origin.upload_limit:,}) — try fewer frames or a smaller size")
+        elif job.status is Status.DONE:
+            assert job.result is not None
+            encoded = await loop.run_in_executor(None, partial(encode_for_upload, job.result.image, origin.upload_limit,
+                                                               settings=Stamp(job.result.settings, credits)))
+            if encoded is None:
+                job.error = "the picture is too large to upload here — try a smaller size"
+        if encoded is None:
+            await status.edit(content=f"❌ Job `{job.short}` failed: {job.error}.", view=None, attachments=[])
+            await self.send(origin, job, f"{mention} sorry, your job `{job.short}` failed: {job.error}.")
+            return None
+        assert job.result is not None
+        data, filename = encoded
+        uploads = [Upload(data, filename)]
+        text = f"{mention} here is your painting!" + (f" {note}" if note else "")
+        if job.result.frames and not job.durations_ms:  # the picture has the upload limit first, the timelapse the rest
+            try:
+                movie_data, kind = await loop.run_in_executor(
+                    None, movie.timelapse, job.result.frames, origin.upload_limit - len(data))
+                uploads.append(Upload(movie_data, f"timelapse.{kind}"))
+            except movie.AnimationTooLarge:
+                text += " (The timelapse was too large to upload beside it, so I left it out.)"
+        try:
+            posted = await self.send(origin, job, text, uploads=uploads, view=result_view(job.id) if buttons else None,
+                                     embed=result_embed(job, job.given, filename, credits_text(credits)))
+        except discord.HTTPException as error:
+            log.warning("could not upload the result of job %s: %s", job.id, error)
+            await self.send(origin, job, f"{mention} your painting is ready, but Discord refused the upload "
+                                         f"({error.text or error.status}) — try a smaller size.")
+            posted = None
+        if posted is not None:
+            await status.edit(content=f"✅ Job `{job.short}` done in {job.result.elapsed:.1f} s.", view=None,
+                              attachments=[])
+        else:
+            await status.edit(content=f"⚠️ Job `{job.short}` is painted, but I could not deliver it.", view=None,
+                              attachments=[])
+        return posted
+
+    async def send(self, origin: Origin, job: Job, text: str, *, uploads: list[Upload] = (),  # type: ignore[assignment]
+                   **options: Any) -> discord.Message | None:
+        """`text` (and `uploads`) to the job's owner: in its channel, naming and pinging only them; where the
+        bot may not post (or the channel is gone), by direct message. None if neither would take it (logged).
+        Any other refusal (e.g. 413, too large) is raised."""
+        ping = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(job.user_id)],
+                                       replied_user=False)
+        try:
+            return await origin.channel.send(fit(text), files=[u.file() for u in uploads], reference=origin.reference,
+                                             allowed_mentions=ping, **options)
+        except (discord.Forbidden, discord.NotFound) as refused:
+            log.info("cannot post job %s in channel %s (%s): sending it to its owner", job.id, origin.channel.id,
+                     refused)
+        where = f"<#{origin.channel.id}>" if getattr(origin.channel, "guild", None) is not None else "our chat"
+        try:
+            owner = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
+            return await owner.send(fit(f"{text}\n(I couldn't post it in {where}, so it comes here.)"),
+                                    files=[u.file() for u in uploads], allowed_mentions=ping, **options)
+        except discord.HTTPException as error:
+            log.warning("could not deliver job %s to %s, in the channel or by DM: %s", job.id, job.user_id, error)
+            return None
