@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ import discord
 import pytest
 
 import bot.render
+from bot.inputs import images
 from bot.jobs import InProcessBackend, Job
 from discord_standin import FLAG_LOADING, Event, FakeDiscord, Upload
 from engine import Progress, Settings
@@ -22,7 +24,7 @@ from test_bot_again import first_result
 from test_bot_e2e import (config, data_dir, eventually, make_bot, photo_and_style, picture,  # noqa: F401
                           status_of, with_file)
 from test_bot_jobs import FakeRunner
-from test_bot_library import roomy
+from test_bot_library import Recording, roomy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -275,3 +277,54 @@ async def test_help_keeps_each_message_within_discords_embed_total(fake_discord:
 
 def _embed_length(embed: dict[str, Any]) -> int:
     return discord.Embed.from_dict(embed).__len__()
+
+
+async def test_kept_pictures_decode_within_the_two_decoders(fake_discord: FakeDiscord, run_bot,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The again buttons decoded kept pictures on the default executor, outside the 2-decoder limit."""
+    runner = FakeRunner()
+    runner.release_all()
+    lock, active, peak = threading.Lock(), [0], [0]
+    decode = images.decode_image
+
+    def slow_decode(*args: Any, **options: Any) -> Any:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        try:
+            time.sleep(0.2)
+            return decode(*args, **options)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    users = [fake_discord.alice, fake_discord.bob, fake_discord.make_user("carol")]
+    monkeypatch.setattr(images, "decode_image", slow_decode)  # before the cogs load, so they import this one
+    async with run_bot(make_bot(roomy(), runner=runner)):
+        result = await first_result(fake_discord)
+        mark = fake_discord.mark()
+        for user in users:
+            await fake_discord.click_button(user, result.message_id, label="Variation")
+        await eventually(lambda: len(fake_discord.find(lambda e: "Queued" in (e.content or ""), kind="message",
+                                                       since=mark)) == 2 * len(users))  # notes and statuses
+    assert peak[0] == 2
+
+
+async def test_the_tweak_form_gets_the_role_defaults_too(fake_discord: FakeDiscord, run_bot) -> None:
+    """Every request goes through the same prepare: a role that animates by default animates a Tweak as well."""
+    movers = fake_discord.add_role("movers")
+    mover = fake_discord.make_user("mover", roles=[movers])
+    runner = Recording()
+    runner.release_all()
+    async with run_bot(make_bot(roomy(limits={"roles": [{"id": movers, "animate": True}]}), runner=runner)):
+        result = await first_result(fake_discord)
+        mark = fake_discord.mark()
+        await fake_discord.click_button(mover, result.message_id, label="Tweak")
+        opened = await fake_discord.wait_for(kind="interaction_response", since=mark, timeout=15)
+        field = opened.payload["data"]["components"][0]["component"]
+        mark = fake_discord.mark()
+        await fake_discord.submit_modal(mover, {field["custom_id"]: "steps=4"})
+        await menu_answer(fake_discord, mark)
+        await eventually(lambda: len(runner.jobs) == 2)
+    first, tweaked = runner.jobs
+    assert not first.settings.animate and tweaked.settings.animate and tweaked.user_id == mover.id
