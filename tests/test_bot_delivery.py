@@ -328,3 +328,30 @@ async def test_the_tweak_form_gets_the_role_defaults_too(fake_discord: FakeDisco
         await eventually(lambda: len(runner.jobs) == 2)
     first, tweaked = runner.jobs
     assert not first.settings.animate and tweaked.settings.animate and tweaked.user_id == mover.id
+
+
+async def test_a_picture_nobody_would_take_waits_for_stylize_last(fake_discord: FakeDiscord, run_bot) -> None:
+    """Neither the channel nor the owner's DMs take it: the owner hears of it with their next command."""
+    runner = FakeRunner()
+    alice = fake_discord.alice
+    elsewhere = fake_discord.add_text_channel("elsewhere")
+    async with run_bot(make_bot(roomy(), runner=runner)):
+        request = await fake_discord.send_message(alice, "!stylize", attachments=photo_and_style())
+        status = await status_of(fake_discord, request, 0)
+        await fake_discord.deny_bot(fake_discord.channel_id, discord.Permissions(send_messages=True))
+        fake_discord.refuse_dms(alice)
+        runner.release_all()
+        held = await fake_discord.wait_for(lambda e: e.message_id == status.message_id and "last" in (e.content or ""),
+                                           kind="edit", timeout=15)
+        mark = fake_discord.mark()
+        await fake_discord.send_message(alice, "!stylize queue", channel_id=elsewhere)
+        news = await fake_discord.wait_for(lambda e: "📬" in (e.content or ""), kind="message", since=mark)
+        mark = fake_discord.mark()
+        await fake_discord.send_message(alice, "!stylize last", channel_id=elsewhere)
+        picture = await fake_discord.wait_for(with_file, kind="message", since=mark)
+        mark = fake_discord.mark()
+        await fake_discord.send_message(alice, "!stylize last", channel_id=elsewhere)
+        nothing = await fake_discord.wait_for(kind="message", since=mark)
+    assert "`!stylize last`" in held.content and "`!stylize last`" in news.content
+    assert picture.channel_id == elsewhere and picture.content.startswith(f"<@{alice.id}> here is your painting")
+    assert "Nothing is waiting for you" in nothing.content

@@ -74,6 +74,13 @@ class Stylize(commands.Cog):
         if retry is not None:
             raise commands.CommandOnCooldown(bucket, retry, commands.BucketType.user)
 
+    async def cog_after_invoke(self, ctx: commands.Context[Any]) -> None:
+        """The news of a painting that could not be delivered, once, with the owner's next command."""
+        if ctx.command is not self.last:
+            news = self.painter.delivery.held_news(ctx.author.id, self.config.prefix)
+            if news:
+                await answer(ctx, news)
+
     # ---------------------------------------------------------------------------------- commands
 
     @commands.hybrid_group(name="stylize", fallback="paint", description="Paint a photo in the style of a picture")
@@ -150,6 +157,17 @@ class Stylize(commands.Cog):
             return of_this_server(job, ctx.guild) if ctx.guild is not None else job.user_id == ctx.author.id
 
         await ctx.reply(queue_text(await self.bot.backend.jobs(), shown), mention_author=False)
+
+    @stylize.command(name="last", description="Post the paintings I could not deliver to you")
+    async def last(self, ctx: commands.Context[Any]) -> None:
+        """Post the paintings that neither their channel nor your DMs would take (held a day, until a restart)."""
+        held = self.painter.delivery.take_held(ctx.author.id)
+        if not held:
+            raise UsageError("Nothing is waiting for you: I hold a painting only when neither its channel nor your "
+                             "DMs would take it — for a day, and not across a restart of mine.")
+        for painting in held:
+            await ctx.reply(painting.text, files=[u.file() for u in painting.uploads], embed=painting.embed,
+                            ephemeral=True, mention_author=False)
 
     @stylize.command(name="styles", description="The style library: list it, or (moderators) add or remove a style")
     @app_commands.describe(action="list (default), add or remove", name="the style's name: a-z, 0-9, _ and -",

@@ -14,6 +14,7 @@ import dataclasses
 import io
 import json
 import logging
+import time
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FINAL_WORD_TIMEOUT = 15.0  # seconds close() waits for jobs' last messages (shutdown)
+HOLD_PER_USER = 3  # undelivered paintings held per owner (the newest), in memory until fetched or a restart
+HOLD_SECONDS = 24 * 3600.0
 ANIMATE_HINT = "(Your photo is animated: I painted its first frame. Add `animate=true` to paint every frame.)"
 RESTARTING = "⏸️ I'm restarting — job `{id}` keeps its place, and I'll post the picture here when I'm back."
 CHANNEL_GONE = (discord.NotFound, discord.Forbidden)  # the channel was deleted, or the bot may not see it
@@ -50,6 +53,17 @@ class Upload:
 
     def file(self) -> discord.File:
         return discord.File(io.BytesIO(self.data), self.filename)
+
+
+@dataclass(frozen=True)
+class Held:
+    """A painting neither its channel nor its owner's DMs would take, waiting for `stylize last`."""
+
+    job: str  # the short id
+    text: str
+    uploads: tuple[Upload, ...]
+    embed: discord.Embed | None
+    at: float  # time.monotonic()
 
 
 class StatusMessage:
@@ -81,6 +95,8 @@ class Delivery:
         self.config = bot.config
         self._followers: set[asyncio.Task[None]] = set()
         self._recovery: asyncio.Task[None] | None = None
+        self._held: dict[int, list[Held]] = {}  # owner id → paintings nobody could deliver, oldest first
+        self._told: set[int] = set()  # owners told already about what is held for them
 
     def start(self) -> None:
         self._recovery = asyncio.create_task(self._resume(), name="stylize-recover")
@@ -101,6 +117,40 @@ class Delivery:
     def _background(self, task: asyncio.Task[Any]) -> None:
         self._followers.add(task)
         task.add_done_callback(self._followers.discard)
+
+    # ------------------------------------------------------------------------------ held pictures
+
+    def held_news(self, user_id: int, prefix: str) -> str | None:
+        """Once per held painting: the note that tells `user_id` how to fetch what could not be delivered."""
+        held = self._fresh(user_id)
+        if not held or user_id in self._told:
+            return None
+        self._told.add(user_id)
+        jobs = ", ".join(f"`{h.job}`" for h in held)
+        return (f"📬 I painted job{'s' if len(held) > 1 else ''} {jobs} for you but could not deliver "
+                f"{'them' if len(held) > 1 else 'it'} (I may not post where you asked, and your DMs are closed to me) "
+                f"— `{prefix}stylize last` posts {'them' if len(held) > 1 else 'it'} here.")
+
+    def take_held(self, user_id: int) -> list[Held]:
+        """What is held for `user_id`, handed over (and forgotten)."""
+        held = self._fresh(user_id)
+        self._held.pop(user_id, None)
+        self._told.discard(user_id)
+        return held
+
+    def _fresh(self, user_id: int) -> list[Held]:
+        now = time.monotonic()
+        held = [h for h in self._held.get(user_id, []) if now - h.at < HOLD_SECONDS]
+        if held:
+            self._held[user_id] = held
+        else:
+            self._held.pop(user_id, None)
+        return held
+
+    def _hold(self, job: Job, text: str, uploads: list[Upload], embed: discord.Embed | None) -> None:
+        held = [*self._fresh(job.user_id), Held(job.short, text, tuple(uploads), embed, time.monotonic())]
+        self._held[job.user_id] = held[-HOLD_PER_USER:]
+        self._told.discard(job.user_id)
 
     # --------------------------------------------------------------------------------- start-up
 
@@ -265,6 +315,9 @@ class Delivery:
         if posted is not None:
             await status.edit(content=f"✅ Job `{job.short}` done in {job.result.elapsed:.1f} s.", view=None,
                               attachments=[])
+        elif job.user_id in self._held:
+            await status.edit(content=f"📬 Job `{job.short}` is painted; its owner can fetch it with "
+                                      f"`{self.config.prefix}stylize last`.", view=None, attachments=[])
         else:
             await status.edit(content=f"⚠️ Job `{job.short}` is painted, but I could not deliver it.", view=None,
                               attachments=[])
@@ -273,8 +326,9 @@ class Delivery:
     async def send(self, origin: Origin, job: Job, text: str, *, uploads: list[Upload] = (),  # type: ignore[assignment]
                    **options: Any) -> discord.Message | None:
         """`text` (and `uploads`) to the job's owner: in its channel, naming and pinging only them; where the
-        bot may not post (or the channel is gone), by direct message. None if neither would take it (logged).
-        Any other refusal (e.g. 413, too large) is raised."""
+        bot may not post (or the channel is gone), by direct message; if neither would take a picture, it is held
+        for `stylize last` (see held_news). None if it was not delivered (logged). Any other refusal (e.g. 413,
+        too large) is raised."""
         ping = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(job.user_id)],
                                        replied_user=False)
         try:
@@ -290,4 +344,6 @@ class Delivery:
                                     files=[u.file() for u in uploads], allowed_mentions=ping, **options)
         except discord.HTTPException as error:
             log.warning("could not deliver job %s to %s, in the channel or by DM: %s", job.id, job.user_id, error)
+            if uploads:
+                self._hold(job, text, list(uploads), options.get("embed"))
             return None
