@@ -28,18 +28,28 @@ def can_post(ctx: commands.Context[Any]) -> bool:
     return permissions.send_messages_in_threads if isinstance(ctx.channel, discord.Thread) else permissions.send_messages
 
 
-async def enabled_here(interaction: discord.Interaction, config: Config) -> bool:
-    """Whether the bot works in the interaction's channel ([access]) and may post there (its status and the
-    picture are messages of its own); if not, the user is told so."""
+def may_post(interaction: discord.Interaction) -> bool:
+    """Whether the bot may send messages of its own in the interaction's channel (in a thread: Send Messages
+    in Threads; DMs: always) — where a job's status and picture go."""
+    if interaction.guild_id is None:
+        return True
+    permissions = interaction.app_permissions  # the bot's, in this channel
+    in_thread = isinstance(interaction.channel, discord.Thread)
+    return permissions.send_messages_in_threads if in_thread else permissions.send_messages
+
+
+CANNOT_POST = ("I can't post in this channel (I lack the Send Messages permission here), so I can't paint from "
+               "here — try a channel where I may post.")
+
+
+async def enabled_here(interaction: discord.Interaction, config: Config, *, posting: bool = True) -> bool:
+    """Whether the bot works in the interaction's channel ([access]) and, when it is to `post` there (a job's
+    status and picture), may post there; if not, the user is told so."""
     if not enabled(config, interaction.guild_id, interaction.channel_id):
         await tell(interaction, "I'm not enabled in this channel.")
         return False
-    permissions = interaction.app_permissions  # the bot's, in this channel
-    allowed = (permissions.send_messages_in_threads if isinstance(interaction.channel, discord.Thread)
-               else permissions.send_messages)
-    if interaction.guild_id is not None and not allowed:
-        await tell(interaction, "I can't post in this channel (I lack the Send Messages permission here), so I "
-                                "can't paint from here — try a channel where I may post.")
+    if posting and not may_post(interaction):
+        await tell(interaction, CANNOT_POST)
         return False
     return True
 

@@ -355,3 +355,17 @@ async def test_a_picture_nobody_would_take_waits_for_stylize_last(fake_discord: 
     assert "`!stylize last`" in held.content and "`!stylize last`" in news.content
     assert picture.channel_id == elsewhere and picture.content.startswith(f"<@{alice.id}> here is your painting")
     assert "Nothing is waiting for you" in nothing.content
+
+
+async def test_slash_paint_where_the_bot_may_not_post_is_refused_before_painting(fake_discord: FakeDiscord,
+                                                                                 run_bot) -> None:
+    muted = fake_discord.add_text_channel("announcements", deny_bot=discord.Permissions(send_messages=True))
+    runner = FakeRunner()
+    photo, style = photo_and_style()
+    async with run_bot(make_bot(runner=runner)):
+        mark = fake_discord.mark()
+        await fake_discord.send_interaction(fake_discord.alice, "stylize paint", {"content": photo, "style": style},
+                                            channel_id=muted)
+        note = await menu_answer(fake_discord, mark)
+        await fake_discord.wait_quiet()
+    assert note.ephemeral and "can't post in this channel" in note.content and runner.ran == []

@@ -54,7 +54,7 @@ class Menus(commands.Cog):
 
     async def show_settings(self, interaction: discord.Interaction, message: discord.Message) -> None:
         """How the picture in `message` was made, for the asker's eyes only."""
-        if not await enabled_here(interaction, self.bot.config):
+        if not await enabled_here(interaction, self.bot.config, posting=False):  # the answer is private
             return
         retry = self.bot.painter.cooldowns.buttons.update_rate_limit(interaction.user.id)  # it downloads pictures
         if retry is not None:
