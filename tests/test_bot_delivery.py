@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,8 +20,8 @@ from bot.jobs import InProcessBackend, Job
 from discord_standin import FLAG_LOADING, Event, FakeDiscord, Upload
 from engine import Progress, Settings
 from test_bot_again import first_result
-from test_bot_e2e import (config, data_dir, eventually, make_bot, photo_and_style, picture,  # noqa: F401
-                          status_of, with_file)
+from test_bot_e2e import (Overlap, config, data_dir, eventually, make_bot, photo_and_style,  # noqa: F401
+                          picture, status_of, with_file)
 from test_bot_jobs import FakeRunner
 from test_bot_library import Recording, roomy
 
@@ -284,20 +283,7 @@ async def test_kept_pictures_decode_within_the_two_decoders(fake_discord: FakeDi
     """The again buttons decoded kept pictures on the default executor, outside the 2-decoder limit."""
     runner = FakeRunner()
     runner.release_all()
-    lock, active, peak = threading.Lock(), [0], [0]
-    decode = images.decode_image
-
-    def slow_decode(*args: Any, **options: Any) -> Any:
-        with lock:
-            active[0] += 1
-            peak[0] = max(peak[0], active[0])
-        try:
-            time.sleep(0.2)
-            return decode(*args, **options)
-        finally:
-            with lock:
-                active[0] -= 1
-
+    slow_decode = Overlap(images.decode_image, seconds=0.2)
     users = [fake_discord.alice, fake_discord.bob, fake_discord.make_user("carol")]
     monkeypatch.setattr(images, "decode_image", slow_decode)  # before the cogs load, so they import this one
     async with run_bot(make_bot(roomy(), runner=runner)):
@@ -307,7 +293,7 @@ async def test_kept_pictures_decode_within_the_two_decoders(fake_discord: FakeDi
             await fake_discord.click_button(user, result.message_id, label="Variation")
         await eventually(lambda: len(fake_discord.find(lambda e: "Queued" in (e.content or ""), kind="message",
                                                        since=mark)) == 2 * len(users))  # notes and statuses
-    assert peak[0] == 2
+    assert slow_decode.peak == 2
 
 
 async def test_the_tweak_form_gets_the_role_defaults_too(fake_discord: FakeDiscord, run_bot) -> None:

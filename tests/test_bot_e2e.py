@@ -425,23 +425,29 @@ async def test_a_full_queue_downloads_nothing(fake_discord: FakeDiscord, run_bot
     assert fake_discord.hits_for(link) == 0
 
 
+class Overlap:
+    """Wraps a function (the real decoder): each call made slow enough to overlap, the most at once counted."""
+
+    def __init__(self, work: Callable[..., Any], seconds: float = 0.3) -> None:
+        self.work, self.seconds = work, seconds
+        self.lock, self.active, self.peak = threading.Lock(), 0, 0
+
+    def __call__(self, *args: Any, **options: Any) -> Any:
+        with self.lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+        try:
+            time.sleep(self.seconds)
+            return self.work(*args, **options)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
 async def test_at_most_two_pictures_decode_at_once(fake_discord: FakeDiscord, run_bot,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     runner = FakeRunner()
-    lock, active, peak = threading.Lock(), [0], [0]
-    decode = images.decode_image
-
-    def slow_decode(*args: Any, **options: Any) -> Image.Image:  # the real decoder, made slow enough to overlap
-        with lock:
-            active[0] += 1
-            peak[0] = max(peak[0], active[0])
-        try:
-            time.sleep(0.3)
-            return decode(*args, **options)
-        finally:
-            with lock:
-                active[0] -= 1
-
+    slow_decode = Overlap(images.decode_image)
     monkeypatch.setattr(images, "decode_image", slow_decode)  # before the cog is loaded, so it imports this one
     users = [fake_discord.alice, fake_discord.bob, fake_discord.make_user("carol"), fake_discord.make_user("dave")]
     async with run_bot(make_bot(runner=runner)):
@@ -449,7 +455,7 @@ async def test_at_most_two_pictures_decode_at_once(fake_discord: FakeDiscord, ru
         for request in requests:
             await status_of(fake_discord, request, 0)
         runner.release_all()
-    assert peak[0] == 2
+    assert slow_decode.peak == 2
 
 
 async def test_queued_jobs_hold_pictures_at_the_size_they_will_be_painted(fake_discord: FakeDiscord, run_bot) -> None:
