@@ -25,7 +25,8 @@ def can_post(ctx: commands.Context[Any]) -> bool:
     if ctx.guild is None:
         return True
     permissions = ctx.channel.permissions_for(ctx.me)  # type: ignore[arg-type]
-    return permissions.send_messages_in_threads if isinstance(ctx.channel, discord.Thread) else permissions.send_messages
+    in_thread = isinstance(ctx.channel, discord.Thread)
+    return permissions.send_messages_in_threads if in_thread else permissions.send_messages
 
 
 def may_post(interaction: discord.Interaction) -> bool:

@@ -1,7 +1,21 @@
-"""The `stylize` command's options, generated from engine.params.SPECS: the slash command gets typed options
-for the settings people change most (Discord enforces their ranges and offers their choices) and one free-text
-`settings` option for the rest; the prefix command reads the same words through bot.parsing (see
-bot/cogs/stylize.py for why it is one hybrid group)."""
+"""The `stylize` command's options (bot/cogs/stylize.py), generated from engine.params.SPECS.
+
+Design of the slash options: the group's callback takes the three attachments as ordinary
+parameters and everything else as one `StylizeOptions` flag parameter. `StylizeOptions` is a
+`commands.FlagConverter` *generated* from engine.params.SPECS at import: the settings named in TYPED
+get a flag each, annotated with `app_commands.Range[int|float, min, max]`, `Literal[*choices]` or
+`bool` and described by the Spec's help, so Discord enforces their ranges and offers their choices;
+every other setting goes into one free-text `settings` flag (Discord allows 25 options per command),
+and `preset` names library styles (with autocomplete). discord.py's hybrid machinery flattens a
+FlagConverter into separate slash options. On the prefix path the stock FlagConverter parser (which
+silently drops unknown keys) is replaced by our own: the rest of the message is split into links,
+style names and key=value pairs (bot.parsing) — the same parser that reads the slash `settings`
+text — and handed to Settings.parse, which refuses unknown keys with a suggestion. Both paths end in
+the same Settings.parse call on top of the server's defaults. A hybrid group (rather than a lone
+hybrid command) is what lets `!stylize help`, `!stylize cancel` and the rest exist beside
+`!stylize <images> key=value…`; slash commands cannot take options and have subcommands at once, so
+the painting itself is the group's `paint` fallback subcommand.
+"""
 
 from __future__ import annotations
 

@@ -177,8 +177,8 @@ class Again(commands.Cog):
             return
         args = split_arguments(text, links_allowed=False)
         if args.names:
-            await tell(interaction, f"⚠️ Only settings change here (key=value) — `{args.names[0]}` isn't one. For "
-                                    f"other pictures, start anew with `{self.bot.config.prefix}stylize`.")
+            await tell(interaction, f"⚠️ Only settings change here (key=value) — `{args.names[0]}` isn't one. "
+                                    f"For other pictures, start anew with `{self.bot.config.prefix}stylize`.")
             return
         await self._paint(interaction, kept, message, OPS["tweak"].emoji, raw=args.raw)
 

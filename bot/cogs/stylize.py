@@ -1,11 +1,8 @@
-"""`stylize`: one hybrid command group — `!stylize …` and `/stylize paint …` — plus help, cancel, queue, and the
-library's styles, forget and defaults (carried out in bot.library_commands).
+"""`stylize`: one hybrid command group — `!stylize …` and `/stylize paint …` — plus help, cancel, queue, last
+(the paintings nobody would take), and the library's styles, forget and defaults (bot.library_commands).
 
-The options are generated from engine.params.SPECS (bot.options); both paths end in the same
-Settings.parse call on top of the server's defaults. A hybrid group (rather than a lone hybrid command) is what
-lets `!stylize help`, `!stylize cancel` and the rest exist beside `!stylize <images> key=value…`; slash commands
-cannot take options and have subcommands at once, so the painting itself is the group's `paint` fallback
-subcommand. A job's path from here on — prepare, submit, follow, deliver — is bot.painting's.
+The command's options, and why it is a group, are in bot.options. The cog only turns Discord's events into
+calls of the bot's painting service: a job's path — prepare, submit, follow, deliver — is bot.painting's.
 """
 
 from __future__ import annotations
