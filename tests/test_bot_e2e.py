@@ -784,7 +784,7 @@ async def test_sync_is_owner_only_and_publishes_generated_options(fake_discord: 
     assert [menu["type"] for menu in menus] == [3, 3, 3]  # message context menus
     assert int(defaults["default_member_permissions"]) == discord.Permissions(manage_guild=True).value
     paint = next(o for o in group["options"] if o["name"] == "paint")
-    assert {o["name"] for o in group["options"]} == {"paint", "help", "cancel", "queue", "styles", "forget"}
+    assert {o["name"] for o in group["options"]} == {"paint", "help", "cancel", "queue", "last", "styles", "forget"}
     # Discord refuses the whole sync past 25 options; keep room for three more (animation, …)
     assert len(paint["options"]) <= 22, f"/stylize paint has {len(paint['options'])} options"
     options = {o["name"]: o for o in paint["options"]}
