@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -196,7 +197,11 @@ class Delivery:
     async def _drop(self, job: Job) -> None:
         """End a recovered job nobody can be told about, and collect it so that the backend forgets it."""
         backend = self.bot.backend
-        await backend.cancel(job.id, "cancelled: its channel is gone")
+        try:
+            await backend.cancel(job.id, "cancelled: its channel is gone")
+        except Exception as error:  # the backend's store failed: the next start tries again
+            log.warning("could not drop recovered job %s: %s", job.id, error)
+            return
 
         async def collect() -> None:
             with contextlib.suppress(Exception):
@@ -323,8 +328,8 @@ class Delivery:
                               attachments=[])
         return posted
 
-    async def send(self, origin: Origin, job: Job, text: str, *, uploads: list[Upload] = (),  # type: ignore[assignment]
-                   **options: Any) -> discord.Message | None:
+    async def send(self, origin: Origin, job: Job, text: str, *, uploads: Sequence[Upload] = (), **options: Any
+                   ) -> discord.Message | None:
         """`text` (and `uploads`) to the job's owner: in its channel, naming and pinging only them; where the
         bot may not post (or the channel is gone), by direct message; if neither would take a picture, it is held
         for `stylize last` (see held_news). None if it was not delivered (logged). Any other refusal (e.g. 413,
