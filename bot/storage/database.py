@@ -1,0 +1,177 @@
+"""The store's one thread and its SQLite connection: opening (and migrating) the database, the mode the
+store runs in, and the guarded calls every part of the store goes through."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any, Self, TypeVar
+
+from .migrations import MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+DATABASE = "stylize.db"
+PICTURES = "pictures"
+DAY = 86400.0
+
+
+class Mode(enum.Enum):
+    WRITABLE = "writable"
+    READ_ONLY = "read-only"
+    UNAVAILABLE = "unavailable"
+
+
+class StorageUnavailable(Exception):
+    """What the user asked for needs the store, which cannot do it here; str(e) says so."""
+
+
+class Database:
+    """The connection under `data_dir`, used from the store's thread only."""
+
+    def __init__(self, data_dir: Path, *, keep_days: float = 7.0, max_bytes: int = 2 * 1024**3) -> None:
+        self.data_dir = Path(data_dir)
+        self.keep_days = keep_days
+        self.max_bytes = max_bytes
+        self.mode = Mode.UNAVAILABLE
+        self.reason = "not opened yet"
+        self._db: sqlite3.Connection | None = None
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stylize-store")
+        self._closed = False
+
+    @property
+    def pictures(self) -> Path:
+        return self.data_dir / PICTURES
+
+    @property
+    def writable(self) -> bool:
+        return self.mode is Mode.WRITABLE
+
+    def describe(self) -> str:
+        """One line for logs and `stylize-bot check`."""
+        text = f"{self.data_dir}: {self.mode.value}"
+        return text if self.mode is Mode.WRITABLE else f"{text} ({self.reason})"
+
+    # --------------------------------------------------------------------------- life cycle
+
+    async def open(self) -> Self:
+        await self._call(self._open)
+        log.log(logging.INFO if self.writable else logging.WARNING, "storage %s", self.describe())
+        return self
+
+    async def close(self) -> None:
+        """Close the database and end the store's thread; idempotent."""
+        if not self._closed:
+            self._closed = True
+            await self._call(self._close)
+            self._thread.shutdown(wait=True)
+
+    def open_sync(self) -> Self:
+        """open() for callers without an event loop (`stylize-bot check`); close with close_sync()."""
+        self._thread.submit(self._open).result()
+        return self
+
+    def close_sync(self) -> None:
+        self._closed = True
+        self._thread.submit(self._close).result()
+        self._thread.shutdown(wait=True)
+
+    def _open(self) -> None:
+        try:
+            self.pictures.mkdir(parents=True, exist_ok=True)
+            probe = self.data_dir / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            self._open_read_only(f"cannot write there: {error.strerror or error}")
+            return
+        path = self.data_dir / DATABASE
+        try:
+            self._db = self._connect(path)
+        except sqlite3.DatabaseError as error:
+            aside = path.with_name(f"{DATABASE}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+            log.warning("storage: %s is not a usable database (%s); moved it to %s and started a new one",
+                        path, error, aside.name)
+            for suffix in ("", "-wal", "-shm"):
+                extra = Path(f"{path}{suffix}")
+                if extra.exists():
+                    extra.rename(f"{aside}{suffix}")
+            try:
+                self._db = self._connect(path)
+            except sqlite3.Error as again:
+                self.mode, self.reason = Mode.UNAVAILABLE, f"cannot start a database: {again}"
+                return
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            self.mode, self.reason = Mode.READ_ONLY, f"the database is from a newer version (schema {version})"
+        else:
+            self.mode, self.reason = Mode.WRITABLE, ""
+
+    def _open_read_only(self, reason: str) -> None:
+        path = self.data_dir / DATABASE
+        self.mode, self.reason = Mode.UNAVAILABLE, reason
+        if not path.is_file():
+            return
+        try:  # immutable: no -wal/-shm files are needed (nobody can write here anyway)
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)
+            db.execute("SELECT count(*) FROM styles").fetchone()
+        except sqlite3.Error as error:
+            log.warning("storage: cannot read %s either: %s", path, error)
+            return
+        self._db, self.mode = db, Mode.READ_ONLY
+
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        """Open (or create) the database, check it and bring its schema up to date."""
+        db = sqlite3.connect(path, isolation_level=None)
+        try:
+            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
+                raise sqlite3.DatabaseError("quick_check failed")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+                log.info("storage: database schema migrated to version %d", number)
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, partial(fn, *args))
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(db, *args)` in the store's thread; storage failures become StorageUnavailable."""
+        return await self._use(fn, args, False)
+
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self._use(fn, args, True)
+
+    async def _use(self, fn: Callable[..., T], args: tuple[Any, ...], write: bool) -> T:
+        if self._closed:
+            raise StorageUnavailable("the bot is shutting down — try again when it is back")
+        return await self._call(self._guarded, fn, args, write)
+
+    def _guarded(self, fn: Callable[..., T], args: tuple[Any, ...], write: bool) -> T:
+        if self._db is None or (write and not self.writable):
+            raise StorageUnavailable(f"that needs the bot's storage, which is not available here ({self.reason})")
+        try:
+            return fn(self._db, *args)
+        except (sqlite3.Error, OSError) as error:
+            log.error("storage: %s failed", getattr(fn, "__name__", fn), exc_info=error)
+            raise StorageUnavailable("the bot's storage failed just now — it has been logged; try again later") \
+                from error
