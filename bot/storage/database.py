@@ -22,6 +22,9 @@ T = TypeVar("T")
 DATABASE = "stylize.db"
 PICTURES = "pictures"
 DAY = 86400.0
+LOCK_WAIT = 10.0
+"""Seconds the store waits for a database another program holds locked (at start-up, and for each access),
+before it runs read-only: long enough for a backup tool's read or another process's transaction."""
 
 
 class Mode(enum.Enum):
@@ -37,8 +40,10 @@ class StorageUnavailable(Exception):
 class Database:
     """The connection under `data_dir`, used from the store's thread only."""
 
-    def __init__(self, data_dir: Path, *, keep_days: float = 7.0, max_bytes: int = 2 * 1024**3) -> None:
+    def __init__(self, data_dir: Path, *, keep_days: float = 7.0, max_bytes: int = 2 * 1024**3,
+                 lock_wait: float = LOCK_WAIT) -> None:
         self.data_dir = Path(data_dir)
+        self.lock_wait = lock_wait
         self.keep_days = keep_days
         self.max_bytes = max_bytes
         self.mode = Mode.UNAVAILABLE
@@ -95,25 +100,82 @@ class Database:
             return
         path = self.data_dir / DATABASE
         try:
-            self._db = self._connect(path)
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=self.lock_wait)
+            self.mode, self.reason = self._prepare(self._db)
         except sqlite3.DatabaseError as error:
-            aside = path.with_name(f"{DATABASE}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
-            log.warning("storage: %s is not a usable database (%s); moved it to %s and started a new one",
-                        path, error, aside.name)
-            for suffix in ("", "-wal", "-shm"):
-                extra = Path(f"{path}{suffix}")
-                if extra.exists():
-                    extra.rename(f"{aside}{suffix}")
+            if self._db is not None:
+                self._db.close()
+            self._db = None
+            if error.sqlite_errorcode != sqlite3.SQLITE_NOTADB:
+                self.mode, self.reason = Mode.UNAVAILABLE, f"cannot open the database: {error}"
+                log.error("storage: %s: %s — left as it was", path, self.reason)
+                return
+            self._set_aside(path, error)
             try:
-                self._db = self._connect(path)
+                self._db = sqlite3.connect(path, isolation_level=None, timeout=self.lock_wait)
+                self.mode, self.reason = self._prepare(self._db)
             except sqlite3.Error as again:
                 self.mode, self.reason = Mode.UNAVAILABLE, f"cannot start a database: {again}"
-                return
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            self.mode, self.reason = Mode.READ_ONLY, f"the database is from a newer version (schema {version})"
-        else:
-            self.mode, self.reason = Mode.WRITABLE, ""
+        if self.mode is Mode.UNAVAILABLE and self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @staticmethod
+    def _set_aside(path: Path, error: sqlite3.Error) -> None:
+        """Move a file that is not a database (and its -wal, -shm) out of the way, keeping it for its owner."""
+        aside = path.with_name(f"{DATABASE}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        log.warning("storage: %s is not a database (%s); moved it to %s and started a new one — the pictures "
+                    "it referred to stay in the pictures folder, untouched", path, error, aside.name)
+        for suffix in ("", "-wal", "-shm"):
+            extra = Path(f"{path}{suffix}")
+            if extra.exists():
+                extra.rename(f"{aside}{suffix}")
+
+    def _prepare(self, db: sqlite3.Connection) -> tuple[Mode, str]:
+        """Check the database, bring its schema up to date (each migration in a transaction of its own) and
+        switch it to write-ahead logging: the mode the store runs in, and why when not writable. Anything but a
+        file that is not a database (raised) leaves the file as it was, and the store reading it at most: a
+        database another program holds locked is waited for `lock_wait` seconds first."""
+        step = "reading it"
+        try:
+            verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+            if verdict != "ok":
+                return self._read_only(db, f"the database is damaged (SQLite's check says: {verdict})")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                return self._read_only(db, f"the database is from a newer version (schema {version})")
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                step = f"bringing it up to schema {number}"
+                db.executescript(f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {number}; COMMIT;")
+                log.info("storage: database schema migrated to version %d", number)
+            step = "switching it to write-ahead logging"
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as error:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            if error.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
+                raise
+            if error.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                why = f"another program holds the database locked (waited {self.lock_wait:g} s, {step})"
+            else:
+                why = f"{step} failed: {error}"
+            return self._read_only(db, why)
+        return Mode.WRITABLE, ""
+
+    def _read_only(self, db: sqlite3.Connection, why: str) -> tuple[Mode, str]:
+        """Use `db` for reading only (if it can be read at all), and say so in the log: the file is not
+        changed, nothing is kept and nothing is swept until the bot restarts with the cause gone."""
+        try:
+            db.execute("PRAGMA query_only = ON")
+            db.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+            mode = Mode.READ_ONLY
+        except sqlite3.Error as error:
+            log.warning("storage: cannot read the database either: %s", error)
+            mode = Mode.UNAVAILABLE
+        log.error("storage: %s: %s — left as it was; the bot runs with its storage %s until restarted "
+                  "(nothing is kept, changed or swept)", self.data_dir / DATABASE, why, mode.value)
+        return mode, why
 
     def _open_read_only(self, reason: str) -> None:
         path = self.data_dir / DATABASE
@@ -127,24 +189,6 @@ class Database:
             log.warning("storage: cannot read %s either: %s", path, error)
             return
         self._db, self.mode = db, Mode.READ_ONLY
-
-    @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
-        """Open (or create) the database, check it and bring its schema up to date."""
-        db = sqlite3.connect(path, isolation_level=None)
-        try:
-            if db.execute("PRAGMA quick_check").fetchone()[0] != "ok":
-                raise sqlite3.DatabaseError("quick_check failed")
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
-                log.info("storage: database schema migrated to version %d", number)
-        except sqlite3.Error:
-            db.close()
-            raise
-        return db
 
     def _close(self) -> None:
         if self._db is not None:

@@ -53,10 +53,10 @@ class KeptJobs(Pictures):
         pass the disk cap."""
         def write(db: sqlite3.Connection) -> bool:
             data = list(pictures)
-            if not self._room_for(sum(map(len, data))):
+            if not self._room_for(db, sum(map(len, data))):
                 log.warning("storage: over its disk cap, job %s's inputs are not kept", job_id)
                 return False
-            names = [self._put_picture(d) for d in data]
+            names = [self._put_picture(db, d) for d in data]
             db.execute("INSERT OR REPLACE INTO jobs (id, user_id, guild_id, finished, settings, pictures, given, "
                        "masked, styles) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (job_id, user_id, guild_id, time.time(), settings, json.dumps(names),
@@ -97,7 +97,7 @@ class KeptJobs(Pictures):
             at = time.time() if now is None else now
             gone = db.execute("DELETE FROM jobs WHERE finished < ?", (at - self.keep_days * DAY,)).rowcount
             files, freed = self._collect_garbage(db)
-            while self._used_bytes() > self.max_bytes:
+            while self._used_bytes(db) > self.max_bytes:
                 oldest = db.execute("SELECT id FROM jobs ORDER BY finished LIMIT 1").fetchone()
                 if oldest is None:
                     break

@@ -28,5 +28,12 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE jobs SET settings = json_set(settings, '$.{name}', json_extract(settings, '$.{name}') / 10.0)
         WHERE json_type(settings, '$.{name}') IN ('integer', 'real');
     """ for name in ("style_weight", "tv_weight")),
+    # The picture files this database wrote: garbage collection deletes only those, never a file that another
+    # database (one set aside as not a database) may still refer to.
+    """
+    CREATE TABLE pictures (name TEXT PRIMARY KEY) WITHOUT ROWID;
+    INSERT OR IGNORE INTO pictures SELECT picture FROM styles;
+    INSERT OR IGNORE INTO pictures SELECT value FROM jobs, json_each(jobs.pictures);
+    """,
 )
 """Schema changes in order; each runs in a transaction of its own. Append, never edit."""

@@ -29,9 +29,9 @@ class Styles(Pictures):
 
     async def add_style(self, guild_id: int, name: str, png: bytes, credit: str, user_id: int) -> None:
         def write(db: sqlite3.Connection) -> None:
-            if not self._room_for(len(png)):
+            if not self._room_for(db, len(png)):
                 raise StorageUnavailable("the bot's storage is full (its disk cap is reached) — remove a style first")
-            picture = self._put_picture(png)
+            picture = self._put_picture(db, png)
             db.execute("INSERT INTO styles VALUES (?, ?, ?, ?, ?, ?)",
                        (guild_id, name, picture, credit, user_id, time.time()))
         await self._write(write)
