@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from bot.library import BUILTIN_DIR, RESERVED, Library, _builtins, contact_sheet
-from bot.storage import DATABASE, Mode, Store
+from bot.storage import DATABASE, MIGRATIONS, Mode, Store
 from discord_standin import FakeDiscord, Upload
 from test_bot_e2e import (TINY, config, data_dir, decoded, make_bot, photo_and_style, picture,  # noqa: F401
                           replying_to, status_of, with_file)
@@ -236,6 +236,40 @@ async def test_a_corrupt_database_is_set_aside_and_the_bot_carries_on(fake_disco
                               attachments=[Upload("l.png", picture(40, 40))])
     assert added.content.startswith("✅ Added the style `lilies`")
     assert len(list(data_dir.glob(f"{DATABASE}.corrupt-*"))) == 1 and "moved it to" in caplog.text
+
+
+async def test_a_failed_migration_keeps_the_server_styles_and_the_bot_paints_read_only(
+        fake_discord: FakeDiscord, run_bot, data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A schema-1 database that schema 2 cannot apply to (its jobs table has a `given` column already) is not
+    set aside: the server's style stays in use, painting works (without the again buttons: nothing is kept),
+    changes and `forget` say plainly that the storage is read-only, the log says why, and nothing is deleted."""
+    (data_dir / "pictures").mkdir(parents=True)
+    (data_dir / "pictures" / "lilies.png").write_bytes(picture(40, 40))
+    with closing(sqlite3.connect(data_dir / DATABASE)) as db:
+        db.executescript(f"BEGIN; {MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
+        db.execute("ALTER TABLE jobs ADD COLUMN given TEXT")
+        db.execute("INSERT INTO styles VALUES (?, 'lilies', 'lilies.png', 'Water Lilies', 1, 0)",
+                   (fake_discord.guild_id,))
+        db.commit()
+    before = (data_dir / DATABASE).read_bytes()
+    runner = Recording()
+    runner.release_all()
+    with caplog.at_level(logging.WARNING):
+        async with run_bot(make_bot(roomy(), runner=runner)) as bot:
+            assert bot.store.mode is Mode.READ_ONLY
+            request = await fake_discord.send_message(fake_discord.alice, "!stylize lilies",
+                                                      attachments=[photo_and_style()[0]])
+            result = await fake_discord.wait_for(lambda e: with_file(e) and replying_to(request)(e),
+                                                 kind="message", timeout=15)
+            add = await ask(fake_discord, fake_discord.moderator, "!stylize styles add roses",
+                            attachments=[Upload("r.png", picture(40, 40))])
+            forget = await ask(fake_discord, fake_discord.alice, "!stylize forget")
+    assert len(runner.jobs) == 1 and result.components == []
+    assert "Server styles can't be changed here: the bot's storage is read-only" in add.content
+    assert forget.content.startswith("⚠️ I can't delete anything right now") and "read-only" in forget.content
+    assert "schema 2" in caplog.text and "left as it was" in caplog.text
+    assert (data_dir / DATABASE).read_bytes() == before and list(data_dir.glob(f"{DATABASE}.corrupt-*")) == []
+    assert [p.name for p in (data_dir / "pictures").iterdir()] == ["lilies.png"]
 
 
 # ------------------------------------------------------------------------ kept inputs, forget

@@ -327,7 +327,7 @@ async def test_an_unwritable_folder_leaves_what_is_there_readable(tmp_path: Path
         assert store.mode is Mode.READ_ONLY and "cannot write there" in store.describe()
         [style] = await store.styles(1)
         assert await store.picture(style.picture) == png(1)
-        with pytest.raises(StorageUnavailable, match="not available here"):
+        with pytest.raises(StorageUnavailable, match="read-only here"):
             await store.add_style(1, "new", png(2), "x", 1)
         assert not store.keeps_jobs
     finally:

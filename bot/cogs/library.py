@@ -23,7 +23,7 @@ from engine import Settings
 from ..library import MAX_SIDE, check_name
 from ..parsing import UsageError
 from ..render import MESSAGE_LIMIT, settings_lines
-from ..storage import Mode, StorageUnavailable
+from ..storage import StorageUnavailable
 from .stylize import is_moderator, user_facing
 
 if TYPE_CHECKING:
@@ -122,7 +122,7 @@ class StyleLibrary(commands.Cog):
     # ------------------------------------------------------------------------------- forget
 
     async def forget(self, ctx: commands.Context[Any]) -> None:
-        if self.store.mode is Mode.UNAVAILABLE:
+        if self.store.nothing_kept:
             await ctx.reply("I keep nothing of yours here.", ephemeral=True, mention_author=False)
             return
         gone = await self.store.forget(ctx.author.id)

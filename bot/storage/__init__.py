@@ -6,10 +6,13 @@ whose pictures are files named by their hash (pictures.py). Only the bot process
 never do). All database and file access runs in one thread of its own (database.py), so the event loop
 never waits on the disk and SQLite sees a single connection; migrations.py holds the schema.
 
-The store never stops the bot: an absent data_dir is created; one that cannot be written leaves the
-store read-only (what it already holds stays readable; what needs writing answers "not available
-here"); a database file that SQLite cannot read is moved aside with a warning and a new one started;
-a failure at run time is logged and reported to the user who asked, as StorageUnavailable.
+The store never stops the bot, and never deletes what it cannot read: an absent data_dir is created; one
+that cannot be written leaves the store read-only (what it already holds stays readable; what needs
+writing says so). A database that another program holds locked past `lock_wait`, that is damaged, from a
+newer version, or that a migration fails on is left as it was and used read-only (or not at all), the
+reason logged; only a file that is not a database at all is moved aside and a new one started, and the
+pictures it referred to stay (garbage collection deletes only files the open database listed). A failure
+at run time is logged and reported to the user who asked, as StorageUnavailable.
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ class Database:
         self.max_bytes = max_bytes
         self.mode = Mode.UNAVAILABLE
         self.reason = "not opened yet"
+        self.nothing_kept = False  # the store is unavailable, and no database was there: it keeps nothing at all
         self._db: sqlite3.Connection | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stylize-store")
         self._closed = False
@@ -181,6 +182,7 @@ class Database:
         path = self.data_dir / DATABASE
         self.mode, self.reason = Mode.UNAVAILABLE, reason
         if not path.is_file():
+            self.nothing_kept = True
             return
         try:  # immutable: no -wal/-shm files are needed (nobody can write here anyway)
             db = sqlite3.connect(f"{path.resolve().as_uri()}?immutable=1", uri=True)
@@ -212,7 +214,8 @@ class Database:
 
     def _guarded(self, fn: Callable[..., T], args: tuple[Any, ...], write: bool) -> T:
         if self._db is None or (write and not self.writable):
-            raise StorageUnavailable(f"that needs the bot's storage, which is not available here ({self.reason})")
+            state = "not available" if self._db is None else self.mode.value
+            raise StorageUnavailable(f"that needs the bot's storage, which is {state} here ({self.reason})")
         try:
             return fn(self._db, *args)
         except (sqlite3.Error, OSError) as error:

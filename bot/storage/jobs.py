@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .database import DAY
+from .database import DAY, StorageUnavailable
 from .pictures import Pictures
 
 log = logging.getLogger(__name__)
@@ -84,6 +84,10 @@ class KeptJobs(Pictures):
 
     async def forget(self, user_id: int) -> int:
         """Delete everything kept from `user_id`'s jobs; how many jobs that was."""
+        if not self.writable:
+            raise StorageUnavailable(f"I can't delete anything right now: the bot's storage is {self.mode.value} "
+                                     f"here ({self.reason}), so nothing was deleted — try again once the bot's "
+                                     "owner has fixed it")
         def write(db: sqlite3.Connection) -> int:
             gone = db.execute("DELETE FROM jobs WHERE user_id = ?", (user_id,)).rowcount
             self._collect_garbage(db)
