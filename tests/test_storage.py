@@ -382,3 +382,22 @@ async def test_pictures_kept_before_the_list_of_pictures_are_still_collected(tmp
         assert list(files_in(store.pictures)) == ["stranger.png"]
     finally:
         await store.close()
+
+
+async def test_forget_deletes_the_jobs_painted_from_a_members_photos_and_those_they_ran(tmp_path: Path) -> None:
+    """A kept job belongs to whoever posted its photo (its owner) and to whoever ran it: either one's `forget`
+    deletes it — Bob's photo that Alice painted from the menu goes with Bob's forget too."""
+    alice, bob, carol = 1, 2, 3
+    store = await opened(tmp_path)
+    try:
+        assert await store.keep_job("mine", alice, 9, "{}", [png(1)])
+        assert await store.keep_job("menu", bob, 9, "{}", [png(2)], ran_by=alice)  # alice painted bob's photo
+        assert await store.keep_job("again", alice, 9, "{}", [png(1), png(3)], ran_by=carol)
+        kept = await store.kept_job("menu")
+        assert kept is not None and kept.user_id == bob
+        assert await store.forget(carol) == 1 and await store.kept_job("again") is None
+        assert await store.forget(bob) == 1 and await store.kept_job("menu") is None
+        assert files_in(store.pictures) == {(await store.kept_job("mine")).pictures[0]: png(1)}  # type: ignore[union-attr]
+        assert await store.forget(alice) == 1 and files_in(store.pictures) == {}
+    finally:
+        await store.close()

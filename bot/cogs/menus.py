@@ -109,7 +109,7 @@ class Menus(commands.Cog):
             await interaction.response.defer(thinking=True)
             request = Request(user.id, guild_id, message.id, Origin.resumed(interaction.channel, message.id),
                               partial(interaction.followup.send, wait=True))
-            await cog.submit(request, settings, given, partial(cog.gather, user.id, photo, named, None, settings, caps))
+            await cog.submit(request, settings, given, partial(cog.gather, message.author.id, photo, named, None, settings, caps))
         except USER_ERRORS as error:
             await tell(interaction, f"⚠️ {error}")
 

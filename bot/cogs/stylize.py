@@ -664,7 +664,8 @@ class Stylize(commands.Cog):
             return await store.keep_job(submitted.id, keep.owner, submitted.guild_id,
                                         settings_json(finished.result.settings), pictures, given=finished.given,
                                         masked=submitted.mask is not None,
-                                        styles=json.dumps([dataclasses.asdict(c) for c in keep.credits]))
+                                        styles=json.dumps([dataclasses.asdict(c) for c in keep.credits]),
+                                        ran_by=submitted.user_id)
         except StorageUnavailable:
             return False  # logged by the store; the user has the picture already
 

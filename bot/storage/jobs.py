@@ -21,7 +21,7 @@ class KeptJob:
     """A finished job's inputs and settings, as kept for the "again" buttons and the menus."""
 
     id: str
-    user_id: int
+    user_id: int  # who posted the photo: the owner, whose `forget` deletes it (as does that of who ran it)
     guild_id: int | None
     settings: str  # JSON of the Settings it ran with
     pictures: tuple[str, ...]  # file names: the photo, the styles, then the mask if `masked`
@@ -45,12 +45,12 @@ class KeptJobs(Pictures):
     def keeps_jobs(self) -> bool:
         return self.writable and self.keep_days > 0
 
-    async def keep_job(self, job_id: str, user_id: int, guild_id: int | None, settings: str,
+    async def keep_job(self, job_id: str, owner: int, guild_id: int | None, settings: str,
                        pictures: Iterable[bytes], *, given: Iterable[str] = (), masked: bool = False,
-                       styles: str = "[]") -> bool:
+                       styles: str = "[]", ran_by: int | None = None) -> bool:
         """Keep a finished job's inputs (PNG bytes: the photo, the styles, then the mask if `masked`), the
         settings it ran with and its styles' names and credits (JSON), for keep_days; False when that would
-        pass the disk cap."""
+        pass the disk cap. `owner` posted the photo; `ran_by` (default: the owner) ran the job."""
         def write(db: sqlite3.Connection) -> bool:
             data = list(pictures)
             if not self._room_for(db, sum(map(len, data))):
@@ -58,9 +58,9 @@ class KeptJobs(Pictures):
                 return False
             names = [self._put_picture(db, d) for d in data]
             db.execute("INSERT OR REPLACE INTO jobs (id, user_id, guild_id, finished, settings, pictures, given, "
-                       "masked, styles) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (job_id, user_id, guild_id, time.time(), settings, json.dumps(names),
-                        json.dumps(sorted(given)), int(masked), styles))
+                       "masked, styles, ran_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (job_id, owner, guild_id, time.time(), settings, json.dumps(names),
+                        json.dumps(sorted(given)), int(masked), styles, owner if ran_by is None else ran_by))
             return True
         return await self._write(write)
 
@@ -83,13 +83,13 @@ class KeptJobs(Pictures):
         return await self._read(read)
 
     async def forget(self, user_id: int) -> int:
-        """Delete everything kept from `user_id`'s jobs; how many jobs that was."""
+        """Delete every kept job `user_id` posted the photo of or ran, pictures and all; how many that was."""
         if not self.writable:
             raise StorageUnavailable(f"I can't delete anything right now: the bot's storage is {self.mode.value} "
                                      f"here ({self.reason}), so nothing was deleted — try again once the bot's "
                                      "owner has fixed it")
         def write(db: sqlite3.Connection) -> int:
-            gone = db.execute("DELETE FROM jobs WHERE user_id = ?", (user_id,)).rowcount
+            gone = db.execute("DELETE FROM jobs WHERE user_id = ? OR ran_by = ?", (user_id, user_id)).rowcount
             self._collect_garbage(db)
             return gone
         return await self._write(write)

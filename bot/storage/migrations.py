@@ -35,5 +35,13 @@ MIGRATIONS: tuple[str, ...] = (
     INSERT OR IGNORE INTO pictures SELECT picture FROM styles;
     INSERT OR IGNORE INTO pictures SELECT value FROM jobs, json_each(jobs.pictures);
     """,
+    # A kept job's user_id is whoever posted its photo (its owner); ran_by whoever ran it, which differs when a
+    # member paints another's photo (the menus, the again buttons). Both one's `forget` deletes it. Rows kept
+    # before had one id, the member who ran it.
+    """
+    ALTER TABLE jobs ADD COLUMN ran_by INTEGER;
+    UPDATE jobs SET ran_by = user_id;
+    CREATE INDEX jobs_ran_by ON jobs (ran_by);
+    """,
 )
 """Schema changes in order; each runs in a transaction of its own. Append, never edit."""
