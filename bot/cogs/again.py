@@ -220,6 +220,10 @@ class Again(commands.Cog):
         assert isinstance(stylize, Stylize)
         user = interaction.user
         try:
+            if await self.bot.store.kept_job(kept.id) is None:  # a Tweak form holds its copy while it is open
+                raise UsageError(f"That picture was forgotten: `forget` deleted it (or its "
+                                 f"{format_value(float(self.bot.store.keep_days))} days are over), so I can't "
+                                 "paint it again.")
             retry = stylize.cooldown(user.id)
             if retry is not None:
                 raise UsageError(slow_down(retry))
