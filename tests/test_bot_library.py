@@ -17,8 +17,8 @@ from PIL import Image
 from bot.library import BUILTIN_DIR, RESERVED, Library, _builtins, contact_sheet
 from bot.storage import DATABASE, MIGRATIONS, Mode, Store
 from discord_standin import FakeDiscord, Upload
-from test_bot_e2e import (TINY, config, data_dir, decoded, make_bot, photo_and_style, picture,  # noqa: F401
-                          replying_to, status_of, with_file)
+from test_bot_e2e import (TINY, config, data_dir, decoded, eventually, make_bot,  # noqa: F401
+                          photo_and_style, picture, replying_to, status_of, with_file)
 from test_bot_jobs import FakeRunner
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -292,6 +292,25 @@ async def test_finished_jobs_are_kept_until_forget(fake_discord: FakeDiscord, ru
     assert forgot.ephemeral and forgot.content == "🗑️ Deleted the pictures and settings of your 2 kept jobs."
     assert nothing.content == "I keep nothing of yours — nothing to delete."
     assert left == [fake_discord.bob.id] and len(list((data_dir / "pictures").iterdir())) == 2
+
+
+async def test_forget_while_a_job_paints_keeps_nothing_of_it(fake_discord: FakeDiscord, run_bot,
+                                                             data_dir: Path) -> None:
+    """`forget` sent while a job of Alice's is painting: the picture is delivered, but nothing of the job is
+    kept afterwards (no again buttons) — it used to be kept under her id once it finished, undoing the forget."""
+    runner = Recording()
+    alice = fake_discord.alice
+    async with run_bot(make_bot(roomy(), runner=runner)):
+        request = await fake_discord.send_message(alice, "!stylize steps=3", attachments=photo_and_style())
+        await eventually(lambda: len(runner.jobs) == 1)
+        forgot = await ask(fake_discord, alice, "!stylize forget")
+        runner.release(runner.jobs[0])
+        result = await fake_discord.wait_for(lambda e: with_file(e) and replying_to(request)(e), kind="message",
+                                             timeout=15)
+        await fake_discord.wait_quiet(0.3)
+        kept = kept_jobs(data_dir)
+    assert forgot.content == "I keep nothing of yours — nothing to delete."
+    assert kept == [] and result.components == [] and list((data_dir / "pictures").iterdir()) == []
 
 
 async def test_keep_days_zero_keeps_nothing(fake_discord: FakeDiscord, run_bot, data_dir: Path) -> None:

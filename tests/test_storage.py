@@ -399,5 +399,11 @@ async def test_forget_deletes_the_jobs_painted_from_a_members_photos_and_those_t
         assert await store.forget(bob) == 1 and await store.kept_job("menu") is None
         assert files_in(store.pictures) == {(await store.kept_job("mine")).pictures[0]: png(1)}  # type: ignore[union-attr]
         assert await store.forget(alice) == 1 and files_in(store.pictures) == {}
+        # a job whose inputs were taken in before its owner's (or its runner's) forget is not kept after it
+        before = time.time() - 1
+        assert not await store.keep_job("late", bob, 9, "{}", [png(4)], since=before)
+        assert not await store.keep_job("late", 5, 9, "{}", [png(4)], ran_by=carol, since=before)
+        assert await store.kept_job("late") is None and files_in(store.pictures) == {}
+        assert await store.keep_job("new", bob, 9, "{}", [png(4)], since=time.time())
     finally:
         await store.close()

@@ -35,6 +35,7 @@ import io
 import json
 import logging
 import math
+import time
 import types
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -197,6 +198,7 @@ class Inputs:
     init: Image.Image | None = None
     clip: Clip | None = None
     first_only: bool = False
+    gathered: float = dataclasses.field(default_factory=time.time)  # a `forget` after this: nothing is kept
 
 
 @dataclass(frozen=True)
@@ -665,7 +667,7 @@ class Stylize(commands.Cog):
                                         settings_json(finished.result.settings), pictures, given=finished.given,
                                         masked=submitted.mask is not None,
                                         styles=json.dumps([dataclasses.asdict(c) for c in keep.credits]),
-                                        ran_by=submitted.user_id)
+                                        ran_by=submitted.user_id, since=keep.gathered)
         except StorageUnavailable:
             return False  # logged by the store; the user has the picture already
 

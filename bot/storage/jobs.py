@@ -9,6 +9,7 @@ import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from .database import DAY, StorageUnavailable
 from .pictures import Pictures
@@ -41,17 +42,29 @@ class Sweep:
 
 
 class KeptJobs(Pictures):
+    _forgot: dict[int, float]  # when each member last used `forget` in this run (jobs of a past run aren't kept)
+
+    def __init__(self, *args: Any, **options: Any) -> None:
+        super().__init__(*args, **options)
+        self._forgot = {}
+
     @property
     def keeps_jobs(self) -> bool:
         return self.writable and self.keep_days > 0
 
     async def keep_job(self, job_id: str, owner: int, guild_id: int | None, settings: str,
                        pictures: Iterable[bytes], *, given: Iterable[str] = (), masked: bool = False,
-                       styles: str = "[]", ran_by: int | None = None) -> bool:
+                       styles: str = "[]", ran_by: int | None = None, since: float | None = None) -> bool:
         """Keep a finished job's inputs (PNG bytes: the photo, the styles, then the mask if `masked`), the
         settings it ran with and its styles' names and credits (JSON), for keep_days; False when that would
-        pass the disk cap. `owner` posted the photo; `ran_by` (default: the owner) ran the job."""
+        pass the disk cap, or when its owner or whoever ran it used `forget` after `since` (its inputs were
+        taken in then). `owner` posted the photo; `ran_by` (default: the owner) ran the job."""
+        ran_by = owner if ran_by is None else ran_by
+
         def write(db: sqlite3.Connection) -> bool:
+            if since is not None and max(self._forgot.get(owner, 0.0), self._forgot.get(ran_by, 0.0)) >= since:
+                log.info("storage: job %s is not kept: its owner or who ran it used forget while it ran", job_id)
+                return False
             data = list(pictures)
             if not self._room_for(db, sum(map(len, data))):
                 log.warning("storage: over its disk cap, job %s's inputs are not kept", job_id)
@@ -60,7 +73,7 @@ class KeptJobs(Pictures):
             db.execute("INSERT OR REPLACE INTO jobs (id, user_id, guild_id, finished, settings, pictures, given, "
                        "masked, styles, ran_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (job_id, owner, guild_id, time.time(), settings, json.dumps(names),
-                        json.dumps(sorted(given)), int(masked), styles, owner if ran_by is None else ran_by))
+                        json.dumps(sorted(given)), int(masked), styles, ran_by))
             return True
         return await self._write(write)
 
@@ -89,6 +102,7 @@ class KeptJobs(Pictures):
                                      f"here ({self.reason}), so nothing was deleted — try again once the bot's "
                                      "owner has fixed it")
         def write(db: sqlite3.Connection) -> int:
+            self._forgot[user_id] = time.time()
             gone = db.execute("DELETE FROM jobs WHERE user_id = ? OR ran_by = ?", (user_id, user_id)).rowcount
             self._collect_garbage(db)
             return gone
