@@ -294,6 +294,27 @@ async def test_finished_jobs_are_kept_until_forget(fake_discord: FakeDiscord, ru
     assert left == [fake_discord.bob.id] and len(list((data_dir / "pictures").iterdir())) == 2
 
 
+async def test_a_photo_painted_in_reply_is_kept_as_its_posters(fake_discord: FakeDiscord, run_bot,
+                                                               data_dir: Path) -> None:
+    """Alice replies `!stylize` to Bob's photo: the kept job records Bob as its owner (Alice ran it), so Bob's
+    `forget` deletes his photo — it used to be kept under Alice alone."""
+    runner = FakeRunner()
+    runner.release_all()
+    alice, bob = fake_discord.alice, fake_discord.bob
+    async with run_bot(make_bot(roomy(), runner=runner)):
+        posted = await fake_discord.send_message(bob, "my cat", attachments=[photo_and_style()[0]])
+        request = await fake_discord.send_message(alice, "!stylize steps=3", reference=posted,
+                                                  attachments=[photo_and_style()[1]])
+        await fake_discord.wait_for(lambda e: with_file(e) and replying_to(request)(e), kind="message", timeout=15)
+        await fake_discord.wait_quiet(0.3)
+        with closing(sqlite3.connect(data_dir / DATABASE)) as db:
+            kept = db.execute("SELECT user_id, ran_by FROM jobs").fetchall()
+        forgot = await ask(fake_discord, bob, "!stylize forget")
+        left = kept_jobs(data_dir)
+    assert kept == [(bob.id, alice.id)] and left == []
+    assert forgot.content == "🗑️ Deleted the pictures and settings of your 1 kept job."
+
+
 async def test_forget_while_a_job_paints_keeps_nothing_of_it(fake_discord: FakeDiscord, run_bot,
                                                              data_dir: Path) -> None:
     """`forget` sent while a job of Alice's is painting: the picture is delivered, but nothing of the job is

@@ -308,8 +308,9 @@ class Stylize(commands.Cog):
         settings = role_default(settings, given, caps)
         caps.check(settings)
         max_styles = caps.max_styles
+        owner = ctx.author.id  # whose photo it is: `forget` by them deletes what is kept of the job
         if ctx.interaction is None:
-            replied = await self._replied_image(ctx.message)
+            replied, owner = await self._replied_image(ctx.message)
             # a prefix command reads its attachments itself (mask=last), whatever discord.py bound above
             photo, styles, mask_source = pick_inputs(replied, ctx.message.attachments, args.links,
                                                      max_styles=max_styles, named=named, mask=args.mask)
@@ -320,7 +321,7 @@ class Stylize(commands.Cog):
         check_blend(settings, len(styles), masked=mask_source is not None)
         await ctx.defer()
         request = Request(ctx.author.id, guild_id, None if ctx.interaction else ctx.message.id, Origin.of(ctx))
-        await self.submit(request, settings, given, partial(self.gather, ctx.author.id, photo, styles, mask_source,
+        await self.submit(request, settings, given, partial(self.gather, owner, photo, styles, mask_source,
                                                             settings, caps))
 
     async def submit(self, request: Request, settings: Settings, given: frozenset[str],
@@ -505,18 +506,19 @@ class Stylize(commands.Cog):
     def _cancel_reason(user: discord.abc.User, job: Job) -> str:
         return f"cancelled by {user.mention}" + ("" if user.id == job.user_id else " (moderator)")
 
-    async def _replied_image(self, message: discord.Message) -> list[discord.Attachment]:
-        """The first attachment of the message this one replies to, if any: it is the photo."""
+    async def _replied_image(self, message: discord.Message) -> tuple[list[discord.Attachment], int]:
+        """The first attachment of the message this one replies to, if any: it is the photo; and who posted
+        the photo (the command's author when it is not that one)."""
         ref = message.reference
         if ref is None or ref.message_id is None:
-            return []
+            return [], message.author.id
         replied = ref.resolved if isinstance(ref.resolved, discord.Message) else None
         if replied is None:
             try:
                 replied = await message.channel.fetch_message(ref.message_id)
             except discord.HTTPException:
                 raise UsageError("I can't see the message you replied to — attach the photo instead.") from None
-        return replied.attachments[:1]
+        return replied.attachments[:1], replied.author.id if replied.attachments else message.author.id
 
     async def load(self, source: discord.Attachment | str, what: str, settings: Settings, *,
                    style: bool = False, long_side: int | None = None) -> Image.Image:
