@@ -60,6 +60,12 @@ def kept_jobs(data_dir: Path) -> list[int]:
         return [row[0] for row in db.execute("SELECT user_id FROM jobs")]
 
 
+def kept_owners(data_dir: Path) -> list[tuple[int, int]]:
+    """Each kept job's (owner: who posted the photo, who ran it)."""
+    with closing(sqlite3.connect(data_dir / DATABASE)) as db:
+        return db.execute("SELECT user_id, ran_by FROM jobs").fetchall()
+
+
 def builtin_size(name: str) -> tuple[int, int]:
     with Image.open(BUILTIN_DIR / f"{name}.jpg") as im:
         return im.size
@@ -307,8 +313,7 @@ async def test_a_photo_painted_in_reply_is_kept_as_its_posters(fake_discord: Fak
                                                   attachments=[photo_and_style()[1]])
         await fake_discord.wait_for(lambda e: with_file(e) and replying_to(request)(e), kind="message", timeout=15)
         await fake_discord.wait_quiet(0.3)
-        with closing(sqlite3.connect(data_dir / DATABASE)) as db:
-            kept = db.execute("SELECT user_id, ran_by FROM jobs").fetchall()
+        kept = kept_owners(data_dir)
         forgot = await ask(fake_discord, bob, "!stylize forget")
         left = kept_jobs(data_dir)
     assert kept == [(bob.id, alice.id)] and left == []
