@@ -4,6 +4,7 @@ store runs in, and the guarded calls every part of the store goes through."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import sqlite3
@@ -153,12 +154,13 @@ class Database:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error as error:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
+            if db.in_transaction:  # a migration that failed half-way: undo all of it
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
             if error.sqlite_errorcode == sqlite3.SQLITE_NOTADB:
                 raise
             if error.sqlite_errorcode in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                why = f"another program holds the database locked (waited {self.lock_wait:g} s, {step})"
+                why = f"another program holds the database locked ({step}, after waiting {self.lock_wait:g} s)"
             else:
                 why = f"{step} failed: {error}"
             return self._read_only(db, why)
