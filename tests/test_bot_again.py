@@ -240,9 +240,8 @@ async def test_a_tweak_form_sent_after_forget_paints_and_keeps_nothing(fake_disc
         gone = await answer(fake_discord, mark)
         await fake_discord.wait_quiet(0.5)
         owners = kept_jobs(data_dir)
-    assert gone.content == ("⚠️ That picture was forgotten: `forget` deleted it (or its 7 days are over), so I "
-                            "can't paint it again.")
-    assert len(runner.jobs) == 2 and owners == [bob.id]
+    assert gone.content.startswith("⚠️ That picture was forgotten") and "`forget`" in gone.content
+    assert len(runner.jobs) == 2 and owners == [bob.id]  # nothing painted, nothing kept again under alice
 
 
 # ------------------------------------------------------------------------ Bigger, the real engine
