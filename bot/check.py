@@ -159,10 +159,12 @@ def _check_storage(report: Report, config: Config) -> None:
     try:
         report.add("storage", store.describe())
         if not store.writable:
+            fix = ("make it writable by the bot's user, or point [storage] data_dir (or STYLIZE_DATA_DIR) elsewhere"
+                   if store.reason.startswith("cannot write there") else
+                   "the database file is left as it was: see Troubleshooting → storage in the docs")
             report.problems.append(
                 f"the storage folder {config.storage.data_dir} is {store.mode.value}: the bot runs, but server styles, "
-                "per-server defaults and kept job inputs cannot be changed — make it writable by the bot's user, "
-                "or point [storage] data_dir (or STYLIZE_DATA_DIR) elsewhere")
+                f"per-server defaults and kept job inputs cannot be changed — {fix}")
     finally:
         store.close_sync()
 

@@ -15,7 +15,7 @@ from .checks import is_moderator
 from .library import MAX_SIDE, check_name
 from .parsing import UsageError
 from .render import MESSAGE_LIMIT, settings_lines
-from .storage import Mode, StorageUnavailable
+from .storage import StorageUnavailable
 
 if TYPE_CHECKING:
     from .app import StylizeBot
@@ -80,7 +80,7 @@ async def _list(bot: StylizeBot, ctx: commands.Context[Any]) -> None:
 
 async def forget(bot: StylizeBot, ctx: commands.Context[Any]) -> None:
     """`stylize forget`: delete the pictures and settings kept from the author's jobs."""
-    if bot.store.mode is Mode.UNAVAILABLE:
+    if bot.store.nothing_kept:
         await ctx.reply("I keep nothing of yours here.", ephemeral=True, mention_author=False)
         return
     gone = await bot.store.forget(ctx.author.id)

@@ -218,6 +218,33 @@ async def test_tweak_and_the_paint_again_menu(fake_discord: FakeDiscord, run_bot
                                       "paintings?)")
 
 
+async def test_a_tweak_form_sent_after_forget_paints_and_keeps_nothing(fake_discord: FakeDiscord, run_bot,
+                                                                       data_dir: Path) -> None:
+    """Bob opens the Tweak form under Alice's result, Alice runs `forget`, Bob sends the form: the form's copy
+    of the job is stale, so it is looked up again — gone, Bob is told so and nothing is painted. (Bob painted the
+    same photo himself, so its files outlive Alice's forget: the stale copy used to repaint it and keep it under
+    Alice's id again, undoing her forget.)"""
+    runner = Recording()
+    runner.release_all()
+    alice, bob = fake_discord.alice, fake_discord.bob
+    uploads = photo_and_style()
+    async with run_bot(make_bot(roomy(), runner=runner)):
+        result = await painted(fake_discord, await fake_discord.send_message(alice, FIRST, attachments=uploads))
+        await painted(fake_discord, await fake_discord.send_message(bob, FIRST, attachments=uploads))
+        await fake_discord.click_button(bob, result.message_id, label="Tweak")
+        opened = await fake_discord.wait_for(kind="interaction_response", timeout=15)
+        await fake_discord.send_message(alice, "!stylize forget")
+        await fake_discord.wait_for(lambda e: "Deleted" in (e.content or ""), kind="message", timeout=15)
+        mark = fake_discord.mark()
+        await fake_discord.submit_modal(bob, {opened.payload["data"]["components"][0]["component"]["custom_id"]:
+                                              "steps=4"})
+        gone = await answer(fake_discord, mark)
+        await fake_discord.wait_quiet(0.5)
+        owners = kept_jobs(data_dir)
+    assert gone.content.startswith("I no longer have the photo and style of job") and "`forget`" in gone.content
+    assert len(runner.jobs) == 2 and owners == [bob.id]  # nothing painted, nothing kept again under alice
+
+
 # ------------------------------------------------------------------------ Bigger, the real engine
 
 

@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 
 from bot.library import BUILTIN_DIR, RESERVED, Library, _builtins, contact_sheet
-from bot.storage import DATABASE, Mode, Store
+from bot.storage import DATABASE, MIGRATIONS, Mode, Store
 from discord_standin import FakeDiscord, Upload
-from test_bot_e2e import (TINY, config, data_dir, decoded, make_bot, photo_and_style, picture,  # noqa: F401
-                          replying_to, status_of, with_file)
+from test_bot_e2e import (TINY, config, data_dir, decoded, eventually, make_bot,  # noqa: F401
+                          photo_and_style, picture, replying_to, status_of, with_file)
 from test_bot_jobs import FakeRunner
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -58,6 +58,12 @@ def kept_jobs(data_dir: Path) -> list[int]:
     """The owners of the jobs kept in the database (read beside the bot, as SQLite's WAL mode allows)."""
     with closing(sqlite3.connect(data_dir / DATABASE)) as db:
         return [row[0] for row in db.execute("SELECT user_id FROM jobs")]
+
+
+def kept_owners(data_dir: Path) -> list[tuple[int, int]]:
+    """Each kept job's (owner: who posted the photo, who ran it)."""
+    with closing(sqlite3.connect(data_dir / DATABASE)) as db:
+        return db.execute("SELECT user_id, ran_by FROM jobs").fetchall()
 
 
 def builtin_size(name: str) -> tuple[int, int]:
@@ -238,6 +244,40 @@ async def test_a_corrupt_database_is_set_aside_and_the_bot_carries_on(fake_disco
     assert len(list(data_dir.glob(f"{DATABASE}.corrupt-*"))) == 1 and "moved it to" in caplog.text
 
 
+async def test_a_failed_migration_keeps_the_server_styles_and_the_bot_paints_read_only(
+        fake_discord: FakeDiscord, run_bot, data_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A schema-1 database that schema 2 cannot apply to (its jobs table has a `given` column already) is not
+    set aside: the server's style stays in use, painting works (without the again buttons: nothing is kept),
+    changes and `forget` say plainly that the storage is read-only, the log says why, and nothing is deleted."""
+    (data_dir / "pictures").mkdir(parents=True)
+    (data_dir / "pictures" / "lilies.png").write_bytes(picture(40, 40))
+    with closing(sqlite3.connect(data_dir / DATABASE)) as db:
+        db.executescript(f"BEGIN; {MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
+        db.execute("ALTER TABLE jobs ADD COLUMN given TEXT")
+        db.execute("INSERT INTO styles VALUES (?, 'lilies', 'lilies.png', 'Water Lilies', 1, 0)",
+                   (fake_discord.guild_id,))
+        db.commit()
+    before = (data_dir / DATABASE).read_bytes()
+    runner = Recording()
+    runner.release_all()
+    with caplog.at_level(logging.WARNING):
+        async with run_bot(make_bot(roomy(), runner=runner)) as bot:
+            assert bot.store.mode is Mode.READ_ONLY
+            request = await fake_discord.send_message(fake_discord.alice, "!stylize lilies",
+                                                      attachments=[photo_and_style()[0]])
+            result = await fake_discord.wait_for(lambda e: with_file(e) and replying_to(request)(e),
+                                                 kind="message", timeout=15)
+            add = await ask(fake_discord, fake_discord.moderator, "!stylize styles add roses",
+                            attachments=[Upload("r.png", picture(40, 40))])
+            forget = await ask(fake_discord, fake_discord.alice, "!stylize forget")
+    assert len(runner.jobs) == 1 and result.components == []
+    assert "Server styles can't be changed here: the bot's storage is read-only" in add.content
+    assert forget.content.startswith("⚠️ I can't delete anything right now") and "read-only" in forget.content
+    assert "schema 2" in caplog.text and "left as it was" in caplog.text
+    assert (data_dir / DATABASE).read_bytes() == before and list(data_dir.glob(f"{DATABASE}.corrupt-*")) == []
+    assert [p.name for p in (data_dir / "pictures").iterdir()] == ["lilies.png"]
+
+
 # ------------------------------------------------------------------------ kept inputs, forget
 
 
@@ -258,6 +298,45 @@ async def test_finished_jobs_are_kept_until_forget(fake_discord: FakeDiscord, ru
     assert forgot.ephemeral and forgot.content == "🗑️ Deleted the pictures and settings of your 2 kept jobs."
     assert nothing.content == "I keep nothing of yours — nothing to delete."
     assert left == [fake_discord.bob.id] and len(list((data_dir / "pictures").iterdir())) == 2
+
+
+async def test_a_photo_painted_in_reply_is_kept_as_its_posters(fake_discord: FakeDiscord, run_bot,
+                                                               data_dir: Path) -> None:
+    """Alice replies `!stylize` to Bob's photo: the kept job records Bob as its owner (Alice ran it), so Bob's
+    `forget` deletes his photo — it used to be kept under Alice alone."""
+    runner = FakeRunner()
+    runner.release_all()
+    alice, bob = fake_discord.alice, fake_discord.bob
+    async with run_bot(make_bot(roomy(), runner=runner)):
+        posted = await fake_discord.send_message(bob, "my cat", attachments=[photo_and_style()[0]])
+        request = await fake_discord.send_message(alice, "!stylize steps=3", reference=posted,
+                                                  attachments=[photo_and_style()[1]])
+        await fake_discord.wait_for(lambda e: with_file(e) and replying_to(request)(e), kind="message", timeout=15)
+        await fake_discord.wait_quiet(0.3)
+        kept = kept_owners(data_dir)
+        forgot = await ask(fake_discord, bob, "!stylize forget")
+        left = kept_jobs(data_dir)
+    assert kept == [(bob.id, alice.id)] and left == []
+    assert forgot.content == "🗑️ Deleted the pictures and settings of your 1 kept job."
+
+
+async def test_forget_while_a_job_paints_keeps_nothing_of_it(fake_discord: FakeDiscord, run_bot,
+                                                             data_dir: Path) -> None:
+    """`forget` sent while a job of Alice's is painting: the picture is delivered, but nothing of the job is
+    kept afterwards (no again buttons) — it used to be kept under her id once it finished, undoing the forget."""
+    runner = Recording()
+    alice = fake_discord.alice
+    async with run_bot(make_bot(roomy(), runner=runner)):
+        request = await fake_discord.send_message(alice, "!stylize steps=3", attachments=photo_and_style())
+        await eventually(lambda: len(runner.jobs) == 1)
+        forgot = await ask(fake_discord, alice, "!stylize forget")
+        runner.release(runner.jobs[0])
+        result = await fake_discord.wait_for(lambda e: with_file(e) and replying_to(request)(e), kind="message",
+                                             timeout=15)
+        await fake_discord.wait_quiet(0.3)
+        kept = kept_jobs(data_dir)
+    assert forgot.content == "I keep nothing of yours — nothing to delete."
+    assert kept == [] and result.components == [] and list((data_dir / "pictures").iterdir()) == []
 
 
 async def test_keep_days_zero_keeps_nothing(fake_discord: FakeDiscord, run_bot, data_dir: Path) -> None:

@@ -17,7 +17,7 @@ from discord_standin import Event, FakeDiscord, Upload
 from engine import stamp
 from test_bot_e2e import (TINY, data_dir, eventually, make_bot, photo_and_style, picture,  # noqa: F401
                           replying_to, with_file)
-from test_bot_library import roomy
+from test_bot_library import ask, kept_jobs, kept_owners, roomy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -125,18 +125,22 @@ async def test_a_large_library_asks_for_the_style_by_name(fake_discord: FakeDisc
     assert unknown.ephemeral and "did you mean `starry_night`?" in unknown.content
 
 
+async def used_photo(fake: FakeDiscord, user: Any, poster: Any) -> Event:
+    """`poster` posts a photo, `user` paints it with "use this photo" (wave, tiny); the result."""
+    photo = await fake.send_message(poster, "my cat", attachments=[photo_and_style()[0]])
+    await fake.use_message_command(user, "Stylize: use this photo", photo["id"])
+    await fake.wait_for(lambda e: e.response_type == 9, kind="interaction_response", timeout=10)
+    await fake.submit_modal(user, {"Style": ["wave"], "Settings": f"{TINY} seed=5"})
+    return await fake.wait_for(lambda e: with_file(e) and replying_to(photo)(e), kind="message", timeout=30)
+
+
 async def test_a_photo_used_from_the_menu_is_painted_again_with_its_style_credited(fake_discord: FakeDiscord, run_bot,
                                                                                    data_dir: Path) -> None:
     """One path for every job: a "use this photo" result gets the again buttons, and what they paint carries
     the library style's name and credit (kept with the job) in its stamp and in the settings menu."""
     alice, bob = fake_discord.alice, fake_discord.bob
     async with run_bot(make_bot(roomy())):
-        photo = await fake_discord.send_message(bob, "my cat", attachments=[photo_and_style()[0]])
-        await fake_discord.use_message_command(alice, "Stylize: use this photo", photo["id"])
-        await fake_discord.wait_for(lambda e: e.response_type == 9, kind="interaction_response", timeout=10)
-        await fake_discord.submit_modal(alice, {"Style": ["wave"], "Settings": f"{TINY} seed=5"})
-        first = await fake_discord.wait_for(lambda e: with_file(e) and replying_to(photo)(e), kind="message",
-                                            timeout=30)
+        first = await used_photo(fake_discord, alice, bob)
         mark = fake_discord.mark()
         await fake_discord.click_button(bob, first.message_id, label="More style")
         again = await fake_discord.wait_for(lambda e: with_file(e) and replying_to({"id": str(first.message_id)})(e),
@@ -148,6 +152,22 @@ async def test_a_photo_used_from_the_menu_is_painted_again_with_its_style_credit
     assert inside is not None and inside.settings.seed == 5 and inside.styles[0].name == "wave"
     assert "Katsushika Hokusai" in (inside.styles[0].credit or "") and again.content.startswith(f"<@{bob.id}>")
     assert "From my record" in shown.embeds[0]["footer"]["text"] and "Katsushika Hokusai" in fields(shown)["Styles"]
+
+
+async def test_a_photo_painted_from_the_menu_is_kept_as_its_posters_for_their_forget(fake_discord: FakeDiscord,
+                                                                                   run_bot, data_dir: Path) -> None:
+    """Alice paints Bob's photo with "use this photo": the kept job records Bob as its owner, and Bob's `forget`
+    deletes it (and says so) — it used to be kept under Alice, Bob being told "I keep nothing of yours"."""
+    alice, bob = fake_discord.alice, fake_discord.bob
+    async with run_bot(make_bot(roomy())):
+        result = await used_photo(fake_discord, alice, bob)
+        await eventually(lambda: kept_messages(data_dir) == [result.message_id])
+        owners = kept_owners(data_dir)
+        forgot = await ask(fake_discord, bob, "!stylize forget")
+        left = kept_jobs(data_dir)
+    assert owners == [(bob.id, alice.id)] and left == []  # bob posted it, alice ran it
+    assert forgot.content == "🗑️ Deleted the pictures and settings of your 1 kept job."
+    assert list((data_dir / "pictures").iterdir()) == []
 
 
 # ------------------------------------------------------------------------------------ timelapse

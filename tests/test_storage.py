@@ -11,7 +11,9 @@ import random
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,11 @@ def png(seed: int, side: int = 16) -> bytes:
     out = io.BytesIO()
     Image.frombytes("RGB", (side, side), random.Random(seed).randbytes(side * side * 3)).save(out, "PNG")
     return out.getvalue()
+
+
+def used_bytes(folder: Path) -> int:
+    """What the disk cap counts: the database and the pictures (all of them this store's here)."""
+    return (folder / DATABASE).stat().st_size + sum(p.stat().st_size for p in (folder / "pictures").iterdir())
 
 
 async def opened(path: Path, **options: float) -> Store:
@@ -76,7 +83,7 @@ async def test_retention_disk_cap_and_forget(tmp_path: Path) -> None:
             await store.keep_job(f"job{n}", user, 9, "{}", [png(n)])
         assert await store.forget(1) == 2 and await store.forget(1) == 0
         assert [p.read_bytes() for p in store.pictures.iterdir()] == [png(2)]
-        store.max_bytes = store._used_bytes() + len(png(3)) + len(png(4)) // 2
+        store.max_bytes = used_bytes(tmp_path) + len(png(3)) + len(png(4)) // 2
         assert await store.keep_job("job3", 3, 9, "{}", [png(3)])
         assert not await store.keep_job("job4", 3, 9, "{}", [png(4)])  # would pass the cap: not kept
         store.max_bytes -= len(png(3))
@@ -145,19 +152,169 @@ async def test_weights_stored_before_the_relative_losses_are_rescaled(tmp_path: 
         await again.close()
 
 
-async def test_a_corrupt_database_is_moved_aside(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_file_that_is_not_a_database_is_moved_aside_and_its_pictures_are_never_swept(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Only "file is not a database" sets the file aside; the new database knows none of the pictures the old
+    one kept, so neither the sweep nor a removal deletes them (the owner may still restore the old file)."""
+    store = await opened(tmp_path)
+    await store.add_style(1, "old", png(1), "x", 1)
+    await store.keep_job("old", 1, 1, "{}", [png(2)])
+    await store.close()
+    old_pictures = files_in(store.pictures)
     (tmp_path / DATABASE).write_bytes(b"this is not SQLite " * 100)
     with caplog.at_level(logging.WARNING):
         store = await opened(tmp_path)
     try:
         assert store.mode is Mode.WRITABLE
-        await store.add_style(1, "fresh", png(1), "x", 1)
+        await store.add_style(1, "fresh", png(3), "x", 1)
         assert [s.name for s in await store.styles(1)] == ["fresh"]
+        assert await store.sweep(now=time.time() + 30 * DAY) == Sweep(0, 0, 0)
+        assert await store.remove_style(1, "fresh") and files_in(store.pictures) == old_pictures
     finally:
         await store.close()
     [aside] = tmp_path.glob(f"{DATABASE}.corrupt-*")
     assert aside.read_bytes().startswith(b"this is not SQLite")
-    assert "is not a usable database" in caplog.text and aside.name in caplog.text
+    assert "is not a database" in caplog.text and aside.name in caplog.text
+
+
+def files_in(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def schema_1_with_a_style(folder: Path) -> Path:
+    """A database of schema 1 (rollback journal, as SQLite starts) holding one style, its picture on disk."""
+    (folder / "pictures").mkdir(parents=True)
+    (folder / "pictures" / "style.png").write_bytes(png(1))
+    path = folder / DATABASE
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(f"BEGIN; {MIGRATIONS[0]}; PRAGMA user_version = 1; COMMIT;")
+        db.execute("INSERT INTO styles VALUES (1, 'kept', 'style.png', 'x', 1, 0)")
+        db.commit()
+    return path
+
+
+def assert_untouched(folder: Path, before: dict[str, bytes], pictures: dict[str, bytes]) -> None:
+    """The database file is as it was, nothing was set aside, no picture was deleted."""
+    assert files_in(folder / "pictures") == pictures
+    assert {n: b for n, b in files_in(folder).items() if n.startswith(DATABASE)} == before
+
+
+async def test_a_failing_migration_leaves_the_file_as_it_was_and_runs_read_only(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Schema 2 cannot apply to a schema-1 database whose jobs table was given a `given` column by hand: the
+    migration is undone whole (its first column is not left behind), nothing is moved aside or swept, and the
+    store runs read-only — what it holds stays readable — saying why."""
+    path = schema_1_with_a_style(tmp_path)
+    with closing(sqlite3.connect(path)) as db:
+        db.execute("ALTER TABLE jobs ADD COLUMN given TEXT")
+    before, pictures = {DATABASE: path.read_bytes()}, files_in(tmp_path / "pictures")
+    with caplog.at_level(logging.WARNING):
+        store = await opened(tmp_path)
+    try:
+        assert store.mode is Mode.READ_ONLY and "schema 2" in store.reason and "given" in store.reason
+        [style] = await store.styles(1)
+        assert await store.picture(style.picture) == png(1)
+        for write in (store.sweep(), store.add_style(1, "new", png(2), "x", 1), store.forget(1)):
+            with pytest.raises(StorageUnavailable):
+                await write
+        assert not store.keeps_jobs
+    finally:
+        await store.close()
+    assert_untouched(tmp_path, before, pictures)
+    assert "schema 2" in caplog.text and "left as it was" in caplog.text
+
+
+async def test_a_database_locked_at_start_up_is_waited_for(tmp_path: Path) -> None:
+    """Another connection holding the database in exclusive locking mode is waited for (the busy timeout):
+    released within the wait, the store opens writable, nothing moved aside."""
+    store = await opened(tmp_path)
+    await store.add_style(1, "kept", png(1), "x", 1)
+    await store.close()
+    other = exclusive(tmp_path / DATABASE)
+    release = threading.Timer(0.3, other.close)
+    release.start()
+    store = await opened(tmp_path, lock_wait=10)
+    try:
+        assert store.mode is Mode.WRITABLE and [s.name for s in await store.styles(1)] == ["kept"]
+    finally:
+        release.join()
+        await store.close()
+    assert list(tmp_path.glob(f"{DATABASE}.corrupt-*")) == []
+
+
+def exclusive(path: Path) -> sqlite3.Connection:
+    """A connection that holds `path` locked until it closes (locking_mode=EXCLUSIVE after a write)."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("PRAGMA locking_mode=EXCLUSIVE")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("UPDATE styles SET credit = credit")
+    other.execute("COMMIT")
+    return other
+
+
+async def test_a_database_locked_past_the_wait_is_left_alone(tmp_path: Path,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    """Held past the wait, the lock leaves the store without its database — not moved aside, not replaced by a
+    new empty one, nothing swept — and the log says another program holds it."""
+    store = await opened(tmp_path)
+    await store.add_style(1, "kept", png(1), "x", 1)
+    await store.close()
+    other = exclusive(tmp_path / DATABASE)
+    try:
+        before = {n: b for n, b in files_in(tmp_path).items() if n.startswith(DATABASE)}
+        pictures = files_in(store.pictures)
+        with caplog.at_level(logging.WARNING):
+            store = await opened(tmp_path, lock_wait=0.2)
+        try:
+            assert store.mode is Mode.UNAVAILABLE and "locked" in store.reason
+            with pytest.raises(StorageUnavailable):
+                await store.sweep()
+        finally:
+            await store.close()
+        assert_untouched(tmp_path, before, pictures)
+    finally:
+        other.close()
+    assert "locked" in caplog.text and "left as it was" in caplog.text
+
+
+async def test_a_reader_on_a_rollback_journal_database_leaves_it_read_only(tmp_path: Path) -> None:
+    """A reader's lock on a rollback-journal database stops the switch to WAL and the migrations, not the
+    reading: after the wait the store runs read-only, its styles in use, the file as it was."""
+    path = schema_1_with_a_style(tmp_path)
+    before, pictures = {DATABASE: path.read_bytes()}, files_in(tmp_path / "pictures")
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT * FROM styles").fetchall()  # holds a shared lock until the transaction ends
+    try:
+        store = await opened(tmp_path, lock_wait=0.2)
+        try:
+            assert store.mode is Mode.READ_ONLY and "locked" in store.reason
+            assert [s.name for s in await store.styles(1)] == ["kept"]
+        finally:
+            await store.close()
+    finally:
+        reader.close()
+    assert_untouched(tmp_path, before, pictures)
+
+
+async def test_a_damaged_database_is_not_moved_aside(tmp_path: Path) -> None:
+    """A database SQLite reads as damaged ("disk image is malformed") is still the servers' styles: it is
+    left where it is for its owner to recover, and the store runs without writing."""
+    store = await opened(tmp_path)
+    for n in range(60):
+        await store.add_style(1, f"style{n}", png(n), "x" * 200, 1)
+    await store.close()
+    path = tmp_path / DATABASE
+    damaged = bytearray(path.read_bytes())
+    damaged[4096 * 2: 4096 * 3] = b"\xff" * 4096
+    path.write_bytes(bytes(damaged))
+    before, pictures = {DATABASE: bytes(damaged)}, files_in(store.pictures)
+    store = await opened(tmp_path)
+    try:
+        assert not store.writable and "damaged" in store.reason
+    finally:
+        await store.close()
+    assert_untouched(tmp_path, before, pictures)
 
 
 async def test_an_unwritable_folder_leaves_what_is_there_readable(tmp_path: Path) -> None:
@@ -170,7 +327,7 @@ async def test_an_unwritable_folder_leaves_what_is_there_readable(tmp_path: Path
         assert store.mode is Mode.READ_ONLY and "cannot write there" in store.describe()
         [style] = await store.styles(1)
         assert await store.picture(style.picture) == png(1)
-        with pytest.raises(StorageUnavailable, match="not available here"):
+        with pytest.raises(StorageUnavailable, match="read-only here"):
             await store.add_style(1, "new", png(2), "x", 1)
         assert not store.keeps_jobs
     finally:
@@ -205,3 +362,48 @@ def test_celery_workers_never_load_the_store() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
+
+
+async def test_pictures_kept_before_the_list_of_pictures_are_still_collected(tmp_path: Path) -> None:
+    """Schema 4 lists the files the database wrote: those a schema-3 database refers to are listed, so removing
+    the style and forgetting the job still deletes them; a file it never referred to stays."""
+    (tmp_path / "pictures").mkdir()
+    for name, seed in (("style.png", 1), ("photo.png", 2), ("stranger.png", 3)):
+        (tmp_path / "pictures" / name).write_bytes(png(seed))
+    with closing(sqlite3.connect(tmp_path / DATABASE)) as db:
+        db.executescript(f"BEGIN; {''.join(MIGRATIONS[:3])}; PRAGMA user_version = 3; COMMIT;")
+        db.execute("INSERT INTO styles VALUES (1, 'kept', 'style.png', 'x', 1, 0)")
+        db.execute("INSERT INTO jobs (id, user_id, guild_id, finished, settings, pictures) "
+                   "VALUES ('j', 5, 1, ?, '{}', '[\"photo.png\", \"style.png\"]')", (time.time(),))
+        db.commit()
+    store = await opened(tmp_path)
+    try:
+        assert await store.remove_style(1, "kept") and await store.forget(5) == 1
+        assert list(files_in(store.pictures)) == ["stranger.png"]
+    finally:
+        await store.close()
+
+
+async def test_forget_deletes_the_jobs_painted_from_a_members_photos_and_those_they_ran(tmp_path: Path) -> None:
+    """A kept job belongs to whoever posted its photo (its owner) and to whoever ran it: either one's `forget`
+    deletes it — Bob's photo that Alice painted from the menu goes with Bob's forget too."""
+    alice, bob, carol = 1, 2, 3
+    store = await opened(tmp_path)
+    try:
+        assert await store.keep_job("mine", alice, 9, "{}", [png(1)])
+        assert await store.keep_job("menu", bob, 9, "{}", [png(2)], ran_by=alice)  # alice painted bob's photo
+        assert await store.keep_job("again", alice, 9, "{}", [png(1), png(3)], ran_by=carol)
+        kept = await store.kept_job("menu")
+        assert kept is not None and kept.user_id == bob
+        assert await store.forget(carol) == 1 and await store.kept_job("again") is None
+        assert await store.forget(bob) == 1 and await store.kept_job("menu") is None
+        assert files_in(store.pictures) == {(await store.kept_job("mine")).pictures[0]: png(1)}  # type: ignore[union-attr]
+        assert await store.forget(alice) == 1 and files_in(store.pictures) == {}
+        # a job whose inputs were taken in before its owner's (or its runner's) forget is not kept after it
+        before = time.time() - 1
+        assert not await store.keep_job("late", bob, 9, "{}", [png(4)], since=before)
+        assert not await store.keep_job("late", 5, 9, "{}", [png(4)], ran_by=carol, since=before)
+        assert await store.kept_job("late") is None and files_in(store.pictures) == {}
+        assert await store.keep_job("new", bob, 9, "{}", [png(4)], since=time.time())
+    finally:
+        await store.close()

@@ -94,7 +94,7 @@ class Stylize(commands.Cog):
         args = options.arguments()
         guild_id = ctx.guild.id if ctx.guild else None
         named = await self.bot.library.find(guild_id, list(args.names))
-        replied = await self._replied_image(ctx.message) if ctx.interaction is None else []
+        replied, poster = await self._replied_image(ctx.message) if ctx.interaction is None else ([], None)
 
         def pick(caps: Any) -> Sources:
             if ctx.interaction is None:  # a prefix command reads its attachments itself (mask=last)
@@ -105,7 +105,7 @@ class Stylize(commands.Cog):
                                                   [style, style2, options.style_link],  # type: ignore[attr-defined]
                                                   max_styles=caps.max_styles, named=named)
                 mask_source = mask
-            return Sources(photo, tuple(styles), mask_source)
+            return Sources(photo, tuple(styles), mask_source, poster)
 
         plan = await self.painter.prepare(ctx.author, guild_id, pick, raw=args.raw)  # the command counted already
         await ctx.defer()
@@ -229,18 +229,19 @@ class Stylize(commands.Cog):
 
     # ----------------------------------------------------------------------------------- helpers
 
-    async def _replied_image(self, message: discord.Message) -> list[discord.Attachment]:
-        """The first attachment of the message this one replies to, if any: it is the photo."""
+    async def _replied_image(self, message: discord.Message) -> tuple[list[discord.Attachment], int | None]:
+        """The first attachment of the message this one replies to, if any: it is the photo; and who posted it
+        (None when there is none: the photo is the command author's own)."""
         ref = message.reference
         if ref is None or ref.message_id is None:
-            return []
+            return [], None
         replied = ref.resolved if isinstance(ref.resolved, discord.Message) else None
         if replied is None:
             try:
                 replied = await message.channel.fetch_message(ref.message_id)
             except discord.HTTPException:
                 raise UsageError("I can't see the message you replied to — attach the photo instead.") from None
-        return replied.attachments[:1]
+        return replied.attachments[:1], replied.author.id if replied.attachments else None
 
 
 def _cancel_reason(user: discord.abc.User, job: Job) -> str:

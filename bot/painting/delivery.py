@@ -260,7 +260,8 @@ class Delivery:
             return await store.keep_job(submitted.id, keep.owner, submitted.guild_id,
                                         settings_json(finished.result.settings), pictures, given=finished.given,
                                         masked=submitted.mask is not None,
-                                        styles=json.dumps([dataclasses.asdict(c) for c in keep.credits]))
+                                        styles=json.dumps([dataclasses.asdict(c) for c in keep.credits]),
+                                        ran_by=submitted.user_id, since=keep.gathered)
         except StorageUnavailable:
             return False  # logged by the store; the user has the picture already
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ class Sources:
     photo: Any
     styles: tuple[Any, ...]
     mask: Any = None
+    poster: int | None = None  # who posted the photo, when not the one who asks (a reply, a menu on a message)
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class Inputs:
     init: Image.Image | None = None
     clip: Clip | None = None
     first_only: bool = False
+    gathered: float = dataclasses.field(default_factory=time.time)  # a `forget` after this: nothing is kept
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,8 @@ class Painter:
         """Gather the inputs within the queue's limits (a refused job downloads nothing; default: the plan's
         sources, downloaded), queue the job, post its status message (with Cancel) and follow it to its end."""
         settings = plan.settings
-        gather = gather or partial(self.intake.gather, request.user_id, plan.sources, settings, plan.caps)
+        owner = request.user_id if plan.sources.poster is None else plan.sources.poster  # whose photo it is
+        gather = gather or partial(self.intake.gather, owner, plan.sources, settings, plan.caps)
         backend = self.bot.backend
         async with self.admission.hold(request.user_id):
             inputs = await gather()
