@@ -466,7 +466,7 @@ async def test_queued_jobs_hold_pictures_at_the_size_they_will_be_painted(fake_d
 
 
 async def test_a_pixel_count_sizes_the_photo_and_its_styles(fake_discord: FakeDiscord, run_bot) -> None:
-    cfg = config(limits={"max_size": 100}, defaults={"size": 64, "steps": 2})
+    cfg = config(limits={"max_size": 100, "max_style_size": 136}, defaults={"size": 64, "steps": 2})
     runner = FakeRunner()
     async with run_bot(make_bot(cfg, runner=runner)) as bot:
         request = await fake_discord.send_message(
@@ -486,6 +486,25 @@ async def test_a_pixel_count_sizes_the_photo_and_its_styles(fake_discord: FakeDi
     assert [s.size for s in queued.styles] == [(136, 136)]  # styles follow the derived size
     assert "pixels=11000 is over this server's cap of 10000 for you — ask for pixels=10000 or less" in refused.content
     assert "give size (the longest side) or pixels (the pixel count), not both" in both.content
+
+
+async def test_a_pixel_count_on_a_panorama_is_refused_at_the_style_size_it_would_paint(fake_discord: FakeDiscord,
+                                                                                         run_bot) -> None:
+    """pixels=1048576 on a 32:1 photo would paint its style at 4096 px against a 1024 px cap (issue 22, 2):
+    refused once the photo's shape is known, before the style is fetched."""
+    runner = FakeRunner()
+    style = fake_discord.host_file("style.png", picture(40, 40), "image/png")
+    async with run_bot(make_bot(config(limits={"max_size": 1024}), runner=runner,
+                                session_factory=permissive_session)) as bot:
+        request = await fake_discord.send_message(fake_discord.alice, f"!stylize pixels=1048576 {style}",
+                                                  attachments=[Upload("photo.png", picture(640, 20))])
+        refused = await fake_discord.wait_for(refusal_to(fake_discord, request), kind="message", timeout=10)
+        assert await bot.backend.jobs() == []
+        runner.release_all()
+    assert ("pixels=1048576 on this 32:1 photo (painted 4096×128) with style_scale=1 paints the style pictures at "
+            "4096 px, over this server's cap of 1024 for you — ask for pixels=32768 or style_scale=0.25 or less"
+            ) in refused.content
+    assert fake_discord.hits_for(style) == 0
 
 
 async def test_a_job_too_large_for_the_memory_is_refused_with_the_size_that_fits(fake_discord: FakeDiscord,

@@ -232,6 +232,7 @@ class Again(commands.Cog):
 
             async def gather() -> Inputs:
                 photo, *styles = await self._pictures(kept)
+                caps.check(settings, photo.size)  # the style cap at the size this photo's styles will be painted
                 mask = styles.pop() if kept.masked else None
                 init = await stylize.load(message.attachments[0], "The picture", settings) if start else None
                 credits = tuple(StyleCredit(**c) for c in json.loads(kept.styles)) or (StyleCredit(),) * len(styles)

@@ -360,6 +360,7 @@ class Stylize(commands.Cog):
             raise UsageError("A mask works on stills only, not on an animation — leave the mask out, or add "
                              "`animate=false` to paint the first frame.")
         settings = settings.for_shape(kept_photo.size)  # styles follow the size a pixel count gives this photo
+        caps.check(settings, kept_photo.size)  # the style cap, judged at the size this photo's styles will be painted
         style_images = [await self.bot.library.image(s) if isinstance(s, Style) else
                         await self.load(s, f"Style picture {n}" if len(styles) > 1 else "The style picture",
                                         settings, style=True)
