@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 from engine import SPECS, ParamError, Settings
 
 from .config import Caps
-from .parsing import STYLE_KEYS, STYLE_NAME, UsageError, canonical, split_arguments
+from .parsing import STYLE_KEYS, STYLE_NAME, UsageError, canonical, parse_settings, quoted_name, split_arguments
 from .storage import Mode, Store, StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ class Library:
         if name in self.builtins:
             raise UsageError(f"`{name}` is a built-in style; only this server's own styles can be removed.")
         if not await self.store.remove_style(guild_id, name):
-            raise UsageError(f"This server has no style called `{name}`.")
+            raise UsageError(f"This server has no style called {quoted_name(name)}.")
         self._changed(guild_id)
 
     def _changed(self, guild_id: int) -> None:
@@ -239,13 +239,13 @@ class ServerDefaults:
             for key, value in args.raw.items():
                 name = canonical(key)
                 if name is None:
-                    Settings.parse({key: value})  # raises the usual "unknown setting — did you mean" error
+                    parse_settings({key: value}, self.base)  # the usual "unknown setting — did you mean", quoted inert
                     continue
                 if value.strip().lower() == "default":
                     raw.pop(name, None)
                 else:
                     raw[name] = value.strip()
-        settings = Settings.parse(raw, self.base)
+        settings, _ = parse_settings(raw, self.base)  # what a member types, refused in words that stay inert
         self.caps.check(settings)
         await self.store.set_guild_defaults(guild_id, raw)
         self._cache[guild_id] = raw

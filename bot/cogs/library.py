@@ -21,7 +21,7 @@ from PIL import Image
 from engine import Settings
 
 from ..library import MAX_SIDE, check_name
-from ..parsing import UsageError
+from ..parsing import UsageError, inert
 from ..render import MESSAGE_LIMIT, settings_lines
 from ..storage import Mode, StorageUnavailable
 from .stylize import is_moderator, user_facing
@@ -34,10 +34,6 @@ log = logging.getLogger(__name__)
 NONE = discord.AllowedMentions.none()
 Loader = Callable[..., Awaitable[Image.Image]]  # Stylize.load: the intake every picture goes through
 INTAKE = Settings(size=MAX_SIDE)  # a library picture is decoded straight to at most MAX_SIDE px
-
-
-def _escape(text: str) -> str:
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
 
 
 class StyleLibrary(commands.Cog):
@@ -109,7 +105,7 @@ class StyleLibrary(commands.Cog):
         styles = await self.library.styles(guild_id)
         await ctx.defer()
         sheet = await self.library.contact_sheet(guild_id)
-        lines = [f"`{s.name}` — {_escape(s.credit)}{'' if s.builtin else ' *(this server)*'}" for s in styles]
+        lines = [f"`{s.name}` — {inert(s.credit)}{'' if s.builtin else ' *(this server)*'}" for s in styles]
         head = (f"**Styles** — `{ctx.clean_prefix}stylize NAME` with a photo paints in one; "
                 "`style=a,b style_blend=2,1` blends several (named styles come before attached ones); "
                 "`/stylize paint preset:` picks from a list.\n")
