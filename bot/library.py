@@ -32,6 +32,7 @@ BUILTIN_DIR = Path(__file__).resolve().parent / "styles"
 MAX_SIDE = 1024  # library pictures are kept at most this large (a style's statistics need no more)
 MAX_SERVER_STYLES = 100
 CREDIT_LIMIT = 100
+CHOICE_LIMIT = 100  # characters of an autocomplete choice's label and of its value (Discord's limit)
 SUBCOMMANDS = ("paint", "help", "cancel", "queue", "styles", "defaults", "forget", "add", "remove", "list",
                "again", "settings", "mask", "animate")
 RESERVED = frozenset({*SUBCOMMANDS, *STYLE_KEYS, "none", "auto", "random", "default", "all", "content",
@@ -107,14 +108,18 @@ class Library:
         return found
 
     async def complete(self, guild_id: int | None, typed: str) -> list[tuple[str, str]]:
-        """Autocomplete for `preset`: (label, value) pairs, at most 25; `a,b,st` completes the last name."""
+        """Autocomplete for `preset`: (label, value) pairs, at most 25; `a,b,st` completes the last name.
+        Discord refuses a value over CHOICE_LIMIT characters, so the names typed before the last are kept
+        only if they are styles here (once each), and a value still too long is not offered."""
         head, _, last = typed.lower().replace(" ", "").rpartition(",")
-        chosen = set(head.split(","))
-        head = f"{head}," if head else ""
-        styles = [s for s in await self.styles(guild_id) if s.name not in chosen]
-        ranked = sorted(styles, key=lambda s: (not s.name.startswith(last), last not in s.name, s.name))
-        return [(f"{head}{s.name} — {s.credit}"[:100], f"{head}{s.name}") for s in ranked
-                if last in s.name or last in s.credit.lower()][:25]
+        styles = await self.styles(guild_id)
+        known = {s.name for s in styles}
+        chosen = [name for name in dict.fromkeys(head.split(",")) if name in known]
+        head = "".join(f"{name}," for name in chosen)
+        ranked = sorted((s for s in styles if s.name not in chosen),
+                        key=lambda s: (not s.name.startswith(last), last not in s.name, s.name))
+        return [(f"{head}{s.name} — {s.credit}"[:CHOICE_LIMIT], f"{head}{s.name}") for s in ranked
+                if (last in s.name or last in s.credit.lower()) and len(head) + len(s.name) <= CHOICE_LIMIT][:25]
 
     async def image(self, style: Style) -> Image.Image:
         """The style's picture, decoded off the event loop."""

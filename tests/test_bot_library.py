@@ -21,6 +21,7 @@ from test_bot_e2e import (TINY, config, data_dir, decoded, make_bot, photo_and_s
                           replying_to, status_of, with_file)
 from test_bot_jobs import FakeRunner
 from test_bot_parsing import live
+from bot.parsing import style_names
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -335,6 +336,25 @@ async def test_autocomplete_answers_from_memory_with_at_most_25_choices(tmp_path
     everything = await library.complete(5, "")
     assert [value for _, value in choices] == [f"style{n}" for n in range(10, 20)]
     assert len(everything) == 25 and everything[0][1] == "composition_vii"
+
+
+async def test_autocomplete_values_fit_discord_and_name_styles_the_command_finds(tmp_path: Path) -> None:
+    """Issue 22, 6: values of 104–1,013 characters (only the label was cut), which Discord refuses. Every
+    value is at most 100 characters, and names styles that `preset` resolves."""
+    store = await Store(tmp_path).open()
+    long_names = [f"{letter * 31}{n}" for n, letter in enumerate("abcd")]  # 32 characters: the longest a name is
+    for name in long_names:
+        await store.add_style(5, name, b"not read here", "credit " + "x" * 90, 1)
+    library = Library(store)
+    typed = ["x" * 1000 + ",st", "wave," * 200 + "ud", ",".join(long_names[:3]) + ",", "<@1>,[a](https://a.example),"]
+    answers = [await library.complete(5, text) for text in typed]
+    await store.close()
+    assert all(answers[:2]) and answers[2] == [] and answers[3]  # three 32-character names: no fourth fits
+    for choices in answers:
+        for label, value in choices:
+            assert len(label) <= 100 and len(value) <= 100
+            assert [s.name for s in await library.find(5, style_names(value))] == value.split(",")
+    assert answers[1][0][1] == "wave,udnie"  # the repeated name, once
 
 
 async def test_server_defaults_text(tmp_path: Path) -> None:
