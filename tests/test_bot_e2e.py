@@ -326,7 +326,8 @@ async def test_bad_settings_get_a_friendly_answer(fake_discord: FakeDiscord, run
     async with run_bot(make_bot(config(cooldown={"commands": 10}))):
         for text, expected in [("steps=abc", "steps must be a number, got 'abc'"),
                                ("stile_weight=1", "unknown setting 'stile_weight' — did you mean style_weight?"),
-                               ("style_blend=2,1", "style_blend has 2 weights but you gave 1 style image")]:
+                               ("style_blend=2,1", "style_blend has 2 weights but you gave 1 style image"),
+                               ("pixels=1e303mp", "pixels must be between 4096 and 16777216, got inf")]:  # issue 22, 8
             mark = fake_discord.mark()
             request = await fake_discord.send_message(fake_discord.alice, f"!stylize {text}",
                                                       attachments=photo_and_style())

@@ -9,10 +9,14 @@ import pytest
 from discord.utils import escape_mentions
 from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
 
+from bot.config import Limits
+from bot.render import settings_lines, settings_text
 from bot.parsing import (ECHO, Arguments, UsageError, check_blend, inert, parse_settings, pick_inputs,
                          pick_slash_inputs, quoted_name, split_arguments)
 from engine import SPECS, ParamError, Settings, Spec
+from engine.memory import predict_peak_bytes
 from engine.params import Pixels, Regions
+from test_params import extreme_values
 
 BASE = Settings()
 
@@ -259,3 +263,22 @@ def test_inert_leaves_nothing_live(text: str) -> None:
 def test_a_style_name_shows_as_code_only_when_it_is_one() -> None:
     assert quoted_name("starry_night") == "`starry_night`"
     assert not live(quoted_name(NITRO)) and "Free Nitro" in quoted_name(NITRO)
+
+
+@pytest.mark.parametrize("name", [spec.name for spec in SPECS])
+def test_every_setting_with_extreme_numbers_meets_only_user_errors_on_the_way_to_the_queue(name: str) -> None:
+    """Issue 22, 8, at the bot: every extreme value of every setting, typed, goes through what a job meets
+    before it is queued — the parser, the caps (photo shape known), the memory model, the animation caps,
+    the blend and mask plan, the echo — and meets nothing but a refusal meant for the user."""
+    caps = Limits(max_size=1024).caps_for([])
+    for value in extreme_values():
+        try:
+            settings, _ = parse_settings(split_arguments(f"{name}={value}").raw, BASE)
+            for shape in ((3200, 100), (100, 100)):
+                caps.check(settings, shape)
+                predict_peak_bytes(settings.for_shape(shape), shape, 2, frames=3)
+                caps.motion.check(settings.for_shape(shape), 3, shape)
+            check_blend(settings, 2)
+            assert settings_lines(settings, frozenset({name})) and settings_text(settings) is not None
+        except (UsageError, ParamError) as error:
+            assert str(error) and len(str(error)) < 400
