@@ -131,8 +131,9 @@ class Caps:
         elif shape is None:
             given = f"style_scale={settings.style_scale:g} at pixels={settings.pixels}"
         else:
-            given = (f"pixels={settings.pixels} on this {max(shape) / min(shape):.3g}:1 photo (painted {sizes.content[0]}×"
-                     f"{sizes.content[1]}) with style_scale={settings.style_scale:g}")
+            width, height = sizes.content
+            given = (f"pixels={settings.pixels} on this {max(shape) / min(shape):.3g}:1 photo (painted {width}×{height}) "
+                     f"with style_scale={settings.style_scale:g}")
             fitting = self._largest_pixels(settings, shape)
             most = f"pixels={fitting} or {most}" if fitting else most
         raise ParamError(f"{given} paints the style pictures at {sizes.style} px, over this server's cap of "

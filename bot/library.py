@@ -244,7 +244,7 @@ class ServerDefaults:
             for key, value in args.raw.items():
                 name = canonical(key)
                 if name is None:
-                    parse_settings({key: value}, self.base)  # the usual "unknown setting — did you mean", quoted inert
+                    parse_settings({key: value}, self.base)  # "unknown setting — did you mean", quoted inert
                     continue
                 if value.strip().lower() == "default":
                     raw.pop(name, None)

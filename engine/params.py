@@ -117,9 +117,11 @@ class Spec:
                                    else str(part).partition(":"))
             colour, target = str(colour).strip().lower(), str(target).strip().lower()
             if not sep or not colour or not target:
-                raise ParamError(f"{self.name} pairs look like colour:target (e.g. red:1,white:photo), got {_quote(part)}")
+                raise ParamError(f"{self.name} pairs look like colour:target (e.g. red:1,white:photo), "
+                                 f"got {_quote(part)}")
             if colour not in COLOURS and not _is_hex(colour):
-                raise ParamError(f"{self.name}: {_quote(colour)} is not a colour I know ({', '.join(COLOURS)} or #rrggbb)"
+                raise ParamError(f"{self.name}: {_quote(colour)} is not a colour I know ({', '.join(COLOURS)} or "
+                                 "#rrggbb)"
                                  + _suggest(colour, COLOURS))
             number = target.isascii() and target.isdigit()  # not '²' or '١': isdigit alone takes those
             if target not in ("photo", "blend") and not (number and 1 <= int(target) <= 10):
@@ -151,7 +153,8 @@ class Spec:
         got = format_value(int(number) if whole else float(number))
         if self.max is None:
             return ParamError(f"{self.name} must be at least {format_value(self.min)}, got {got}")
-        return ParamError(f"{self.name} must be between {format_value(self.min)} and {format_value(self.max)}, got {got}")
+        return ParamError(f"{self.name} must be between {format_value(self.min)} and {format_value(self.max)}, "
+                          f"got {got}")
 
 
 def _to_bool(name: str, raw: Any) -> bool:
