@@ -188,6 +188,7 @@ def _normal(key: str) -> str:
 
 
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+_BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")  # controls that reorder the text around them
 
 
 def inert(text: str) -> str:
@@ -195,8 +196,9 @@ def inert(text: str) -> str:
     character backslash-escaped — Discord shows `\\x` as x for any of them, and no link `[x](url)` however
     many, `code` or break-out of it, **bold**, # heading, > quote, -# subtext, ||spoiler||, <@mention>,
     <#channel>, <:emoji:> or https:// link is left to render — and @everyone/@here broken by a zero-width
-    space, so they ping nobody even where mentions are allowed. Not for inside `code` (it shows backslashes)."""
-    return _PUNCTUATION.sub(r"\\\1", text).replace("@", "@\u200b")
+    space, so they ping nobody even where mentions are allowed; bidirectional controls, which could turn the
+    bot's own words around them backwards, are dropped. Not for inside `code` (it shows backslashes)."""
+    return _PUNCTUATION.sub(r"\\\1", _BIDI.sub("", text)).replace("@", "@\u200b")
 
 
 def echo(text: str) -> str:

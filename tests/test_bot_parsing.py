@@ -260,6 +260,11 @@ def test_inert_leaves_nothing_live(text: str) -> None:
     assert not live(quoted_name(text)) or quoted_name(text) == f"`{text}`"  # a real style name, as code
 
 
+def test_inert_text_cannot_turn_the_bots_words_around() -> None:
+    """A right-to-left override in a credit would show the rest of the bot's line backwards."""
+    assert inert("Monet\u202e — evil\u2066x\u2069") == "Monet — evilx"
+
+
 def test_a_style_name_shows_as_code_only_when_it_is_one() -> None:
     assert quoted_name("starry_night") == "`starry_night`"
     assert not live(quoted_name(NITRO)) and "Free Nitro" in quoted_name(NITRO)
