@@ -28,7 +28,8 @@ from typing import Any
 from engine import ParamError, Settings
 from engine.animate import total_steps
 from engine.memory import machine_bytes
-from engine.transfer import fit
+from engine.params import SPEC
+from engine.transfer import fit, painted
 
 TOKEN_ENV = "DISCORD_TOKEN"
 TOKEN_FILE_ENV = "DISCORD_TOKEN_FILE"  # a file holding the token, e.g. a Docker secret in /run/secrets/
@@ -109,23 +110,44 @@ class Caps:
     motion: Motion = Motion()
     animate: bool = False  # the member's default for animate (a role's); their server's defaults apply otherwise
 
-    def check(self, settings: Settings) -> None:
-        """Refuse settings above these caps, saying what is allowed (ParamError, user-facing)."""
+    def check(self, settings: Settings, shape: tuple[int, int] | None = None) -> None:
+        """Refuse settings above these caps, saying what is allowed (ParamError, user-facing). The style
+        cap judges the style pictures at the size the engine will paint them (engine.transfer.painted):
+        for a pixel count that depends on the photo's shape, so it is judged as a square until `shape`
+        (width, height) is known, and again once it is — before any style picture is fetched."""
         size_cap = ("size", self.max_size) if settings.pixels is None else ("pixels", self.max_size**2)
         for name, cap in (size_cap, ("steps", self.max_steps)):
             value = getattr(settings, name)
             if value > cap:
                 raise ParamError(f"{name}={value} is over this server's cap of {cap} for you "
                                  f"— ask for {name}={cap} or less")
-        # a pixel count is checked as the square it makes (a wide photo's styles are as large as a square's)
-        side = settings.size if settings.pixels is None else math.isqrt(settings.pixels)
-        style = round(side * settings.style_scale)
-        if style > self.max_style_size:
-            most = math.floor(self.max_style_size / side * 100) / 100
-            given = f"size={side}" if settings.pixels is None else f"pixels={settings.pixels}"
-            raise ParamError(f"style_scale={settings.style_scale:g} at {given} paints the style "
-                             f"pictures at {style} px, over this server's cap of {self.max_style_size} for you "
-                             f"— ask for style_scale={most:g} or less")
+        sizes = painted(settings, shape or (1, 1))
+        if sizes.style <= self.max_style_size:
+            return
+        side = max(sizes.content)
+        most = f"style_scale={math.floor(self.max_style_size / side * 100) / 100:g}"
+        if settings.pixels is None:
+            given = f"style_scale={settings.style_scale:g} at size={side}"
+        elif shape is None:
+            given = f"style_scale={settings.style_scale:g} at pixels={settings.pixels}"
+        else:
+            width, height = sizes.content
+            given = (f"pixels={settings.pixels} on this {max(shape) / min(shape):.3g}:1 photo (painted {width}×{height}) "
+                     f"with style_scale={settings.style_scale:g}")
+            fitting = self._largest_pixels(settings, shape)
+            most = f"pixels={fitting} or {most}" if fitting else most
+        raise ParamError(f"{given} paints the style pictures at {sizes.style} px, over this server's cap of "
+                         f"{self.max_style_size} for you — ask for {most} or less")
+
+    def _largest_pixels(self, settings: Settings, shape: tuple[int, int]) -> int | None:
+        """The largest pixel count whose style pictures fit the style cap on a photo of `shape`, if any."""
+        side = math.floor(self.max_style_size / settings.style_scale)
+        pixels = math.floor(side**2 * min(shape) / max(shape))
+        while pixels >= SPEC["pixels"].min:
+            if painted(dataclasses.replace(settings, pixels=pixels), shape).style <= self.max_style_size:
+                return pixels
+            pixels -= max(1, pixels // 1000)
+        return None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from PIL import Image, ImageDraw, ImageFont
 from engine import SPECS, ParamError, Settings
 
 from .config import Caps
-from .parsing import STYLE_KEYS, STYLE_NAME, UsageError, canonical, split_arguments
+from .parsing import STYLE_KEYS, STYLE_NAME, UsageError, canonical, parse_settings, quoted_name, split_arguments
 from .storage import Mode, Store, StorageUnavailable
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ BUILTIN_DIR = Path(__file__).resolve().parent / "styles"
 MAX_SIDE = 1024  # library pictures are kept at most this large (a style's statistics need no more)
 MAX_SERVER_STYLES = 100
 CREDIT_LIMIT = 100
+CHOICE_LIMIT = 100  # characters of an autocomplete choice's label and of its value (Discord's limit)
 SUBCOMMANDS = ("paint", "help", "cancel", "queue", "styles", "defaults", "forget", "add", "remove", "list",
                "again", "settings", "mask", "animate")
 RESERVED = frozenset({*SUBCOMMANDS, *STYLE_KEYS, "none", "auto", "random", "default", "all", "content",
@@ -107,14 +108,18 @@ class Library:
         return found
 
     async def complete(self, guild_id: int | None, typed: str) -> list[tuple[str, str]]:
-        """Autocomplete for `preset`: (label, value) pairs, at most 25; `a,b,st` completes the last name."""
+        """Autocomplete for `preset`: (label, value) pairs, at most 25; `a,b,st` completes the last name.
+        Discord refuses a value over CHOICE_LIMIT characters, so the names typed before the last are kept
+        only if they are styles here (once each), and a value still too long is not offered."""
         head, _, last = typed.lower().replace(" ", "").rpartition(",")
-        chosen = set(head.split(","))
-        head = f"{head}," if head else ""
-        styles = [s for s in await self.styles(guild_id) if s.name not in chosen]
-        ranked = sorted(styles, key=lambda s: (not s.name.startswith(last), last not in s.name, s.name))
-        return [(f"{head}{s.name} — {s.credit}"[:100], f"{head}{s.name}") for s in ranked
-                if last in s.name or last in s.credit.lower()][:25]
+        styles = await self.styles(guild_id)
+        known = {s.name for s in styles}
+        chosen = [name for name in dict.fromkeys(head.split(",")) if name in known]
+        head = "".join(f"{name}," for name in chosen)
+        ranked = sorted((s for s in styles if s.name not in chosen),
+                        key=lambda s: (not s.name.startswith(last), last not in s.name, s.name))
+        return [(f"{head}{s.name} — {s.credit}"[:CHOICE_LIMIT], f"{head}{s.name}") for s in ranked
+                if (last in s.name or last in s.credit.lower()) and len(head) + len(s.name) <= CHOICE_LIMIT][:25]
 
     async def image(self, style: Style) -> Image.Image:
         """The style's picture, decoded off the event loop."""
@@ -140,7 +145,7 @@ class Library:
         if name in self.builtins:
             raise UsageError(f"`{name}` is a built-in style; only this server's own styles can be removed.")
         if not await self.store.remove_style(guild_id, name):
-            raise UsageError(f"This server has no style called `{name}`.")
+            raise UsageError(f"This server has no style called {quoted_name(name)}.")
         self._changed(guild_id)
 
     def _changed(self, guild_id: int) -> None:
@@ -239,13 +244,13 @@ class ServerDefaults:
             for key, value in args.raw.items():
                 name = canonical(key)
                 if name is None:
-                    Settings.parse({key: value})  # raises the usual "unknown setting — did you mean" error
+                    parse_settings({key: value}, self.base)  # "unknown setting — did you mean", quoted inert
                     continue
                 if value.strip().lower() == "default":
                     raw.pop(name, None)
                 else:
                     raw[name] = value.strip()
-        settings = Settings.parse(raw, self.base)
+        settings, _ = parse_settings(raw, self.base)  # what a member types, refused in words that stay inert
         self.caps.check(settings)
         await self.store.set_guild_defaults(guild_id, raw)
         self._cache[guild_id] = raw

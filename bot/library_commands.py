@@ -13,7 +13,7 @@ from engine import Settings
 
 from .checks import is_moderator
 from .library import MAX_SIDE, check_name
-from .parsing import UsageError
+from .parsing import UsageError, inert
 from .render import MESSAGE_LIMIT, settings_lines
 from .storage import StorageUnavailable
 
@@ -22,10 +22,6 @@ if TYPE_CHECKING:
 
 NONE = discord.AllowedMentions.none()
 INTAKE = Settings(size=MAX_SIDE)  # a library picture is decoded straight to at most MAX_SIDE px
-
-
-def _escape(text: str) -> str:
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(text))
 
 
 async def styles(bot: StylizeBot, ctx: commands.Context[Any], action: str, name: str | None,
@@ -66,7 +62,7 @@ async def _list(bot: StylizeBot, ctx: commands.Context[Any]) -> None:
     styles = await bot.library.styles(guild_id)
     await ctx.defer()
     sheet = await bot.library.contact_sheet(guild_id)
-    lines = [f"`{s.name}` — {_escape(s.credit)}{'' if s.builtin else ' *(this server)*'}" for s in styles]
+    lines = [f"`{s.name}` — {inert(s.credit)}{'' if s.builtin else ' *(this server)*'}" for s in styles]
     head = (f"**Styles** — `{ctx.clean_prefix}stylize NAME` with a photo paints in one; "
             "`style=a,b style_blend=2,1` blends several (named styles come before attached ones); "
             "`/stylize paint preset:` picks from a list.\n")

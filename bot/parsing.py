@@ -17,8 +17,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from discord.utils import escape_markdown, escape_mentions
-
 from engine import SPECS, ParamError, Settings, masks
 
 T = TypeVar("T")
@@ -189,9 +187,26 @@ def _normal(key: str) -> str:
     return key.strip().lower().replace("-", "_")
 
 
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+_BIDI = re.compile("[\u200e\u200f\u202a-\u202e\u2066-\u2069]")  # controls that reorder the text around them
+
+
+def inert(text: str) -> str:
+    """User text as the bot may show it in any message or embed, whoever reads it: every ASCII punctuation
+    character backslash-escaped — Discord shows `\\x` as x for any of them, and no link `[x](url)` however
+    many, `code` or break-out of it, **bold**, # heading, > quote, -# subtext, ||spoiler||, <@mention>,
+    <#channel>, <:emoji:> or https:// link is left to render — and @everyone/@here broken by a zero-width
+    space, so they ping nobody even where mentions are allowed; bidirectional controls, which could turn the
+    bot's own words around them backwards, are dropped. Not for inside `code` (it shows backslashes)."""
+    return _PUNCTUATION.sub(r"\\\1", _BIDI.sub("", text)).replace("@", "@\u200b")
+
+
 def echo(text: str) -> str:
-    """User text to quote in a reply: clipped to ECHO characters, Markdown and mentions escaped
-    (no link, ping or formatting can ride on an error message)."""
-    clipped = text if len(text) <= ECHO else text[: ECHO - 1] + "…"
-    escaped = escape_mentions(escape_markdown(clipped))
-    return re.sub(r"(?<!\\)\[", r"\[", escaped)  # also a link clipping cut short: [x](https://evil.e…
+    """User text to quote in a reply: clipped to ECHO characters, then made inert."""
+    return inert(text if len(text) <= ECHO else text[: ECHO - 1] + "…")
+
+
+def quoted_name(name: str) -> str:
+    """A style name to show: in `code` when it is one a style can have, else inert text (a name read from a
+    picture's settings, or typed by a moderator, is anything: `x` [Free Nitro](https://…)` must not break out)."""
+    return f"`{name}`" if STYLE_NAME.fullmatch(name) else f"'{echo(name)}'"

@@ -18,6 +18,7 @@ from engine.stamp import Stamp, StyleCredit
 
 from .config import Caps
 from .jobs import ClipProgress, Job, Snapshot, Status, short_id
+from .parsing import inert, quoted_name
 
 MESSAGE_LIMIT = 2000
 EMBED_FIELDS = 25
@@ -101,8 +102,7 @@ def credits_text(styles: Sequence[StyleCredit]) -> str | None:
     """The echo's list of styles in blend order, library ones with their credits; None without library styles."""
     if not any(s.name for s in styles):
         return None
-    return "\n".join(f"`{s.name}` — {discord.utils.escape_mentions(discord.utils.escape_markdown(s.credit or ''))}"
-                     if s.name else "your picture" for s in styles)
+    return "\n".join(f"{quoted_name(s.name)} — {inert(s.credit or '')}" if s.name else "your picture" for s in styles)
 
 
 def result_embed(job: Job, given: frozenset[str], filename: str, styles: str | None = None) -> discord.Embed:

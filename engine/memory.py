@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from .params import SPEC, Settings
-from .transfer import LBFGS_HISTORY_BYTES, fit, pick_precision, scale_sizes, split_steps
+from .transfer import LBFGS_HISTORY_BYTES, painted, pick_precision, scale_sizes, split_steps
 
 STATE_VECTORS = {"lbfgs": 4, "adam": 3}  # besides the history: gradient, direction, previous gradient…; Adam: m, v, g
 # An animation (engine.animate) holds, per frame and output pixel, the photo's frame and the painted one (RGB,
@@ -82,11 +82,11 @@ def predict_peak_bytes(settings: Settings, shape: tuple[int, int], n_styles: int
     if torch.device(device).type != "cpu":
         return None
     model = CPU
-    width, height = fit(shape, settings.long_side(shape))
-    style_side = round(settings.long_side(shape) * settings.style_scale)
+    sizes = painted(settings, shape)
+    width, height = sizes.content
     precision = pick_precision(settings.precision, torch.device(device))
     job = (model.per_job + model.per_pixel[precision] * width * height
-           + model.per_style_pixel * n_styles * style_side**2
+           + model.per_style_pixel * n_styles * sizes.style**2
            + model.state * optimizer_bytes(settings, 3 * width * height))
     if frames > 1:
         job += (FRAME_BYTES * frames + PAIR_BYTES) * width * height

@@ -80,19 +80,23 @@ class Spec:
             raise ParamError(f"{self.name} needs a value ({self.describe_range()})")
         if self.type is bool:
             return _to_bool(self.name, raw)
-        if self.type in (tuple, Names, Regions):
-            parts = [p.strip() for p in raw.split(",")] if isinstance(raw, str) else list(raw)
+        if self.type in (tuple, Names, Regions):  # one number (a Python value) is a list of one
+            parts = ([p.strip() for p in raw.split(",")] if isinstance(raw, str) else
+                     list(raw) if isinstance(raw, (list, tuple)) else [raw])
             if self.type is Names:
                 return self._names(parts)
             return self._regions(parts) if self.type is Regions else tuple(self._number(float, p) for p in parts)
         if self.type is Pixels:
-            mega = isinstance(raw, str) and text.endswith(("mp", "m"))
-            number = self._number(float, text.rstrip("mp").strip(), bounded=False) if mega else text
-            return self._number(int, round(number * 1e6) if mega else number)
+            if not (isinstance(raw, str) and text.endswith(("mp", "m"))):
+                return self._number(int, text)
+            count = self._number(float, text.rstrip("mp").strip(), bounded=False) * 1e6
+            if not math.isfinite(count):  # 1e303mp: finite megapixels, but no pixel count
+                raise self._outside(count)
+            return self._number(int, round(count))
         if self.type is str:
             value = str(raw).strip().lower()
             if self.choices and value not in self.choices:
-                raise ParamError(f"{self.name} must be one of {', '.join(self.choices)}, got {raw!r}"
+                raise ParamError(f"{self.name} must be one of {', '.join(self.choices)}, got {_quote(raw)}"
                                  + _suggest(value, self.choices))
             return value
         return self._number(self.type, raw)
@@ -101,7 +105,7 @@ class Spec:
         names = tuple(str(p).strip().lower() for p in parts)
         for name in names:
             if name not in self.choices:
-                raise ParamError(f"{self.name}: {name!r} is not a VGG-19 layer" + _suggest(name, self.choices))
+                raise ParamError(f"{self.name}: {_quote(name)} is not a VGG-19 layer" + _suggest(name, self.choices))
         if len(set(names)) != len(names):
             raise ParamError(f"{self.name} names a layer twice")
         return names
@@ -109,18 +113,22 @@ class Spec:
     def _regions(self, parts: list[Any]) -> tuple[tuple[str, str], ...]:
         pairs: list[tuple[str, str]] = []
         for part in parts:
-            colour, sep, target = (str(part).partition(":") if isinstance(part, str) else (part[0], ":", part[1]))
+            colour, sep, target = ((part[0], ":", part[1]) if isinstance(part, (tuple, list)) and len(part) == 2
+                                   else str(part).partition(":"))
             colour, target = str(colour).strip().lower(), str(target).strip().lower()
             if not sep or not colour or not target:
-                raise ParamError(f"{self.name} pairs look like colour:target (e.g. red:1,white:photo), got {part!r}")
+                raise ParamError(f"{self.name} pairs look like colour:target (e.g. red:1,white:photo), "
+                                 f"got {_quote(part)}")
             if colour not in COLOURS and not _is_hex(colour):
-                raise ParamError(f"{self.name}: {colour!r} is not a colour I know ({', '.join(COLOURS)} or #rrggbb)"
+                raise ParamError(f"{self.name}: {_quote(colour)} is not a colour I know ({', '.join(COLOURS)} or "
+                                 "#rrggbb)"
                                  + _suggest(colour, COLOURS))
-            if target not in ("photo", "blend") and not (target.isdigit() and 1 <= int(target) <= 10):
-                raise ParamError(f"{self.name}: the target of {colour} must be {REGION_TARGETS}, got {target!r}")
+            number = target.isascii() and target.isdigit()  # not '²' or '١': isdigit alone takes those
+            if target not in ("photo", "blend") and not (number and 1 <= int(target) <= 10):
+                raise ParamError(f"{self.name}: the target of {colour} must be {REGION_TARGETS}, got {_quote(target)}")
             if colour in (c for c, _ in pairs):
                 raise ParamError(f"{self.name} names {colour} twice")
-            pairs.append((colour, str(int(target)) if target.isdigit() else target))
+            pairs.append((colour, str(int(target)) if number else target))
         return tuple(pairs)
 
     def _number(self, kind: type, raw: Any, bounded: bool = True) -> int | float:
@@ -128,19 +136,25 @@ class Spec:
         try:
             number = float(text)
         except ValueError:
-            raise ParamError(f"{self.name} must be a number, got {text!r}") from None
+            raise ParamError(f"{self.name} must be a number, got {_quote(text)}") from None
         if not math.isfinite(number):
-            raise ParamError(f"{self.name} must be a finite number, got {text!r}")
+            raise ParamError(f"{self.name} must be a finite number, got {_quote(text)}")
+        if bounded and ((self.min is not None and number < self.min) or (self.max is not None and number > self.max)):
+            raise self._outside(number)
         if kind is int:
             if number != int(number):
-                raise ParamError(f"{self.name} must be a whole number, got {text!r}")
+                raise ParamError(f"{self.name} must be a whole number, got {_quote(text)}")
             number = int(number)
-        lo, hi = (self.min, self.max) if bounded else (None, None)
-        if (lo is not None and number < lo) or (hi is not None and number > hi):
-            raise ParamError(f"{self.name} must be between {format_value(lo)} and {format_value(hi)}, "
-                             f"got {format_value(number)}" if hi is not None else
-                             f"{self.name} must be at least {format_value(lo)}, got {format_value(number)}")
         return number
+
+    def _outside(self, number: float) -> ParamError:
+        """The refusal of a number outside this parameter's range."""
+        whole = math.isfinite(number) and float(number).is_integer() and abs(number) < 1e15
+        got = format_value(int(number) if whole else float(number))
+        if self.max is None:
+            return ParamError(f"{self.name} must be at least {format_value(self.min)}, got {got}")
+        return ParamError(f"{self.name} must be between {format_value(self.min)} and {format_value(self.max)}, "
+                          f"got {got}")
 
 
 def _to_bool(name: str, raw: Any) -> bool:
@@ -151,7 +165,13 @@ def _to_bool(name: str, raw: Any) -> bool:
         return True
     if text in ("0", "false", "no", "off", "n"):
         return False
-    raise ParamError(f"{name} must be true or false, got {raw!r}")
+    raise ParamError(f"{name} must be true or false, got {_quote(raw)}")
+
+
+def _quote(raw: Any, longest: int = 40) -> str:
+    """User input quoted in a refusal, clipped: a 400-digit number is not echoed whole."""
+    text = str(raw)
+    return repr(text if len(text) <= longest else text[: longest - 1] + "…")
 
 
 def _is_hex(text: str) -> bool:
@@ -256,7 +276,7 @@ class Settings:
             name = key.strip().lower().replace("-", "_")
             spec = lookup.get(name)
             if spec is None:
-                raise ParamError(f"unknown setting {key!r}" + _suggest(name, lookup) +
+                raise ParamError(f"unknown setting {_quote(key)}" + _suggest(name, lookup) +
                                  " (see `help` for the list)")
             if spec.name in values:
                 raise ParamError(f"{spec.name} was given twice")

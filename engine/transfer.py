@@ -134,6 +134,22 @@ def style_side(shape: tuple[int, int], long_side: int, style_scale: float) -> in
     return max(round(long_side * style_scale), math.ceil(MIN_SIDE * max(shape) / min(shape)))
 
 
+@dataclass(frozen=True)
+class Painted:
+    """What a job paints at its last, largest pass: the output's (width, height), and the long side of its
+    style pictures (a square one's: the most pixels; a thinner one keeps MIN_SIDE across, see style_side)."""
+
+    content: tuple[int, int]
+    style: int
+
+
+def painted(settings: Settings, shape: tuple[int, int] = (1, 1)) -> Painted:
+    """The sizes a job of `settings` paints for a photo of `shape` (width, height; square while it is not
+    known), by the formulas `_run` paints with: what caps and the memory model judge."""
+    long_side = settings.long_side(shape)
+    return Painted(fit(shape, long_side), style_side((1, 1), long_side, settings.style_scale))
+
+
 def check_shape(shape: tuple[int, int], long_side: int, what: str = "That picture") -> None:
     """Refuse a picture that would be too thin for VGG at `long_side`, naming the widest aspect ratio that works."""
     short = min(fit(shape, long_side))

@@ -10,6 +10,8 @@ import pytest
 
 from bot.config import Access, Caps, Config, ConfigError, Cooldown, Limits, RoleLimit, Storage, load_config
 from engine import ParamError, Settings
+from engine.memory import predict_peak_bytes
+from engine.transfer import Painted, painted
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 SECRET = "MTIzNDU2.secret-token-value"
@@ -168,6 +170,25 @@ def test_style_resolution_is_capped_too() -> None:
     with pytest.raises(ParamError, match="ask for style_scale=2.92 or less"):
         limits.caps_for([1]).check(Settings.parse({"size": 1024, "style_scale": 3}))
     assert Limits(max_size=512, max_style_size=2048).caps_for([]).max_style_size == 2048
+
+
+def test_a_pixel_count_on_a_panorama_is_judged_at_the_style_size_it_paints() -> None:
+    """pixels=1048576 is the square 1024² — but on a 32:1 photo the engine paints it 4096 px long and its
+    style pictures at 4096 px: the cap must refuse what will be painted (issue 22, 2), and say what fits."""
+    caps = Limits(max_size=1024).caps_for([])
+    settings = Settings.parse({"pixels": 1048576})
+    caps.check(settings)  # the photo is not known yet: judged as the square
+    panorama = (3200, 100)
+    assert painted(settings, panorama) == Painted((4096, 128), 4096)
+    with pytest.raises(ParamError, match=r"pixels=1048576 on this 32:1 photo \(painted 4096×128\) with style_scale=1 "
+                                         r"paints the style pictures at 4096 px, over this server's cap of 1024 for you "
+                                         r"— ask for pixels=32768 or style_scale=0.25 or less"):
+        caps.check(settings, panorama)
+    caps.check(Settings.parse({"pixels": 32768}), panorama)  # the count it offers fits
+    caps.check(Settings.parse({"pixels": 1048576, "style_scale": 0.25}), panorama)  # and so does the scale
+    for shape in ((3200, 100), (100, 3200), (1000, 1000), (1500, 1000)):  # the memory model counts the same sizes
+        by_side = Settings.parse({"size": max(painted(settings, shape).content)})
+        assert predict_peak_bytes(settings, shape, 1) == predict_peak_bytes(by_side, shape, 1)
 
 
 def test_access() -> None:

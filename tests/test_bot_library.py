@@ -20,6 +20,8 @@ from discord_standin import FakeDiscord, Upload
 from test_bot_e2e import (TINY, config, data_dir, decoded, eventually, make_bot,  # noqa: F401
                           photo_and_style, picture, replying_to, status_of, with_file)
 from test_bot_jobs import FakeRunner
+from test_bot_parsing import live
+from bot.parsing import style_names
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -112,10 +114,10 @@ async def test_a_preset_by_name_and_blended_with_an_attachment(fake_discord: Fak
     assert [s.size for s in first.styles] == [builtin_size("starry_night")]
     assert [s.size for s in second.styles] == [builtin_size("wave"), builtin_size("udnie"), (40, 40)]
     styles = {f["name"]: f["value"] for f in reply.embeds[0]["fields"]}["Styles"]
-    assert styles == "`starry_night` — The Starry Night — Vincent van Gogh, 1889"
+    assert styles == r"`starry_night` — The Starry Night — Vincent van Gogh\, 1889"  # credits shown inert
     assert {f["name"]: f["value"] for f in blended.embeds[0]["fields"]}["Styles"].splitlines() == [
-        "`wave` — The Great Wave off Kanagawa — Katsushika Hokusai, c. 1831",
-        "`udnie` — Udnie — Francis Picabia, 1913", "your picture"]
+        r"`wave` — The Great Wave off Kanagawa — Katsushika Hokusai\, c\. 1831",
+        r"`udnie` — Udnie — Francis Picabia\, 1913", "your picture"]
     assert "I don't know a style called `starry_nite` — did you mean `starry_night`?" in unknown.content
     assert "style_blend has 2 weights but you gave 3 style images" in too_few.content
 
@@ -184,7 +186,7 @@ async def test_moderators_add_and_remove_server_styles_everyone_lists_them(fake_
     assert added.content.startswith("✅ Added the style `lilies`")
     assert "already a style called `lilies`" in again.content
     assert listed.filenames == ["styles.jpg"] and decoded(listed).size == (4 * 160, 3 * (160 + 22))
-    assert "`lilies` — Water Lilies — @\u200beveryone Monet *(this server)*" in listed.content
+    assert "`lilies` — Water Lilies — \\@\u200beveryone Monet *(this server)*" in listed.content
     assert "`starry_night` — The Starry Night" in listed.content
     assert listed.payload["allowed_mentions"]["parse"] == []
     assert max(runner.jobs[0].styles[0].size) == 300  # kept at its size (under 1024 px)
@@ -199,6 +201,29 @@ async def test_moderators_add_and_remove_server_styles_everyone_lists_them(fake_
     assert "`wave` is a built-in style" in builtin.content
     assert removed.content == "🗑️ Removed the style `lilies`." and "no style called `lilies`" in gone.content
     assert list((data_dir / "pictures").iterdir()) == []
+
+
+async def test_moderator_replies_show_what_they_typed_inert(fake_discord: FakeDiscord, run_bot, data_dir: Path) -> None:
+    """Issue 22, 3 and 9: a style's name, a credit (two links, a mention) and defaults typed by moderators and
+    managers come back in the bot's voice — as text that links, formats and pings nothing."""
+    managers = fake_discord.add_role("Managers", discord.Permissions(manage_guild=True))
+    manager = fake_discord.make_user("manager", roles=[managers])
+    mod, bob = fake_discord.moderator, fake_discord.bob
+    hostile = ["x`[Free_Nitro](https://evil.example)`", f"<@{bob.id}>", "[a](https://a.example)"]
+    async with run_bot(make_bot(roomy(storage={"data_dir": str(data_dir), "keep_days": 0}), runner=FakeRunner())):
+        replies = [await ask(fake_discord, mod, f"!stylize styles remove {text}") for text in hostile]
+        replies.append(await ask(fake_discord, mod, f"!stylize styles add lilies [a](https://a.example) and "
+                                                    f"[b](https://b.example) by <@{bob.id}> @here",
+                                 attachments=[Upload("lilies.png", picture(64, 48))]))
+        replies.append(await ask(fake_discord, bob, "!stylize styles"))
+        for text in hostile:
+            replies += [await ask(fake_discord, manager, f"!stylize defaults steps={text}"),
+                        await ask(fake_discord, manager, f"!stylize defaults {text}=1")]
+    assert "free" in replies[0].content.lower() and "https" in replies[-1].content
+    assert "and \\[b\\]" in replies[4].content  # the credit, listed
+    for reply in replies:
+        assert not [m for m in live(reply.content) if not m.startswith("`")], reply.content  # `code` of ours is fine
+        assert f"<@{bob.id}>" not in reply.content and "@here" not in reply.content, reply.content
 
 
 async def test_slash_styles_lists_the_contact_sheet(fake_discord: FakeDiscord, run_bot) -> None:
@@ -390,6 +415,25 @@ async def test_autocomplete_answers_from_memory_with_at_most_25_choices(tmp_path
     everything = await library.complete(5, "")
     assert [value for _, value in choices] == [f"style{n}" for n in range(10, 20)]
     assert len(everything) == 25 and everything[0][1] == "composition_vii"
+
+
+async def test_autocomplete_values_fit_discord_and_name_styles_the_command_finds(tmp_path: Path) -> None:
+    """Issue 22, 6: values of 104–1,013 characters (only the label was cut), which Discord refuses. Every
+    value is at most 100 characters, and names styles that `preset` resolves."""
+    store = await Store(tmp_path).open()
+    long_names = [f"{letter * 31}{n}" for n, letter in enumerate("abcd")]  # 32 characters: the longest a name is
+    for name in long_names:
+        await store.add_style(5, name, b"not read here", "credit " + "x" * 90, 1)
+    library = Library(store)
+    typed = ["x" * 1000 + ",st", "wave," * 200 + "ud", ",".join(long_names[:3]) + ",", "<@1>,[a](https://a.example),"]
+    answers = [await library.complete(5, text) for text in typed]
+    await store.close()
+    assert all(answers[:2]) and answers[2] == [] and answers[3]  # three 32-character names: no fourth fits
+    for choices in answers:
+        for label, value in choices:
+            assert len(label) <= 100 and len(value) <= 100
+            assert [s.name for s in await library.find(5, style_names(value))] == value.split(",")
+    assert answers[1][0][1] == "wave,udnie"  # the repeated name, once
 
 
 async def test_server_defaults_text(tmp_path: Path) -> None:

@@ -9,10 +9,14 @@ import pytest
 from discord.utils import escape_mentions
 from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
 
-from bot.parsing import (ECHO, Arguments, UsageError, check_blend, parse_settings, pick_inputs,
-                         pick_slash_inputs, split_arguments)
+from bot.config import Limits
+from bot.render import settings_lines, settings_text
+from bot.parsing import (ECHO, Arguments, UsageError, check_blend, inert, parse_settings, pick_inputs,
+                         pick_slash_inputs, quoted_name, split_arguments)
 from engine import SPECS, ParamError, Settings, Spec
+from engine.memory import predict_peak_bytes
 from engine.params import Pixels, Regions
+from test_params import extreme_values
 
 BASE = Settings()
 
@@ -27,7 +31,7 @@ def test_links_and_pairs() -> None:
 
 @pytest.mark.parametrize("text, message", [
     ("steps", "I don't understand 'steps'"),
-    ("=5", "I don't understand '=5'"),
+    ("=5", r"I don't understand '\\=5'"),
     ("steps=1 steps=2", "'steps' was given twice"),
     ("ftp://example.com/a.png", "I don't understand"),
 ])
@@ -61,9 +65,9 @@ def test_friendly_refusals(text: str, message: str) -> None:
 
 
 @pytest.mark.parametrize("text, message", [
-    (f"<@{'1' * 18}>=1", f"unknown setting '<@\u200b{'1' * 18}>' (see `help` for the list)"),
-    ("[Free_Nitro](https://evil.example)=1", r"unknown setting '\[Free_Nitro](https://evil.example)'"),
-    ("steps=@everyone", "steps can't be '@\u200beveryone' — values are numbers or words"),
+    (f"<@{'1' * 18}>=1", f"unknown setting '\\<\\@\u200b{'1' * 18}\\>' (see `help` for the list)"),
+    ("[Free_Nitro](https://evil.example)=1", r"unknown setting '\[Free\_Nitro\]\(https\:\/\/evil\.example\)'"),
+    ("steps=@everyone", "steps can't be '\\@\u200beveryone' — values are numbers or words"),
     ("k" * 1985 + "=1", f"unknown setting '{'k' * (ECHO - 1)}…' (see"),
     ("seed=" + "9" * 101, f"seed can't be '{'9' * (ECHO - 1)}…'"),
     ("**bold**", r"I don't understand '\*\*bold\*\*'"),
@@ -226,3 +230,60 @@ def test_every_choice_is_accepted() -> None:
     for spec in SPECS:
         for choice in spec.choices:
             assert getattr(Settings.parse({spec.name: choice}), spec.name) in (choice, (choice,))  # Names: a list
+
+
+# ------------------------------------------------------------------------------ user text, inert
+
+NITRO = "x` [Free Nitro](https://evil.example/nitro) `"  # breaks out of `code` around it, then a live link
+
+
+def live(text: str) -> list[str]:
+    """What would render live in a Discord message or embed: masked links, mentions, @everyone/@here, inline
+    code and links (backslash-escaped punctuation starts and ends nothing)."""
+    plain = re.sub(r"\\[!-/:-@\[-`{-~]", "\0", text)
+    return re.findall(r"\[[^\]\0]*\]\(|<[@#][!&]?\d+>|@(?:everyone|here)|`[^`]+`|https?:/", plain)
+
+
+@pytest.mark.parametrize("text", [NITRO, "[a](https://a.example) and [b](https://b.example)",
+                                  "<@123456789012345678> <@&42> <#7> @everyone @here",
+                                  "||spoiler|| **bold** ~~gone~~ __under__ <https://evil.example>"])
+def test_inert_text_renders_nothing_and_keeps_every_character(text: str) -> None:
+    """Issue 22, 3 and 9: escape_markdown left a second link live, and mentions as they were."""
+    assert live(text) and not live(inert(text))
+    assert re.sub(r"\\(.)", r"\1", inert(text)).replace("\u200b", "") == text  # Discord shows `\\x` as x
+
+
+@hyp_settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(hostile, st.text(max_size=8)), max_size=8).map("".join))
+def test_inert_leaves_nothing_live(text: str) -> None:
+    assert not live(inert(text))
+    assert not live(quoted_name(text)) or quoted_name(text) == f"`{text}`"  # a real style name, as code
+
+
+def test_inert_text_cannot_turn_the_bots_words_around() -> None:
+    """A right-to-left override in a credit would show the rest of the bot's line backwards."""
+    assert inert("Monet\u202e — evil\u2066x\u2069") == "Monet — evilx"
+
+
+def test_a_style_name_shows_as_code_only_when_it_is_one() -> None:
+    assert quoted_name("starry_night") == "`starry_night`"
+    assert not live(quoted_name(NITRO)) and "Free Nitro" in quoted_name(NITRO)
+
+
+@pytest.mark.parametrize("name", [spec.name for spec in SPECS])
+def test_every_setting_with_extreme_numbers_meets_only_user_errors_on_the_way_to_the_queue(name: str) -> None:
+    """Issue 22, 8, at the bot: every extreme value of every setting, typed, goes through what a job meets
+    before it is queued — the parser, the caps (photo shape known), the memory model, the animation caps,
+    the blend and mask plan, the echo — and meets nothing but a refusal meant for the user."""
+    caps = Limits(max_size=1024).caps_for([])
+    for value in extreme_values():
+        try:
+            settings, _ = parse_settings(split_arguments(f"{name}={value}").raw, BASE)
+            for shape in ((3200, 100), (100, 100)):
+                caps.check(settings, shape)
+                predict_peak_bytes(settings.for_shape(shape), shape, 2, frames=3)
+                caps.motion.check(settings.for_shape(shape), 3, shape)
+            check_blend(settings, 2)
+            assert settings_lines(settings, frozenset({name})) and settings_text(settings) is not None
+        except (UsageError, ParamError) as error:
+            assert str(error) and len(str(error)) < 400

@@ -9,8 +9,10 @@ from PIL import Image
 from bot.config import Caps
 from bot.jobs import Job, Snapshot, Status
 from bot.render import (EMBED_FIELDS, EMBED_TOTAL, MESSAGE_LIMIT, duration, encode_for_upload, fit, help_embeds,
-                        queue_text, settings_lines, status_text)
+                        queue_text, settings_embed, settings_lines, status_text)
 from engine import SPECS, Progress, Settings
+from engine.stamp import Stamp, StyleCredit
+from test_bot_parsing import NITRO, live
 
 
 def noise(size: tuple[int, int]) -> Image.Image:
@@ -73,3 +75,14 @@ def test_queue_text_fits_one_message() -> None:
     text = queue_text(jobs)
     assert len(text) <= MESSAGE_LIMIT and text.startswith("**Queue** (199 waiting)")
     assert "🎨 running: <@0>" in text and "\n1. <@1>" in text and text.endswith("…")
+
+
+def test_the_settings_menu_shows_names_and_credits_from_a_picture_inert() -> None:
+    """A PNG's embedded settings are anyone's text (issue 22, 3): a name that breaks out of its `code`
+    into a link, a credit with two links and mentions — shown, but nothing in them renders or pings."""
+    styles = (StyleCredit(NITRO, "[a](https://a.example) then [b](https://b.example) <@123456789012345678> @here"),
+              StyleCredit("wave", "The Great Wave — Hokusai"), StyleCredit())
+    embed = settings_embed(Stamp(Settings(), styles), "Read from the settings inside the picture.")
+    [field] = [f for f in embed.fields if f.name == "Styles"]
+    assert "Free Nitro" in field.value and "`wave` — The Great Wave — Hokusai" in field.value
+    assert live(field.value) == ["`wave`"]

@@ -601,6 +601,105 @@ async def test_a_slow_submit_is_sent_again_not_refused_or_painted_twice(workers:
         await backend.close()
 
 
+class StallingProxy:
+    """A TCP proxy in front of Redis that can stall what clients send (not what Redis answers): a Redis
+    behind a failover or a congested link, as the bot sees it — while the workers reach Redis directly."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.until = 0.0  # monotonic: bytes from clients wait until then
+        self.server: asyncio.Server | None = None
+        self.links: set[asyncio.Task[Any]] = set()
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/0"
+
+    def stall(self, seconds: float) -> None:
+        self.until = time.monotonic() + seconds
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+
+    async def close(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for link in self.links:
+            link.cancel()
+        await asyncio.gather(*self.links, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter, stalls: bool) -> None:
+            try:
+                while data := await source.read(65536):
+                    if stalls and (wait := self.until - time.monotonic()) > 0:
+                        await asyncio.sleep(wait)
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, asyncio.CancelledError):
+                pass
+            finally:
+                sink.close()
+
+        link = asyncio.gather(pump(reader, up_writer, True), pump(up_reader, writer, False))
+        self.links.add(link)
+        await asyncio.gather(link, return_exceptions=True)  # cancelled by close(): not an error
+        self.links.discard(link)
+
+
+async def test_a_submit_that_timed_out_twice_is_withdrawn_not_painted(workers: Workers, prefix: str) -> None:
+    """The bot's link to Redis stalls 1.6 s with a 0.5 s limit per try: both tries time out and the
+    user hears "busy" — so the job, which reaches Redis once the stall ends, must never be painted,
+    queued or counted against its owner (issue 22, 1: it was painted and never delivered)."""
+    proxy = StallingProxy(workers.redis.port)
+    await proxy.start()
+    backend = CeleryBackend(proxy.url, prefix=prefix, workers=1, poll=0.1, op_timeout=0.5)
+    await backend.start()
+    slow = job(2)
+    try:
+        await backend.submit(warm := job(1))  # the script is loaded; the stalled call runs it
+        assert (await asyncio.wait_for(backend.result(warm.id), 60)).status is Status.DONE
+        proxy.stall(1.6)
+        with pytest.raises(QueueFull) as refused:
+            await backend.submit(slow)
+        assert str(refused.value) == BUSY
+        await asyncio.sleep(3)  # the stall is over: the stalled submits have reached Redis
+        r = redis.Redis.from_url(workers.redis.url)
+        try:
+            assert not r.exists(Keys(prefix).job(slow.id)) and not r.exists(Keys(prefix).image(slow.id, 0))
+            assert r.exists(Keys(prefix).job(slow.id, "withdrawn"))
+            assert not r.zrange(Keys(prefix).waiting, 0, -1) and not r.zrange(Keys(prefix).released, 0, -1)
+        finally:
+            r.close()
+        assert await backend.pending(2) == (0, 0)
+        assert await backend.jobs() == []
+        await asyncio.sleep(1)
+        assert sum(w.output().count(f"job {slow.id}: painting") for w in workers.items) == 0
+    finally:
+        await backend.close()
+        await proxy.close()
+
+
+async def test_a_submit_landing_after_its_withdrawal_is_refused(backend: CeleryBackend, workers: Workers,
+                                                                prefix: str) -> None:
+    """The other order: the withdrawal reaches Redis first, the stalled submit after it — refused by the
+    tombstone, so nothing is queued."""
+    withdrawn = job(3)
+    await backend._drop(withdrawn.id, withdrawn, withdraw=True)
+    r = redis.Redis.from_url(workers.redis.url)
+    try:
+        assert r.ttl(Keys(prefix).job(withdrawn.id, "withdrawn")) > 3600
+    finally:
+        r.close()
+    with pytest.raises(QueueFull) as refused:  # the same id submitted again: what a late-landing submit does
+        await backend.submit(withdrawn)
+    assert str(refused.value) == BUSY
+    assert await backend.jobs() == [] and await backend.pending(3) == (0, 0)
+
+
 def test_config_selects_the_backend() -> None:
     inprocess = make_backend(parse_config({"token": "t"}))
     celery = make_backend(parse_config({"token": "t", "workers": 2, "jobs": {"backend": "celery",

@@ -141,3 +141,47 @@ def test_size_overrides_a_default_pixel_count() -> None:
     assert Settings.parse({"size": "300"}, base).pixels is None
     assert Settings.parse({"steps": "10"}, base).pixels == 1_000_000
     assert Settings.parse({"size": "300"}).for_shape((1000, 10)).size == 300  # size alone: untouched
+
+
+EXTREME = ["inf", "-inf", "nan", "-nan", "infinity", "1e308", "-1e308", "1e309", "1e-400", "-0", "-0.0", "+0", "0x10",
+           "1_000", "9" * 400, "-" + "9" * 400, "1e303mp", "1e309mp", "infmp", "nanmp", "-1e303m", "0.000001mp",
+           "١٢٣", "１２３", "²", "1e", ".", "+", "-", "e5", "1e5.5", "1.7976931348623157e308", "4.9e-324",
+           "1e-324mp", "2e31", "2147483648", "-2147483649", "1e999999999", " 5 ", "5\u00a0", "mp", "m", "0", "True", "none", "auto"]
+PYTHON_NUMBERS = [math.inf, -math.inf, math.nan, 1e308, -0.0, 5e-324, 10**400, -(10**400), 2**63, True]
+
+
+def extreme_values() -> list[object]:
+    """Every extreme number alone, in a comma list, as a region's target, and as a Python value."""
+    return [*EXTREME, *(f"{v},{v}" for v in EXTREME), *(f"red:{v}" for v in EXTREME), *PYTHON_NUMBERS]
+
+
+def taken_or_refused(name: str, value: object) -> None:
+    try:
+        settings = Settings.parse({name: value})
+    except ParamError as error:
+        assert str(error) and len(str(error)) < 300, str(error)
+    else:
+        assert 64 <= settings.for_shape((32, 1)).size <= 4096 and 64 <= settings.long_side((1, 32)) <= 4096
+
+
+@pytest.mark.parametrize("name", [spec.name for spec in SPECS])
+def test_every_setting_takes_or_refuses_extreme_numbers(name: str) -> None:
+    """Issue 22, 8: pixels=1e303mp raised OverflowError ("went wrong on my side"); lists and regions given a
+    Python number raised TypeError, a region's target '²' ValueError, and refusals quoted 400 digits. Every
+    setting, given any extreme number as text or as a Python value (a slash option), takes it or refuses it
+    with a short ParamError."""
+    for value in extreme_values():
+        taken_or_refused(name, value)
+
+
+@given(st.sampled_from([spec.name for spec in SPECS]),
+       st.one_of(st.floats(), st.integers(), st.text(st.characters(categories=["Nd", "No", "Pd", "Po", "Ll"]),
+                                                     max_size=12),
+                 st.builds("{}mp".format, st.floats())))
+def test_every_setting_takes_or_refuses_random_numbers(name: str, value: object) -> None:
+    taken_or_refused(name, value)
+
+
+def test_a_pixel_count_past_infinity_is_refused_in_words() -> None:
+    with pytest.raises(ParamError, match=r"pixels must be between 4096 and 16777216, got inf"):
+        Settings.parse({"pixels": "1e303mp"})

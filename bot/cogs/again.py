@@ -232,7 +232,7 @@ class Again(commands.Cog):
             if start and not message.attachments:
                 raise UsageError("That message has no picture left to start from.")
             request = Request(user.id, interaction.guild_id, Origin.at(message.channel, message.id))
-            job = await painter.submit(request, plan, partial(painter.intake.kept, kept, plan.settings,
+            job = await painter.submit(request, plan, partial(painter.intake.kept, kept, plan.settings, plan.caps,
                                                               message.attachments[0] if start else None))
         except Exception as error:
             await tell(interaction, f"⚠️ {explain(error, f'painting job {kept.id} again')}")

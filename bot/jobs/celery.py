@@ -8,7 +8,10 @@ The bot keeps the queue's order and limits; Celery only ever holds the jobs that
   jobs the user already had pending, exactly as in the in-process backend, so users take turns and
   each user's own jobs keep their order. The bot picks the job's id, and the script answers a second
   submit of that id with the job's place: a submit whose answer timed out (it may have got through)
-  is sent once more before the user hears "busy" — never queued or painted twice.
+  is sent once more before the user hears "busy" — never queued or painted twice. "Busy" is then the
+  truth: the job is withdrawn (`_withdraw`): a tombstone under its id makes a submit that lands later
+  refuse it, whatever of it got through is dropped (a worker already painting it stops at its next
+  beat), and until Redis has taken that, this process never hands the job to Celery.
 * A dispatcher task releases waiting jobs to Celery in that order, keeping at most `workers` jobs
   released-or-running. With `workers` = the number of GPU workers, a job goes to Celery only when a
   worker is about to be free, so a newcomer's first job still overtakes a heavy user's backlog; the
@@ -70,6 +73,7 @@ MAX_JOB_BYTES = 256 * 2**20  # a job's pictures in Redis (PNG): an animation's f
 _SUBMIT = """
 -- KEYS: record, waiting, released, user set, seq
 -- ARGV: id, per_user, queue_size, keep, prefix, n, n pictures (PNG), field, value, …
+if redis.call('EXISTS', KEYS[1] .. ':withdrawn') == 1 then return {'withdrawn', 0} end  -- landed too late
 if redis.call('HEXISTS', KEYS[1], 'status') == 1 then  -- sent again after a timeout: it got through
   local rank = redis.call('ZRANK', KEYS[2], ARGV[1])
   if rank then return {'ok', redis.call('ZCARD', KEYS[3]) + rank + 1} end
@@ -134,7 +138,9 @@ return 1
 
 _DROP = LAST_PICTURE + """
 -- KEYS: record, waiting, released, running, finished   ARGV: id, prefix, user id or '', pictures after the
--- photo (styles, then the mask, the starting picture and an animation's later frames if any) if no record
+-- photo (styles, then the mask, the starting picture and an animation's later frames if any) if no record,
+-- and '' or the seconds a withdrawn job's tombstone lasts (a submit of that id landing later is refused)
+if ARGV[5] ~= '' then redis.call('SET', KEYS[1] .. ':withdrawn', 1, 'EX', ARGV[5]) end
 local user = redis.call('HGET', KEYS[1], 'user_id') or ARGV[3]
 if user ~= '' then redis.call('SREM', ARGV[2] .. ':user:' .. user, ARGV[1]) end
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -199,6 +205,7 @@ class CeleryBackend(JobBackend):
         self._reached = 0.0  # monotonic time of the last Redis answer
         self._closing = False
         self._recovered = False
+        self._withdrawn: dict[str, asyncio.Task[None]] = {}  # told "busy"; Redis may still hold them
 
     # ------------------------------------------------------------------------------- lifecycle
 
@@ -223,6 +230,10 @@ class CeleryBackend(JobBackend):
         self._closing = True
         self._dispatcher.cancel()
         await asyncio.gather(self._dispatcher, return_exceptions=True)
+        if self._withdrawn:  # a last chance for withdrawals still waiting for Redis
+            await asyncio.wait(self._withdrawn.values(), timeout=self._op_timeout)
+            for task in self._withdrawn.values():
+                task.cancel()
         for followed in self._followed.values():
             if not followed.done.done():
                 followed.done.set_exception(Detached())
@@ -268,10 +279,12 @@ class CeleryBackend(JobBackend):
             except (RedisError, OSError, asyncio.TimeoutError) as error:
                 log.warning("submit %s (try %d): Redis unreachable or slow: %r", job.id, attempt, error)
         else:
+            self._withdraw(job)
             raise QueueFull(BUSY)
         verdict = verdict.decode()
         if verdict != "ok":
-            raise too_many(int(number)) if verdict == "user" else queue_full(self._queue_size)
+            raise (too_many(int(number)) if verdict == "user" else queue_full(self._queue_size) if verdict == "full"
+                   else QueueFull(BUSY))  # withdrawn: an earlier submit of this id timed out, so it stays out
         job.status = Status.QUEUED
         self._follow(job)
         return int(number)
@@ -490,14 +503,34 @@ class CeleryBackend(JobBackend):
         await self._drop(job_id)
         return job
 
-    async def _drop(self, job_id: str) -> None:
-        """Delete the job's keys and take its id out of every set (one script: nothing half-done)."""
+    async def _drop(self, job_id: str, who: Job | None = None, *, withdraw: bool = False) -> None:
+        """Delete the job's keys and take its id out of every set (one script: nothing half-done);
+        `withdraw`: also leave a tombstone that refuses a submit of this id landing later."""
         keys = self._keys
         followed = self._followed.get(job_id)
-        who = followed.job if followed else None
+        who = who or (followed.job if followed else None)
         await self._call(self._dropper(keys=[keys.job(job_id), keys.waiting, keys.released, keys.running, keys.finished],
                                        args=[job_id, keys.prefix, who.user_id if who else "",
-                                             _pictures_after_photo(who) if who else 0]))
+                                             _pictures_after_photo(who) if who else 0,
+                                             self._keep if withdraw else ""]))
+
+    def _withdraw(self, job: Job) -> None:
+        """The user was told "busy" about `job`, whose submit may yet land: withdraw it, in the background
+        (retrying while Redis is away), and never hand it to Celery from here meanwhile."""
+        async def withdraw() -> None:
+            delay = self._poll
+            while True:
+                try:
+                    await self._drop(job.id, job, withdraw=True)
+                    break
+                except (RedisError, OSError, asyncio.TimeoutError) as error:
+                    log.warning("withdrawing job %s: Redis unreachable (%r); retrying", job.id, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+            log.info("job %s withdrawn (its submit timed out; its owner was told busy)", job.id)
+            self._withdrawn.pop(job.id, None)
+
+        self._withdrawn[job.id] = asyncio.create_task(withdraw(), name=f"stylize-withdraw-{job.id}")
 
     async def _expire(self, job_id: str) -> None:
         """The job's record is gone (or partial): the job is lost. Drop what is left, end its follower."""
@@ -626,6 +659,8 @@ class CeleryBackend(JobBackend):
     async def _send(self, job_id: str) -> None:
         """Publish the job's Celery message (kombu blocks: in a thread, with a time limit)."""
         assert self._publisher is not None
+        if job_id in self._withdrawn:  # its submit landed after all, its withdrawal not yet: never paint it
+            return
         loop = asyncio.get_running_loop()
         send = lambda: self._celery.send_task(  # noqa: E731
             TASK, args=[job_id, self._keys.prefix], task_id=f"{job_id}-{time.time_ns()}",

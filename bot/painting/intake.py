@@ -55,6 +55,7 @@ class Intake:
             raise UsageError("A mask works on stills only, not on an animation — leave the mask out, or add "
                              "`animate=false` to paint the first frame.")
         settings = settings.for_shape(kept_photo.size)  # styles follow the size a pixel count gives this photo
+        caps.check(settings, kept_photo.size)  # the style cap, judged at the size this photo's styles will be painted
         styles = sources.styles
         style_images = [await self.bot.library.image(s) if isinstance(s, Style) else
                         await self.load(s, f"Style picture {n}" if len(styles) > 1 else "The style picture",
@@ -66,12 +67,14 @@ class Intake:
         credits = tuple(StyleCredit(s.name, s.credit) if isinstance(s, Style) else StyleCredit() for s in styles)
         return Inputs(owner, kept_photo, tuple(style_images), credits, mask_image, clip=clip, first_only=first_only)
 
-    async def kept(self, kept: KeptJob, settings: Settings, start: discord.Attachment | None = None) -> Inputs:
+    async def kept(self, kept: KeptJob, settings: Settings, caps: Caps, start: discord.Attachment | None = None
+                   ) -> Inputs:
         """A kept job's pictures (bot.storage), decoded within the decoders' limit — the photo, the styles, the
         mask — and the picture to start from (⤴ Bigger: the result on the message)."""
         data = [await self.bot.store.picture(name) for name in kept.pictures]
         pixels = self.config.limits.input_pixels
         photo, *styles = [await self.decode(partial(images.decode_image, d, max_pixels=pixels)) for d in data]
+        caps.check(settings, photo.size)  # the style cap at the size this photo's styles will be painted
         mask = styles.pop() if kept.masked else None
         init = await self.load(start, "The picture", settings) if start is not None else None
         credits = tuple(StyleCredit(**c) for c in json.loads(kept.styles)) or (StyleCredit(),) * len(styles)
