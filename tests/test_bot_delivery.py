@@ -383,6 +383,26 @@ async def test_a_held_picture_survives_a_restart_and_reaches_its_owner_only(fake
     assert "Nothing is waiting for you" in nothing.content
 
 
+async def test_a_held_picture_too_large_for_where_last_is_used_stays_held(fake_discord: FakeDiscord,
+                                                                         run_bot) -> None:
+    """The painting was encoded for its own server's upload limit; where `last` is used may allow less (a DM,
+    an unboosted server): the owner is told so, and it stays held."""
+    alice = fake_discord.alice
+    runner = FakeRunner()
+    async with run_bot(make_bot(roomy(), runner=runner)):
+        await hold_a_picture(fake_discord, alice, runner)
+        fake_discord.attachment_size_limit = 100  # bytes, where the slash command is used
+        mark = fake_discord.mark()
+        await fake_discord.send_interaction(alice, "stylize last", dm=True)
+        refused = await menu_answer(fake_discord, mark)
+        fake_discord.attachment_size_limit = None
+        mark = fake_discord.mark()
+        await fake_discord.send_interaction(alice, "stylize last", dm=True)
+        picture = await fake_discord.wait_for(with_file, kind="message", since=mark, timeout=15)
+    assert refused.ephemeral and "too large to upload here" in refused.content and "I keep it" in refused.content
+    assert picture.content.startswith(f"<@{alice.id}> here is your painting")
+
+
 @pytest.mark.parametrize("keep_days", [7, 0], ids=["stored", "in-memory"])
 async def test_forget_deletes_a_held_picture(fake_discord: FakeDiscord, run_bot, data_dir: Path,
                                             keep_days: int) -> None:
