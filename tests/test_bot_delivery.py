@@ -383,6 +383,34 @@ async def test_a_held_picture_survives_a_restart_and_reaches_its_owner_only(fake
     assert "Nothing is waiting for you" in nothing.content
 
 
+async def test_the_news_never_takes_the_place_of_a_slash_commands_public_answer(
+        fake_discord: FakeDiscord, run_bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`/stylize paint` defers publicly and fills that answer with the job's status once the pictures are in
+    (slow here): the news of a held picture comes after it, privately, and the status stays public."""
+    alice = fake_discord.alice
+    elsewhere = fake_discord.add_text_channel("elsewhere")
+    runner = FakeRunner()
+    photo, style = photo_and_style()
+    async with run_bot(make_bot(roomy(), runner=runner)) as stylize_bot:
+        await hold_a_picture(fake_discord, alice, runner)
+        intake = stylize_bot.painter.intake
+        gather = intake.gather
+
+        async def slow_gather(*args: Any, **options: Any) -> Any:
+            await asyncio.sleep(0.5)
+            return await gather(*args, **options)
+
+        monkeypatch.setattr(intake, "gather", slow_gather)
+        mark = fake_discord.mark()
+        await fake_discord.send_interaction(alice, "stylize paint", {"content": photo, "style": style},
+                                            channel_id=elsewhere)
+        news = await fake_discord.wait_for(lambda e: "📬" in (e.content or ""), kind="message", since=mark,
+                                           timeout=15)
+        await fake_discord.wait_quiet(0.5)
+    [status] = [e for e in fake_discord.find(kind="message", since=mark) if "Queued" in (e.content or "")]
+    assert news.ephemeral and not status.ephemeral and status.message_id != news.message_id
+
+
 async def test_a_held_picture_too_large_for_where_last_is_used_stays_held(fake_discord: FakeDiscord,
                                                                          run_bot) -> None:
     """The painting was encoded for its own server's upload limit; where `last` is used may allow less (a DM,
