@@ -41,6 +41,17 @@ def keeps_delivering(event: Event, owner: Any) -> None:
     assert reference is None or reference.get("fail_if_not_exists") is False
 
 
+def slow_down(monkeypatch: pytest.MonkeyPatch, owner: Any, method: str, seconds: float) -> None:
+    """Make `owner.method` (a coroutine) wait `seconds` first."""
+    real = getattr(owner, method)
+
+    async def slow(*args: Any, **options: Any) -> Any:
+        await asyncio.sleep(seconds)
+        return await real(*args, **options)
+
+    monkeypatch.setattr(owner, method, slow)
+
+
 async def menu_answer(fake: FakeDiscord, mark: int) -> Event:
     return await fake.wait_for(lambda e: e.via in ("followup", "interaction") and bool(e.content),
                                kind="message", since=mark, timeout=15)
@@ -207,14 +218,7 @@ async def test_the_tweak_form_opens_before_the_database_answers(fake_discord: Fa
     async with run_bot(make_bot(roomy(), runner=runner)) as stylize_bot:
         result = await first_result(fake_discord)
         fake_discord.interaction_timeout = 0.3
-        store = stylize_bot.store
-        slow_read = store.kept_job
-
-        async def slow(*args: Any, **options: Any) -> Any:
-            await asyncio.sleep(0.5)
-            return await slow_read(*args, **options)
-
-        monkeypatch.setattr(store, "kept_job", slow)
+        slow_down(monkeypatch, stylize_bot.store, "kept_job", 0.5)
         mark = fake_discord.mark()
         await fake_discord.click_button(fake_discord.bob, result.message_id, label="Tweak")
         opened = await fake_discord.wait_for(kind="interaction_response", since=mark, timeout=5)
@@ -393,14 +397,7 @@ async def test_the_news_never_takes_the_place_of_a_slash_commands_public_answer(
     photo, style = photo_and_style()
     async with run_bot(make_bot(roomy(), runner=runner)) as stylize_bot:
         await hold_a_picture(fake_discord, alice, runner)
-        intake = stylize_bot.painter.intake
-        gather = intake.gather
-
-        async def slow_gather(*args: Any, **options: Any) -> Any:
-            await asyncio.sleep(0.5)
-            return await gather(*args, **options)
-
-        monkeypatch.setattr(intake, "gather", slow_gather)
+        slow_down(monkeypatch, stylize_bot.painter.intake, "gather", 0.5)
         mark = fake_discord.mark()
         await fake_discord.send_interaction(alice, "stylize paint", {"content": photo, "style": style},
                                             channel_id=elsewhere)
