@@ -75,13 +75,16 @@ async def _list(bot: StylizeBot, ctx: commands.Context[Any]) -> None:
 # ------------------------------------------------------------------------------- forget
 
 async def forget(bot: StylizeBot, ctx: commands.Context[Any]) -> None:
-    """`stylize forget`: delete the pictures and settings kept from the author's jobs."""
-    if bot.store.nothing_kept:
-        await ctx.reply("I keep nothing of yours here.", ephemeral=True, mention_author=False)
-        return
-    gone = await bot.store.forget(ctx.author.id)
-    text = (f"🗑️ Deleted the pictures and settings of your {gone} kept job{'s' if gone != 1 else ''}."
-            if gone else "I keep nothing of yours — nothing to delete.")
+    """`stylize forget`: delete the pictures and settings kept from the author's jobs, and the paintings held
+    for them (`stylize last`)."""
+    gone = 0 if bot.store.nothing_kept else await bot.store.forget(ctx.author.id)  # raises if it can't
+    held = await bot.painter.delivery.forget(ctx.author.id)
+    done = [f"the pictures and settings of your {gone} kept job{'s' if gone != 1 else ''}"] if gone else []
+    done += [f"{held} painting{'s' if held != 1 else ''} waiting for `stylize last`"] if held else []
+    if done:
+        text = f"🗑️ Deleted {' and '.join(done)}."
+    else:
+        text = "I keep nothing of yours here." if bot.store.nothing_kept else "I keep nothing of yours — nothing to delete."
     await ctx.reply(text, ephemeral=True, mention_author=False)
 
 

@@ -9,6 +9,7 @@ import asyncio
 import re
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import discord
@@ -19,11 +20,11 @@ from bot.inputs import images
 from bot.jobs import InProcessBackend, Job
 from discord_standin import FLAG_LOADING, Event, FakeDiscord, Upload
 from engine import Progress, Settings
-from test_bot_again import first_result
+from test_bot_again import first_result, painted
 from test_bot_e2e import (Overlap, config, data_dir, eventually, make_bot, photo_and_style,  # noqa: F401
                           picture, status_of, with_file)
 from test_bot_jobs import FakeRunner
-from test_bot_library import Recording, roomy
+from test_bot_library import Recording, ask, roomy
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -38,6 +39,17 @@ def keeps_delivering(event: Event, owner: Any) -> None:
     assert event.pings["users"] == [owner.id]
     reference = event.payload.get("message_reference")
     assert reference is None or reference.get("fail_if_not_exists") is False
+
+
+def slow_down(monkeypatch: pytest.MonkeyPatch, owner: Any, method: str, seconds: float) -> None:
+    """Make `owner.method` (a coroutine) wait `seconds` first."""
+    real = getattr(owner, method)
+
+    async def slow(*args: Any, **options: Any) -> Any:
+        await asyncio.sleep(seconds)
+        return await real(*args, **options)
+
+    monkeypatch.setattr(owner, method, slow)
 
 
 async def menu_answer(fake: FakeDiscord, mark: int) -> Event:
@@ -206,14 +218,7 @@ async def test_the_tweak_form_opens_before_the_database_answers(fake_discord: Fa
     async with run_bot(make_bot(roomy(), runner=runner)) as stylize_bot:
         result = await first_result(fake_discord)
         fake_discord.interaction_timeout = 0.3
-        store = stylize_bot.store
-        slow_read = store.kept_job
-
-        async def slow(*args: Any, **options: Any) -> Any:
-            await asyncio.sleep(0.5)
-            return await slow_read(*args, **options)
-
-        monkeypatch.setattr(store, "kept_job", slow)
+        slow_down(monkeypatch, stylize_bot.store, "kept_job", 0.5)
         mark = fake_discord.mark()
         await fake_discord.click_button(fake_discord.bob, result.message_id, label="Tweak")
         opened = await fake_discord.wait_for(kind="interaction_response", since=mark, timeout=5)
@@ -316,31 +321,157 @@ async def test_the_tweak_form_gets_the_role_defaults_too(fake_discord: FakeDisco
     assert not first.settings.animate and tweaked.settings.animate and tweaked.user_id == mover.id
 
 
-async def test_a_picture_nobody_would_take_waits_for_stylize_last(fake_discord: FakeDiscord, run_bot) -> None:
-    """Neither the channel nor the owner's DMs take it: the owner hears of it with their next command."""
+async def hold_a_picture(fake: FakeDiscord, owner: Any, runner: FakeRunner) -> Event:
+    """`owner` paints in the test's channel; meanwhile the bot loses Send Messages there and the owner closes
+    their DMs: the status message's edit that says the picture waits for `stylize last`."""
+    request = await fake.send_message(owner, "!stylize", attachments=photo_and_style())
+    status = await status_of(fake, request, 0)
+    await fake.deny_bot(fake.channel_id, discord.Permissions(send_messages=True))
+    fake.refuse_dms(owner)
+    runner.release_all()
+    return await fake.wait_for(lambda e: e.message_id == status.message_id and "last" in (e.content or ""),
+                               kind="edit", timeout=15)
+
+
+@pytest.mark.parametrize("keep_days", [7, 0], ids=["stored", "in-memory"])
+async def test_a_picture_nobody_would_take_waits_for_stylize_last(fake_discord: FakeDiscord, run_bot,
+                                                                  data_dir: Path, keep_days: int) -> None:
+    """Neither the channel nor the owner's DMs take it: the owner hears of it with their next command. With
+    storage (keep_days > 0) it is held on disk; without, in memory, which `last` says."""
     runner = FakeRunner()
     alice = fake_discord.alice
     elsewhere = fake_discord.add_text_channel("elsewhere")
+    cfg = roomy(storage={"data_dir": str(data_dir), "keep_days": keep_days})
+    async with run_bot(make_bot(cfg, runner=runner)):
+        held = await hold_a_picture(fake_discord, alice, runner)
+        mark = fake_discord.mark()
+        await fake_discord.send_message(alice, "!stylize queue", channel_id=elsewhere)
+        news = await fake_discord.wait_for(lambda e: "📬" in (e.content or ""), kind="message", since=mark)
+        picture = await ask(fake_discord, alice, "!stylize last", channel_id=elsewhere)
+        nothing = await ask(fake_discord, alice, "!stylize last", channel_id=elsewhere)
+    assert "`!stylize last`" in held.content and "`!stylize last`" in news.content
+    assert picture.channel_id == elsewhere and picture.content.startswith(f"<@{alice.id}> here is your painting")
+    assert picture.embeds and picture.embeds[0]["image"]["url"] == f"attachment://{picture.filenames[0]}"
+    assert "Nothing is waiting for you" in nothing.content
+    assert ("restart" in nothing.content) is (keep_days == 0)
+
+
+async def test_a_held_picture_survives_a_restart_and_reaches_its_owner_only(fake_discord: FakeDiscord,
+                                                                            run_bot) -> None:
+    """Held on disk: after a restart the owner is told of it, `/stylize last` delivers it (here in a DM; then it is
+    gone, across the next restart too); another member's `last` shows nothing of it, and they are told nothing."""
+    alice, bob = fake_discord.alice, fake_discord.bob
+    elsewhere = fake_discord.add_text_channel("elsewhere")
+    runner = FakeRunner()
     async with run_bot(make_bot(roomy(), runner=runner)):
-        request = await fake_discord.send_message(alice, "!stylize", attachments=photo_and_style())
-        status = await status_of(fake_discord, request, 0)
-        await fake_discord.deny_bot(fake_discord.channel_id, discord.Permissions(send_messages=True))
-        fake_discord.refuse_dms(alice)
-        runner.release_all()
-        held = await fake_discord.wait_for(lambda e: e.message_id == status.message_id and "last" in (e.content or ""),
-                                           kind="edit", timeout=15)
+        await hold_a_picture(fake_discord, alice, runner)
+    async with run_bot(make_bot(roomy(), runner=FakeRunner())):
+        mark = fake_discord.mark()
+        await fake_discord.send_interaction(bob, "stylize last", channel_id=elsewhere)
+        await fake_discord.wait_for(kind="message", since=mark)
+        await fake_discord.wait_quiet(0.5)
+        bob_saw = fake_discord.find(kind="message", since=mark)
         mark = fake_discord.mark()
         await fake_discord.send_message(alice, "!stylize queue", channel_id=elsewhere)
         news = await fake_discord.wait_for(lambda e: "📬" in (e.content or ""), kind="message", since=mark)
         mark = fake_discord.mark()
-        await fake_discord.send_message(alice, "!stylize last", channel_id=elsewhere)
+        await fake_discord.send_interaction(alice, "stylize last", dm=True)
         picture = await fake_discord.wait_for(with_file, kind="message", since=mark)
-        mark = fake_discord.mark()
-        await fake_discord.send_message(alice, "!stylize last", channel_id=elsewhere)
-        nothing = await fake_discord.wait_for(kind="message", since=mark)
-    assert "`!stylize last`" in held.content and "`!stylize last`" in news.content
-    assert picture.channel_id == elsewhere and picture.content.startswith(f"<@{alice.id}> here is your painting")
+    async with run_bot(make_bot(roomy(), runner=FakeRunner())):
+        nothing = await ask(fake_discord, alice, "!stylize last", channel_id=elsewhere)
+    assert [e.content for e in bob_saw if e.files or "📬" in (e.content or "") or "painting!" in (e.content or "")] == []
+    assert len(bob_saw) == 1 and "Nothing is waiting for you" in bob_saw[0].content
+    assert "`!stylize last`" in news.content and news.channel_id == elsewhere
+    assert picture.channel_id == fake_discord.dm_channel_id(alice) and picture.ephemeral
+    assert picture.content.startswith(f"<@{alice.id}> here is your painting")
     assert "Nothing is waiting for you" in nothing.content
+
+
+async def test_the_news_never_takes_the_place_of_a_slash_commands_public_answer(
+        fake_discord: FakeDiscord, run_bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`/stylize paint` defers publicly and fills that answer with the job's status once the pictures are in
+    (slow here): the news of a held picture comes after it, privately, and the status stays public."""
+    alice = fake_discord.alice
+    elsewhere = fake_discord.add_text_channel("elsewhere")
+    runner = FakeRunner()
+    photo, style = photo_and_style()
+    async with run_bot(make_bot(roomy(), runner=runner)) as stylize_bot:
+        await hold_a_picture(fake_discord, alice, runner)
+        slow_down(monkeypatch, stylize_bot.painter.intake, "gather", 0.5)
+        mark = fake_discord.mark()
+        await fake_discord.send_interaction(alice, "stylize paint", {"content": photo, "style": style},
+                                            channel_id=elsewhere)
+        news = await fake_discord.wait_for(lambda e: "📬" in (e.content or ""), kind="message", since=mark,
+                                           timeout=15)
+        await fake_discord.wait_quiet(0.5)
+    [status] = [e for e in fake_discord.find(kind="message", since=mark) if "Queued" in (e.content or "")]
+    assert news.ephemeral and not status.ephemeral and status.message_id != news.message_id
+
+
+async def test_a_held_picture_too_large_for_where_last_is_used_stays_held(fake_discord: FakeDiscord,
+                                                                         run_bot) -> None:
+    """The painting was encoded for its own server's upload limit; where `last` is used may allow less (a DM,
+    an unboosted server): the owner is told so, and it stays held."""
+    alice = fake_discord.alice
+    runner = FakeRunner()
+    async with run_bot(make_bot(roomy(), runner=runner)):
+        await hold_a_picture(fake_discord, alice, runner)
+        fake_discord.attachment_size_limit = 100  # bytes, where the slash command is used
+        mark = fake_discord.mark()
+        await fake_discord.send_interaction(alice, "stylize last", dm=True)
+        refused = await menu_answer(fake_discord, mark)
+        fake_discord.attachment_size_limit = None
+        mark = fake_discord.mark()
+        await fake_discord.send_interaction(alice, "stylize last", dm=True)
+        picture = await fake_discord.wait_for(with_file, kind="message", since=mark, timeout=15)
+    assert refused.ephemeral and "too large to upload here" in refused.content and "I keep it" in refused.content
+    assert picture.content.startswith(f"<@{alice.id}> here is your painting")
+
+
+@pytest.mark.parametrize("keep_days", [7, 0], ids=["stored", "in-memory"])
+async def test_forget_deletes_a_held_picture(fake_discord: FakeDiscord, run_bot, data_dir: Path,
+                                            keep_days: int) -> None:
+    alice = fake_discord.alice
+    elsewhere = fake_discord.add_text_channel("elsewhere")
+    runner = FakeRunner()
+    cfg = roomy(storage={"data_dir": str(data_dir), "keep_days": keep_days})
+    async with run_bot(make_bot(cfg, runner=runner)):
+        await hold_a_picture(fake_discord, alice, runner)
+        forgot = await ask(fake_discord, alice, "!stylize forget", channel_id=elsewhere)
+        nothing = await ask(fake_discord, alice, "!stylize last", channel_id=elsewhere)
+    async with run_bot(make_bot(cfg, runner=FakeRunner())):
+        still_nothing = await ask(fake_discord, alice, "!stylize last", channel_id=elsewhere)
+    assert "1 painting waiting for `stylize last`" in forgot.content
+    assert ("1 kept job" in forgot.content) is (keep_days > 0)
+    assert "Nothing is waiting for you" in nothing.content and "Nothing is waiting for you" in still_nothing.content
+    assert list((data_dir / "pictures").iterdir()) == []  # the painting, and the job's kept inputs
+
+
+@pytest.mark.parametrize("entry", ["button", "menu"])
+async def test_the_news_of_a_held_picture_comes_with_a_button_or_a_menu_once(fake_discord: FakeDiscord, run_bot,
+                                                                             entry: str) -> None:
+    """Whatever way the owner comes back — here an again button or the settings menu, on Bob's painting — they
+    are told privately, once, that a picture waits for them."""
+    alice, bob = fake_discord.alice, fake_discord.bob
+    elsewhere = fake_discord.add_text_channel("elsewhere")
+    runner = FakeRunner()
+    async with run_bot(make_bot(roomy(), runner=runner)):
+        await hold_a_picture(fake_discord, alice, runner)
+        request = await fake_discord.send_message(bob, "!stylize", attachments=photo_and_style(), channel_id=elsewhere)
+        result = await painted(fake_discord, request)
+        seen = []
+        for _ in range(2):
+            mark = fake_discord.mark()
+            if entry == "button":
+                await fake_discord.click_button(alice, result.message_id, label="Variation")
+            else:
+                await fake_discord.use_message_command(alice, "Stylize: settings", result.message_id)
+            await fake_discord.wait_for(lambda e: e.ephemeral and ("Queued" in (e.content or "") or bool(e.embeds)),
+                                        kind="message", since=mark, timeout=15)
+            await fake_discord.wait_quiet(0.5)
+            seen.append([e for e in fake_discord.find(kind="message", since=mark) if "📬" in (e.content or "")])
+    [news], again = seen
+    assert news.ephemeral and "`!stylize last`" in news.content and again == []
 
 
 async def test_slash_paint_where_the_bot_may_not_post_is_refused_before_painting(fake_discord: FakeDiscord,

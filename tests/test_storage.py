@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bot.storage import DATABASE, DAY, MIGRATIONS, Mode, Store, StorageUnavailable, Sweep
+from bot.storage import (DATABASE, DAY, HOLD_PER_OWNER, MIGRATIONS, HeldPainting, Mode, Store, StorageUnavailable,
+                         Sweep)
 
 
 def png(seed: int, side: int = 16) -> bytes:
@@ -405,5 +406,56 @@ async def test_forget_deletes_the_jobs_painted_from_a_members_photos_and_those_t
         assert not await store.keep_job("late", 5, 9, "{}", [png(4)], ran_by=carol, since=before)
         assert await store.kept_job("late") is None and files_in(store.pictures) == {}
         assert await store.keep_job("new", bob, 9, "{}", [png(4)], since=time.time())
+    finally:
+        await store.close()
+
+
+def held(job: str, owner: int, *seeds: int) -> HeldPainting:
+    return HeldPainting(job, owner, f"<@{owner}> here is your painting!",
+                        tuple((f"{n}.png" if n % 2 else f"{n}.gif", png(n)) for n in seeds), '{"title": "Your painting"}')
+
+
+async def test_undelivered_paintings_survive_a_restart_bounded_and_told_once(tmp_path: Path) -> None:
+    """Held for their owner only, across a restart; the newest HOLD_PER_OWNER per owner; the owner is told once;
+    delivering one deletes it and its files; within the disk cap; gone after keep_days (read or swept)."""
+    alice, bob = 1, 2
+    store = await opened(tmp_path, keep_days=7)
+    assert await store.hold(held("a1", alice, 1, 2)) and await store.hold(held("b1", bob, 3))
+    await store.close()
+    store = await opened(tmp_path, keep_days=7)
+    try:
+        assert await store.untold_owners() == {alice, bob}
+        [painting] = await store.held(alice)
+        assert painting == held("a1", alice, 1, 2)  # its files under the names they were posted with
+        assert [p.job for p in await store.held(bob)] == ["b1"]
+        assert await store.tell_held(alice) == ["a1"] and await store.tell_held(alice) == []
+        assert await store.untold_owners() == {bob}
+        for n in range(2, 2 + HOLD_PER_OWNER):
+            assert await store.hold(held(f"a{n}", alice, 10 + n))
+        assert [p.job for p in await store.held(alice)] == [f"a{n}" for n in range(2, 2 + HOLD_PER_OWNER)]
+        assert await store.tell_held(alice) == [f"a{n}" for n in range(2, 2 + HOLD_PER_OWNER)]  # news again
+        assert png(1) not in files_in(store.pictures).values()  # the dropped painting's files are gone
+        await store.release("a2")
+        assert [p.job for p in await store.held(alice)] == ["a3", "a4"] and png(12) not in files_in(store.pictures).values()
+        store.max_bytes = used_bytes(tmp_path) + len(png(20)) // 2
+        assert not await store.hold(held("a9", alice, 20))  # would pass the disk cap: not held
+        assert [p.job for p in await store.held(alice)] == ["a3", "a4"]
+        store.keep_days = 0.5 / DAY
+        await asyncio.sleep(0.6)
+        assert await store.held(alice) == [] and await store.untold_owners() == set()
+        await store.sweep()
+        assert files_in(store.pictures) == {}
+    finally:
+        await store.close()
+
+
+async def test_forget_deletes_what_is_held_for_the_member(tmp_path: Path) -> None:
+    alice, bob = 1, 2
+    store = await opened(tmp_path)
+    try:
+        assert await store.hold(held("a1", alice, 1)) and await store.hold(held("a2", alice, 2))
+        assert await store.hold(held("b1", bob, 3))
+        assert await store.forget_held(alice) == 2 and await store.held(alice) == []
+        assert list(files_in(store.pictures).values()) == [png(3)]
     finally:
         await store.close()

@@ -74,7 +74,7 @@ class Stylize(commands.Cog):
     async def cog_after_invoke(self, ctx: commands.Context[Any]) -> None:
         """The news of a painting that could not be delivered, once, with the owner's next command."""
         if ctx.command is not self.last:
-            news = self.painter.delivery.held_news(ctx.author.id, self.config.prefix)
+            news = await self.painter.delivery.held_news(ctx.author.id, self.config.prefix)
             if news:
                 await answer(ctx, news)
 
@@ -159,14 +159,24 @@ class Stylize(commands.Cog):
 
     @stylize.command(name="last", description="Post the paintings I could not deliver to you")
     async def last(self, ctx: commands.Context[Any]) -> None:
-        """Post the paintings that neither their channel nor your DMs would take (held a day, until a restart)."""
-        held = self.painter.delivery.take_held(ctx.author.id)
+        """Post the paintings that neither their channel nor your DMs would take (yours only); each one posted
+        is no longer held."""
+        delivery = self.painter.delivery
+        held = await delivery.held(ctx.author.id)
         if not held:
             raise UsageError("Nothing is waiting for you: I hold a painting only when neither its channel nor your "
-                             "DMs would take it — for a day, and not across a restart of mine.")
+                             f"DMs would take it — {delivery.terms()}.")
         for painting in held:
-            await ctx.reply(painting.text, files=[u.file() for u in painting.uploads], embed=painting.embed,
-                            ephemeral=True, mention_author=False)
+            try:
+                await ctx.reply(painting.text, files=[u.file() for u in painting.uploads], embed=painting.embed,
+                                ephemeral=True, mention_author=False)
+            except discord.HTTPException as error:
+                if error.status != 413:
+                    raise
+                raise UsageError(f"The painting of job `{short_id(painting.job)}` is too large to upload here — I "
+                                 f"keep it: use `{ctx.clean_prefix}stylize last` in the server where you asked for "
+                                 "it.") from None
+            await delivery.delivered(ctx.author.id, painting)
 
     @stylize.command(name="styles", description="The style library: list it, or (moderators) add or remove a style")
     @app_commands.describe(action="list (default), add or remove", name="the style's name: a-z, 0-9, _ and -",

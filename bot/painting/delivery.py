@@ -1,7 +1,13 @@
 """The way back: follow a queued job on its status message, then deliver the outcome to its owner — the
 picture kept for the again buttons, the result posted in the job's channel as a message of the bot's own
 (naming and pinging only the owner; a reply that cannot fail for a deleted message), by direct message when
-the channel refuses it — and, at start-up, the jobs a previous run left behind.
+the channel refuses it, held for `stylize last` when the DMs refuse it too — and, at start-up, the jobs a
+previous run left behind.
+
+A held painting waits in the store (bot.storage.undelivered: across restarts, for keep_days) while the store
+keeps jobs; else (no storage, read-only, keep_days 0, or the disk cap reached) in memory, for a day, until a
+restart. Its owner is told once, privately, the next time they use the bot in any way: a command (the cog
+asks held_news), a button, a form or a menu (the interaction listener here).
 
 Nothing here uses an interaction's token (it expires after 15 minutes, and a job may wait longer): the status
 message is edited, and the result posted, through the channel."""
@@ -26,9 +32,10 @@ from PIL import Image
 from engine import movie
 from engine.stamp import Stamp, StyleCredit
 
-from ..jobs import Detached, Job, Status, settings_json
+from ..errors import answer
+from ..jobs import Detached, Job, Status, settings_json, short_id
 from ..render import credits_text, encode_for_upload, fit, preview_png, result_embed, status_text
-from ..storage import StorageUnavailable
+from ..storage import HOLD_PER_OWNER, HeldPainting, StorageUnavailable
 from .buttons import cancel_view, result_view
 from .request import Inputs, Origin
 
@@ -38,8 +45,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FINAL_WORD_TIMEOUT = 15.0  # seconds close() waits for jobs' last messages (shutdown)
-HOLD_PER_USER = 3  # undelivered paintings held per owner (the newest), in memory until fetched or a restart
-HOLD_SECONDS = 24 * 3600.0
+HOLD_SECONDS = 24 * 3600.0  # how long a painting is held in memory (without the store)
+ANSWER_WAIT = 3.0  # seconds an interaction's handler has to answer (Discord's limit) before the news follows it
 ANIMATE_HINT = "(Your photo is animated: I painted its first frame. Add `animate=true` to paint every frame.)"
 RESTARTING = "⏸️ I'm restarting — job `{id}` keeps its place, and I'll post the picture here when I'm back."
 CHANNEL_GONE = (discord.NotFound, discord.Forbidden)  # the channel was deleted, or the bot may not see it
@@ -60,11 +67,18 @@ class Upload:
 class Held:
     """A painting neither its channel nor its owner's DMs would take, waiting for `stylize last`."""
 
-    job: str  # the short id
+    job: str  # the job's id
     text: str
     uploads: tuple[Upload, ...]
     embed: discord.Embed | None
-    at: float  # time.monotonic()
+    at: float  # time.monotonic() when held in memory
+    stored: bool = False  # held in the store, not in memory
+
+    @classmethod
+    def from_store(cls, painting: HeldPainting) -> Held:
+        embed = None if painting.embed is None else discord.Embed.from_dict(json.loads(painting.embed))
+        return cls(painting.job, painting.text, tuple(Upload(data, name) for name, data in painting.files), embed,
+                   0.0, stored=True)
 
 
 class StatusMessage:
@@ -96,11 +110,13 @@ class Delivery:
         self.config = bot.config
         self._followers: set[asyncio.Task[None]] = set()
         self._recovery: asyncio.Task[None] | None = None
-        self._held: dict[int, list[Held]] = {}  # owner id → paintings nobody could deliver, oldest first
-        self._told: set[int] = set()  # owners told already about what is held for them
+        self._held: dict[int, list[Held]] = {}  # owner id → paintings held in memory, oldest first
+        self._untold: set[int] = set()  # owners who may not have been told of what is held for them
+        self._holding: set[str] = set()  # jobs just held, for their status line
 
     def start(self) -> None:
         self._recovery = asyncio.create_task(self._resume(), name="stylize-recover")
+        self.bot.add_listener(self._on_interaction, "on_interaction")
 
     async def close(self) -> None:
         if self._recovery is not None:
@@ -121,23 +137,56 @@ class Delivery:
 
     # ------------------------------------------------------------------------------ held pictures
 
-    def held_news(self, user_id: int, prefix: str) -> str | None:
-        """Once per held painting: the note that tells `user_id` how to fetch what could not be delivered."""
-        held = self._fresh(user_id)
-        if not held or user_id in self._told:
-            return None
-        self._told.add(user_id)
-        jobs = ", ".join(f"`{h.job}`" for h in held)
-        return (f"📬 I painted job{'s' if len(held) > 1 else ''} {jobs} for you but could not deliver "
-                f"{'them' if len(held) > 1 else 'it'} (I may not post where you asked, and your DMs are closed to me) "
-                f"— `{prefix}stylize last` posts {'them' if len(held) > 1 else 'it'} here.")
+    @property
+    def stores(self) -> bool:
+        """Whether held paintings go to the store (else to memory)."""
+        return self.bot.store.keeps_jobs
 
-    def take_held(self, user_id: int) -> list[Held]:
-        """What is held for `user_id`, handed over (and forgotten)."""
+    def terms(self) -> str:
+        """How long a painting is held, for the members."""
+        if self.stores:
+            return f"for {self.bot.store.keep_days:g} day{'s' if self.bot.store.keep_days != 1 else ''}"
+        return "for a day, and not across a restart of mine"
+
+    async def held_news(self, user_id: int, prefix: str) -> str | None:
+        """Once per painting held: the note that tells `user_id` how to fetch what could not be delivered."""
+        if user_id not in self._untold:
+            return None
+        self._untold.discard(user_id)
+        jobs = [h.job for h in self._fresh(user_id)]
+        if self.stores:
+            with contextlib.suppress(StorageUnavailable):  # logged by the store; told next time it works
+                jobs += await self.bot.store.tell_held(user_id)
+        if not jobs:
+            return None
+        many = len(jobs) > 1
+        listed = ", ".join(f"`{short_id(job)}`" for job in jobs)
+        return (f"📬 I painted job{'s' if many else ''} {listed} for you but could not deliver "
+                f"{'them' if many else 'it'} (I may not post where you asked, and your DMs are closed to me) "
+                f"— `{prefix}stylize last` (or `/stylize last`) posts {'them' if many else 'it'} where you use it.")
+
+    async def held(self, user_id: int) -> list[Held]:
+        """What is held for `user_id`, oldest first; each stays held until `delivered`."""
         held = self._fresh(user_id)
-        self._held.pop(user_id, None)
-        self._told.discard(user_id)
+        if self.stores:
+            held = [*map(Held.from_store, await self.bot.store.held(user_id)), *held]
         return held
+
+    async def delivered(self, user_id: int, painting: Held) -> None:
+        """`painting` reached its owner: no longer held."""
+        if painting.stored:
+            await self.bot.store.release(painting.job)
+        else:
+            self._held[user_id] = [h for h in self._fresh(user_id) if h is not painting]
+
+    async def forget(self, user_id: int) -> int:
+        """Delete what is held for `user_id` (their `forget`); how many paintings that was."""
+        gone = len(self._fresh(user_id))
+        self._held.pop(user_id, None)
+        self._untold.discard(user_id)
+        if self.bot.store.writable:  # also what was stored before keep_days became 0
+            gone += await self.bot.store.forget_held(user_id)
+        return gone
 
     def _fresh(self, user_id: int) -> list[Held]:
         now = time.monotonic()
@@ -148,10 +197,48 @@ class Delivery:
             self._held.pop(user_id, None)
         return held
 
-    def _hold(self, job: Job, text: str, uploads: list[Upload], embed: discord.Embed | None) -> None:
-        held = [*self._fresh(job.user_id), Held(job.short, text, tuple(uploads), embed, time.monotonic())]
-        self._held[job.user_id] = held[-HOLD_PER_USER:]
-        self._told.discard(job.user_id)
+    async def _hold(self, job: Job, text: str, uploads: list[Upload], embed: discord.Embed | None) -> None:
+        """Hold a painting for its owner: in the store while it keeps jobs, else (or when it is full or fails)
+        in memory; the newest HOLD_PER_OWNER either way."""
+        stored = False
+        if self.stores:
+            painting = HeldPainting(job.id, job.user_id, text, tuple((u.filename, u.data) for u in uploads),
+                                    None if embed is None else json.dumps(embed.to_dict()))
+            try:
+                stored = await self.bot.store.hold(painting)
+            except StorageUnavailable:
+                pass  # logged by the store
+            if not stored:
+                log.warning("could not store undelivered job %s (the disk cap, or a failure): held in memory", job.id)
+        if not stored:
+            held = [*self._fresh(job.user_id), Held(job.id, text, tuple(uploads), embed, time.monotonic())]
+            self._held[job.user_id] = held[-HOLD_PER_OWNER:]
+        self._untold.add(job.user_id)
+        self._holding.add(job.id)
+
+    async def _on_interaction(self, interaction: discord.Interaction) -> None:
+        """The news of held paintings for whoever uses a button, a form or a menu, as a private note once the
+        handler has answered — unless it answered with a form (the form's sending tells them). Slash commands
+        are the cog's: their first answer may be public."""
+        user = interaction.user
+        if user.id not in self._untold or interaction.type not in (
+                discord.InteractionType.component, discord.InteractionType.modal_submit,
+                discord.InteractionType.application_command):
+            return
+        if interaction.type is discord.InteractionType.application_command and \
+                (interaction.data or {}).get("type", 1) == discord.AppCommandType.chat_input.value:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ANSWER_WAIT
+        while not interaction.response.is_done():
+            if loop.time() > deadline:
+                return
+            await asyncio.sleep(0.05)
+        if interaction.response.type is discord.InteractionResponseType.modal:
+            return
+        news = await self.held_news(user.id, self.config.prefix)
+        if news:
+            await answer(interaction, news)
 
     # --------------------------------------------------------------------------------- start-up
 
@@ -159,6 +246,9 @@ class Delivery:
         """Follow the jobs the previous run left pending (recover() may wait for the backend's store); a job whose
         channel is gone is dropped after this one try."""
         try:
+            if self.stores:  # owners told of nothing yet, from a previous run
+                with contextlib.suppress(StorageUnavailable):
+                    self._untold |= await self.bot.store.untold_owners()
             jobs = await self.bot.backend.recover()
             if not jobs:
                 return
@@ -321,7 +411,8 @@ class Delivery:
         if posted is not None:
             await status.edit(content=f"✅ Job `{job.short}` done in {job.result.elapsed:.1f} s.", view=None,
                               attachments=[])
-        elif job.user_id in self._held:
+        elif job.id in self._holding:
+            self._holding.discard(job.id)
             await status.edit(content=f"📬 Job `{job.short}` is painted; its owner can fetch it with "
                                       f"`{self.config.prefix}stylize last`.", view=None, attachments=[])
         else:
@@ -351,5 +442,5 @@ class Delivery:
         except discord.HTTPException as error:
             log.warning("could not deliver job %s to %s, in the channel or by DM: %s", job.id, job.user_id, error)
             if uploads:
-                self._hold(job, text, list(uploads), options.get("embed"))
+                await self._hold(job, text, list(uploads), options.get("embed"))
             return None

@@ -1,10 +1,11 @@
 """What the bot keeps between runs: one SQLite database and a folder of pictures under `[storage] data_dir`.
 
 It holds the servers' style libraries (styles.py), per-server default settings (defaults.py), and the
-inputs and settings of finished jobs (jobs.py: kept `keep_days`, for the "again" buttons and the menus),
-whose pictures are files named by their hash (pictures.py). Only the bot process uses it (Celery workers
-never do). All database and file access runs in one thread of its own (database.py), so the event loop
-never waits on the disk and SQLite sees a single connection; migrations.py holds the schema.
+inputs and settings of finished jobs (jobs.py: kept `keep_days`, for the "again" buttons and the menus) and
+the paintings nobody would take (undelivered.py: for `stylize last`), whose pictures are files named by their
+hash (pictures.py). Only the bot process uses it (Celery workers never do). All database and file access runs
+in one thread of its own (database.py), so the event loop never waits on the disk and SQLite sees a single
+connection; migrations.py holds the schema.
 
 The store never stops the bot, and never deletes what it cannot read: an absent data_dir is created; one
 that cannot be written leaves the store read-only (what it already holds stays readable; what needs
@@ -22,10 +23,11 @@ from .defaults import Defaults
 from .jobs import KeptJob, KeptJobs, Sweep
 from .migrations import MIGRATIONS
 from .styles import StoredStyle, Styles
+from .undelivered import HOLD_PER_OWNER, HeldPainting, Undelivered
 
-__all__ = ["DATABASE", "DAY", "MIGRATIONS", "PICTURES", "KeptJob", "Mode", "StorageUnavailable", "Store",
-           "StoredStyle", "Sweep"]
+__all__ = ["DATABASE", "DAY", "HOLD_PER_OWNER", "MIGRATIONS", "PICTURES", "HeldPainting", "KeptJob", "Mode",
+           "StorageUnavailable", "Store", "StoredStyle", "Sweep"]
 
 
-class Store(Styles, Defaults, KeptJobs):
+class Store(Styles, Defaults, KeptJobs, Undelivered):
     """The database and pictures under `data_dir`. `open()` once, then the async methods; `close()`."""

@@ -109,11 +109,12 @@ class KeptJobs(Pictures):
         return await self._write(write)
 
     async def sweep(self, now: float | None = None) -> Sweep:
-        """Drop job inputs past their retention, then the oldest ones while the store is over its disk
-        cap, and the pictures nothing refers to any more."""
+        """Drop job inputs (and undelivered paintings) past their retention, then the oldest job inputs while
+        the store is over its disk cap, and the pictures nothing refers to any more."""
         def write(db: sqlite3.Connection) -> Sweep:
             at = time.time() if now is None else now
             gone = db.execute("DELETE FROM jobs WHERE finished < ?", (at - self.keep_days * DAY,)).rowcount
+            db.execute("DELETE FROM undelivered WHERE held < ?", (at - self.keep_days * DAY,))  # undelivered.py
             files, freed = self._collect_garbage(db)
             while self._used_bytes(db) > self.max_bytes:
                 oldest = db.execute("SELECT id FROM jobs ORDER BY finished LIMIT 1").fetchone()

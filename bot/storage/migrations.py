@@ -43,5 +43,14 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE jobs SET ran_by = user_id;
     CREATE INDEX jobs_ran_by ON jobs (ran_by);
     """,
+    # Paintings neither their channel nor their owner's DMs would take, held for `stylize last` (undelivered.py):
+    # the text and embed (JSON) they were to be posted with, their files in the pictures folder (`pictures`)
+    # under the names they were uploaded with (`filenames`), and whether their owner was told.
+    """
+    CREATE TABLE undelivered (job TEXT PRIMARY KEY, user_id INTEGER NOT NULL, held REAL NOT NULL,
+                              text TEXT NOT NULL, embed TEXT, pictures TEXT NOT NULL, filenames TEXT NOT NULL,
+                              told INTEGER NOT NULL DEFAULT 0);
+    CREATE INDEX undelivered_user ON undelivered (user_id);
+    """,
 )
 """Schema changes in order; each runs in a transaction of its own. Append, never edit."""

@@ -1,5 +1,5 @@
-"""The pictures folder: PNG files named by their hash (the same picture twice is stored once), shared by
-styles and kept jobs. The database lists the files it wrote (table `pictures`); a file is deleted once
+"""The pictures folder: files named by their hash (the same picture twice is stored once), shared by styles,
+kept jobs and undelivered paintings. The database lists the files it wrote (table `pictures`); a file is deleted once
 nothing refers to it, and only if it is on that list."""
 
 from __future__ import annotations
@@ -10,13 +10,15 @@ import sqlite3
 from .database import DATABASE, Database
 
 UNUSED = """SELECT name FROM pictures WHERE name NOT IN
-            (SELECT picture FROM styles UNION SELECT value FROM jobs, json_each(jobs.pictures))"""
+            (SELECT picture FROM styles UNION SELECT value FROM jobs, json_each(jobs.pictures)
+             UNION SELECT value FROM undelivered, json_each(undelivered.pictures))"""
 
 
 class Pictures(Database):
-    def _put_picture(self, db: sqlite3.Connection, data: bytes) -> str:
-        """Store PNG bytes under their hash, listed before the file is written; its file name."""
-        name = hashlib.sha256(data).hexdigest()[:32] + ".png"
+    def _put_picture(self, db: sqlite3.Connection, data: bytes, suffix: str = ".png") -> str:
+        """Store a picture's bytes (PNG unless `suffix` says otherwise) under their hash, listed before the file
+        is written; its file name."""
+        name = hashlib.sha256(data).hexdigest()[:32] + suffix
         db.execute("INSERT OR IGNORE INTO pictures VALUES (?)", (name,))
         path = self.pictures / name
         if not path.exists():
@@ -37,7 +39,8 @@ class Pictures(Database):
         return self._used_bytes(db) + size <= self.max_bytes
 
     def _collect_garbage(self, db: sqlite3.Connection) -> tuple[int, int]:
-        """Delete the listed picture files no style and no kept job refers to; (files, bytes) removed."""
+        """Delete the listed picture files no style, kept job or undelivered painting refers to; (files, bytes)
+        removed."""
         files = freed = 0
         for (name,) in db.execute(UNUSED).fetchall():
             path = self.pictures / name
