@@ -19,7 +19,7 @@ import discord
 
 from . import check
 from .app import StylizeBot
-from .config import ConfigError, load_config
+from .config import ConfigError, load_config, old_scale_weights
 from .health import HealthReporter
 from .inputs.images import limit_pixels
 
@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     discord.utils.setup_logging(handler=logging.StreamHandler(sys.stdout), level=getattr(logging, config.log_level))
     log.info("starting: prefix %r, device %s, %d worker(s), %s jobs", config.prefix, config.device, config.workers,
              config.jobs.backend)
+    for warning in old_scale_weights(config):
+        log.warning("%s", warning)
     return asyncio.run(serve(StylizeBot(config, health=HealthReporter()), config.token))
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .config import TOKEN_ENV, TOKEN_FILE_ENV, Config, ConfigError, load_config
+from .config import TOKEN_ENV, TOKEN_FILE_ENV, Config, ConfigError, load_config, old_scale_weights
 
 DEFAULT_CONFIG = Path("config.toml")  # the bot's own default: ./config.toml when it exists
 EXAMPLES_ENV = "STYLIZE_EXAMPLES"
@@ -94,7 +94,7 @@ def _check_config(report: Report, config_path: str | None, env: Mapping[str, str
             config = load_config(path, {**env, TOKEN_ENV: "placeholder", TOKEN_FILE_ENV: ""})
         except ConfigError:
             report.add("config", f"{where}: NOT USABLE")
-            report.problems.append(str(error))
+            report.problems.extend(error.problems)
             report.add("token", f"set (from {token_from}; not shown)" if token_from
                        else "unknown (the configuration did not load)")
             return Config()  # device "auto": what the bot would pick by itself
@@ -112,6 +112,7 @@ def _check_config(report: Report, config_path: str | None, env: Mapping[str, str
                                "— Developer Portal → Bot → Reset Token, and paste it into .env")
     else:
         report.add("token", f"set (from {source}; not shown), for the bot with id {bot_id}")
+    report.notes.extend(old_scale_weights(config))
     if not config.access.guilds:
         report.notes.append("[access] guilds is empty: the bot answers in every server that adds it, and in DMs "
                             "— list your server's id there (Discord: Developer Mode on, right-click the server → "
