@@ -212,7 +212,7 @@ _REDIS_URL = re.compile(r"(rediss?|unix)://\S+")
 
 @dataclass(frozen=True)
 class Jobs:
-    """Where jobs run: in this process (default), or on Celery workers through Redis (docs/scale.md)."""
+    """Where jobs run: in this process (default), or on Celery workers through Redis (docs/scaling.md)."""
 
     backend: str = "inprocess"
     redis_url: str = field(default="redis://localhost:6379/0", repr=False)  # may hold a password
