@@ -2,10 +2,10 @@
 
     .venv/bin/python bench/load_celery.py [--jobs 50] [--users 10] [--workers 2] [--steps 4]
 
-Starts a throwaway redis-server (Debian package) on a free loopback port and `--workers` real
-`stylize-worker` processes (CPU, torch on one thread each), then plays `--users` users who each
-send their share of the jobs in one burst — user 0 all of theirs first, then user 1, … — which
-is the worst case for a first-come-first-served queue. Checks and prints:
+Starts a throwaway Redis server (tests/celery_harness.py: the dev group's Valkey, or redis-server) on a
+free loopback port and `--workers` real `stylize-worker` processes (CPU, torch on one thread each), then
+plays `--users` users who each send their share of the jobs in one burst — user 0 all of theirs first,
+then user 1, … — which is the worst case for a first-come-first-served queue. Checks and prints:
 
 * every job answered exactly once (one result per job, each painted once: one claim per job),
 * per-user fairness: a job never started after a job of a later round (that user's n-th job) that

@@ -14,11 +14,12 @@ import signal
 import sys
 from pathlib import Path
 
+import aiohttp
 import discord
 
 from . import check
 from .app import StylizeBot
-from .config import ConfigError, load_config
+from .config import ConfigError, load_config, old_scale_weights
 from .health import HealthReporter
 from .inputs.images import limit_pixels
 
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     discord.utils.setup_logging(handler=logging.StreamHandler(sys.stdout), level=getattr(logging, config.log_level))
     log.info("starting: prefix %r, device %s, %d worker(s), %s jobs", config.prefix, config.device, config.workers,
              config.jobs.backend)
+    for warning in old_scale_weights(config):
+        log.warning("%s", warning)
     return asyncio.run(serve(StylizeBot(config, health=HealthReporter()), config.token))
 
 
@@ -73,6 +76,10 @@ async def serve(bot: StylizeBot, token: str) -> int:
         return 1
     except discord.PrivilegedIntentsRequired:
         log.error("switch on the Message Content intent for this bot in the Discord Developer Portal")
+        return 1
+    except (aiohttp.ClientConnectionError, TimeoutError) as error:  # logging in; later drops are retried
+        log.error("cannot reach Discord (%s) — check this machine's (or container's) DNS, firewall and proxy: "
+                  "the bot needs HTTPS, port 443, to discord.com and gateway.discord.gg", check.one_line(error))
         return 1
     finally:
         await asyncio.gather(*stopping)

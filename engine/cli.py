@@ -1,7 +1,7 @@
 """`stylize CONTENT STYLE [STYLE…] -o OUT [--mask MASK.png] [--size …] …` — the engine from a terminal.
 
 An animated GIF, APNG or WebP written to `-o OUT.webp` or `OUT.gif` is painted frame by frame without
-flicker (engine.animate) unless `--animate false`; to any other file, only its first frame is painted.
+flicker (engine.animate) unless `--no-animate`; to any other file, only its first frame is painted.
 
 Every hyperparameter flag comes from `engine.params.SPECS`, so the CLI accepts exactly what the bot does.
 """
@@ -9,24 +9,33 @@ Every hyperparameter flag comes from `engine.params.SPECS`, so the CLI accepts e
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, NoReturn, TypeVar
 
 from PIL import Image
 from tqdm import tqdm
 
 from . import movie, stamp
 from .animate import AnimationProgress, animate, read_frames, total_steps
+from .memory import largest_size, machine_bytes, predict_peak_bytes
 from .params import SPECS, ParamError, Settings, format_value
-from .transfer import EngineError, Progress, steps_hint, stylize
+from .transfer import EngineError, Progress, pick_device, steps_hint, stylize
 
 ANIMATIONS = (".webp", ".gif")
 T = TypeVar("T")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with one line for a mistake instead of the whole usage before it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (`{self.prog} --help` lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="stylize", description="Paint a photo in the style of one or more paintings (Gatys et al.).")
     parser.add_argument("content", type=Path, help="the photo")
     parser.add_argument("styles", type=Path, nargs="+", help="one or more style images")
@@ -46,9 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     params = parser.add_argument_group("hyperparameters")
     for spec in SPECS:
         flags = [f"--{name.replace('_', '-')}" for name in (spec.name, *spec.aliases)]
-        extra = {"nargs": "?", "const": "true"} if spec.type is bool else {}
-        params.add_argument(*flags, dest=spec.name, default=argparse.SUPPRESS, metavar="X", **extra,
-                            help=f"{spec.help} [{spec.describe_range()}; default {format_value(spec.default)}]")
+        if spec.type is bool:  # --animate / --no-animate: a flag takes no value, so it never swallows a file name
+            params.add_argument(*flags, dest=spec.name, default=argparse.SUPPRESS,
+                                action=argparse.BooleanOptionalAction,
+                                help=f"{spec.help} [default {'on' if spec.default else 'off'}]")
+        else:
+            params.add_argument(*flags, dest=spec.name, default=argparse.SUPPRESS, metavar="X",
+                                help=f"{spec.help} [{spec.describe_range()}; default {format_value(spec.default)}]")
     return parser
 
 
@@ -62,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     if args.save_every is not None and args.save_every < 1:
         parser.error("--save-every must be at least 1")
+    if settings.steps < settings.scales:  # a pass without a step would only upsample the one before
+        print(f"stylize: steps={settings.steps} cannot cover scales={settings.scales} passes: painting in "
+              f"{settings.steps} pass{'es' if settings.steps > 1 else ''} (scales={settings.steps})", file=sys.stderr)
+        settings = dataclasses.replace(settings, scales=settings.steps)
     try:
         content = Image.open(args.content)
         styles = [Image.open(path) for path in args.styles]
@@ -83,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
             return _animation(args, content, styles, settings)
         print(f"{args.content} is animated: painting its first frame only (write to .webp or .gif to paint "
               "every frame)", file=sys.stderr)
+    if (refusal := _memory_refusal(settings, content.size, len(styles), args.device)) is not None:
+        print(f"stylize: {refusal}", file=sys.stderr)
+        return 1
     print(f"plan: {steps_hint(settings, content.size)}", file=sys.stderr)
     bar = tqdm(total=settings.steps, unit="step", dynamic_ncols=True)
 
@@ -112,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
 def _animation(args: argparse.Namespace, content: Image.Image, styles: list[Image.Image], settings: Settings) -> int:
     """Paint every frame of an animated picture and write the animation in the format OUTPUT names."""
     frames, durations = read_frames(content)
+    if (refusal := _memory_refusal(settings, content.size, len(styles), args.device, len(frames))) is not None:
+        print(f"stylize: {refusal}", file=sys.stderr)
+        return 1
     print(f"plan: {len(frames)} frames; frame 1: {steps_hint(settings, content.size)}; frames 2–{len(frames)}: "
           f"{settings.frame_steps} @ {settings.size} px from the previous frame", file=sys.stderr)
     bar = tqdm(total=total_steps(settings, len(frames)), unit="step", dynamic_ncols=True)
@@ -134,6 +157,22 @@ def _animation(args: argparse.Namespace, content: Image.Image, styles: list[Imag
     print(f"wrote {args.output} ({len(kept)} frames, {width}×{height}, {sum(times) / 1000:g} s) in "
           f"{result.elapsed:.1f} s on {result.device}, seed {result.settings.seed}, {result.settings.precision}")
     return 0
+
+
+def _memory_refusal(settings: Settings, shape: tuple[int, int], n_styles: int, device: str | None,
+                    frames: int = 1) -> str | None:
+    """Why this job would not fit in this machine's (or container's) memory, by the bot's model
+    (engine.memory, measured on the CPU), or None when it fits or cannot be predicted (a GPU)."""
+    where = str(pick_device(device))
+    need = predict_peak_bytes(settings, shape, n_styles, where, frames)
+    have = machine_bytes()
+    if need is None or need <= have:
+        return None
+    largest = largest_size(settings, have, shape, n_styles, where, frames)
+    advice = (f"ask for --size {largest} or less" if largest else
+              "even the smallest size does not fit: use fewer styles or frames, or --optimizer adam")
+    return (f"this picture would need about {need / 1e9:.1f} GB of memory, more than the {have / 1e9:.1f} GB this "
+            f"machine (or its container) has — {advice}")
 
 
 def _painted(bar: tqdm, paint: Callable[[], T]) -> T | int:

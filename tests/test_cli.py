@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -119,8 +120,53 @@ def test_cli_animate_flag_decides_for_an_animated_photo(
         clip: Path, images: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     quick = ["--size", "64", "--steps", "1", "--frame-steps", "1", "--scales", "1"]
     out = tmp_path / "out.webp"
-    assert cli.main([str(clip), str(images[1]), "-o", str(out), "--animate", "false", *quick]) == 0
+    assert cli.main([str(clip), str(images[1]), "-o", str(out), "--no-animate", *quick]) == 0
     assert getattr(Image.open(out), "n_frames", 1) == 1 and "first frame only" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.main([str(clip), str(images[1]), "-o", str(tmp_path / "out.png"), "--animate", *quick])
     assert "--animate needs an animated output" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_yes_no_flags_take_no_value_so_the_photo_after_them_stays_the_photo(
+        clip: Path, images: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`stylize --animate clip.gif style.jpg -o out.webp` once read clip.gif as the flag's value."""
+    out = tmp_path / "out.webp"
+    assert cli.main(["--animate", str(clip), str(images[1]), "-o", str(out), "--size", "64", "--steps", "1",
+                     "--frame-steps", "1", "--scales", "1", "--preview"]) == 0
+    assert Image.open(out).n_frames == 3
+    with pytest.raises(SystemExit):
+        cli.main([str(clip), str(images[1]), "-o", str(out), "--animate", "false"])
+    assert "unrecognized arguments: false" in capsys.readouterr().err
+
+
+def test_a_mistake_is_one_line_without_the_usage(images: tuple[Path, Path], tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in ([str(images[0])], [str(tmp_path / "missing.jpg"), str(images[1]), "-o", str(tmp_path / "o.png")]):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(argv)
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and err.count("\n") == 1 and "usage:" not in err, err
+        assert err.startswith("stylize: ") and err.rstrip().endswith("(`stylize --help` lists the options)")
+
+
+def test_fewer_steps_than_passes_paints_the_last_pass_only(images: tuple[Path, Path], tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out.png"
+    assert cli.main([str(images[0]), str(images[1]), "-o", str(out), "--size", "64", "--steps", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "plan: 1 @ 64 px\n" in err and "0 @" not in err and "painting in 1 pass (scales=1)" in err
+    assert stamp.read(out.read_bytes()).settings.scales == 1
+
+
+def test_a_picture_too_large_for_the_memory_is_refused_before_it_starts(
+        images: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(cli, "machine_bytes", lambda: 2e9)  # a container limited to 2 GB
+    monkeypatch.setattr(cli, "stylize", lambda *a, **k: pytest.fail("painting started"))
+    out = tmp_path / "out.png"
+    assert cli.main([str(images[0]), str(images[1]), "-o", str(out), "--size", "2048", "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert re.search(r"^stylize: this picture would need about \d+\.\d GB of memory, more than the 2\.0 GB this "
+                     r"machine \(or its container\) has — ask for --size (\d+) or less$", err, re.M), err
+    assert not out.exists()

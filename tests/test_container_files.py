@@ -38,7 +38,7 @@ def test_the_build_context_is_an_allow_list_that_leaves_secrets_out() -> None:
 
 
 def test_dependencies_come_from_the_lock_without_dev_tools() -> None:
-    syncs = re.findall(r"^RUN (uv sync .*)$", DOCKERFILE, re.M)
+    syncs = re.findall(r"^(?:RUN |\s+)(uv sync .*)$", DOCKERFILE, re.M)
     assert syncs == ["uv sync --frozen --no-dev --no-install-project", "uv sync --frozen --no-dev --no-editable"]
     assert "COPY pyproject.toml uv.lock ./" in DOCKERFILE
 
@@ -153,7 +153,7 @@ def test_secrets_come_from_env_and_nothing_is_published_beyond_this_machine() ->
 
 def test_the_bots_keep_their_files_on_a_volume_owned_by_the_bot_user() -> None:
     user = re.findall(r"^USER (\d+):", DOCKERFILE, re.M)[-1]
-    made = DOCKERFILE.index(f"RUN mkdir /data && chown {user}:{user} /data")
+    made = DOCKERFILE.index(f"&& mkdir /data && chown {user}:{user} /data")
     assert made < DOCKERFILE.index("VOLUME /data")  # a new volume copies the folder's owner only if it exists first
     assert "STYLIZE_DATA_DIR=/data" in DOCKERFILE
     for name in ("bot", "bot-cpu", "bot-celery"):
@@ -162,3 +162,18 @@ def test_the_bots_keep_their_files_on_a_volume_owned_by_the_bot_user() -> None:
         assert SERVICES[name]["read_only"] is True
     assert "bot-data" in yaml.safe_load(COMPOSE)["volumes"]
     assert SERVICES["worker"]["volumes"] == []  # the workers get neither config.toml nor the bot's files
+
+
+def test_one_version_in_pyproject_the_image_label_and_the_changelog() -> None:
+    version = PYPROJECT["project"]["version"]
+    assert re.search(rf'^\s+org\.opencontainers\.image\.version="{re.escape(version)}"', DOCKERFILE, re.M)
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert re.findall(r"^## (\S+)", changelog, re.M)[0] == version, "CHANGELOG.md's newest entry is not this version"
+
+
+def test_the_venv_is_the_last_layer_of_the_image() -> None:
+    """Small layers first: the venv changes with every release (and a copy-on-write-less storage driver
+    copies the whole file system for each layer after it)."""
+    runtime = DOCKERFILE[DOCKERFILE.index("AS runtime"):]
+    layers = re.findall(r"^(?:COPY|RUN|WORKDIR)\b.*$", runtime, re.M)
+    assert layers[-1] == "COPY --from=builder /opt/venv /opt/venv", layers

