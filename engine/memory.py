@@ -22,7 +22,8 @@ from typing import Any
 import torch
 
 from .params import SPEC, Settings
-from .transfer import LBFGS_HISTORY_BYTES, fit, pick_precision, scale_sizes, split_steps
+from .lbfgs import history_size
+from .transfer import fit, pick_precision, scale_sizes, split_steps
 
 STATE_VECTORS = {"lbfgs": 4, "adam": 3}  # besides the history: gradient, direction, previous gradient…; Adam: m, v, g
 # An animation (engine.animate) holds, per frame and output pixel, the photo's frame and the painted one (RGB,
@@ -55,13 +56,13 @@ CPU = MemoryModel(load_peak=1.535e9, loaded=8.726e8, per_job=7.862e7, per_pixel=
 
 def optimizer_bytes(settings: Settings, numel: int, pairs: int | None = None) -> int:
     """Bytes of optimiser state for a picture of `numel` floats: Adam's moments, or L-BFGS's vectors and
-    its history (`pairs` curvature pairs; default: as many as the last pass will hold)."""
+    its history (`pairs` curvature pairs; default: as many as the last pass will hold) plus the spare slot
+    that takes rejected pairs (engine.lbfgs)."""
     if settings.optimizer == "adam":
         return STATE_VECTORS["adam"] * numel * 4
-    history = max(5, min(100, LBFGS_HISTORY_BYTES // (2 * numel * 4)))  # as engine.transfer._optimizer
     if pairs is None:
-        pairs = min(history, split_steps(settings.steps, len(scale_sizes(settings.size, settings.scales)))[-1])
-    return (STATE_VECTORS["lbfgs"] + 2 * min(pairs, history)) * numel * 4
+        pairs = history_size(numel, split_steps(settings.steps, len(scale_sizes(settings.size, settings.scales)))[-1])
+    return (STATE_VECTORS["lbfgs"] + 2 * (pairs + 1)) * numel * 4
 
 
 def features(point: dict[str, Any]) -> list[float]:
