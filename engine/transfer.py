@@ -528,7 +528,7 @@ def _graphed(gradient: Callable[[], dict[str, Tensor]], image: Tensor) -> Callab
     torch.cuda.current_stream().wait_stream(side)
     image.grad = None
     graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
+    with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # other workers' jobs may run meanwhile
         parts = gradient()
         values = torch.stack([v.detach().float().reshape(()) for v in parts.values()])
     names = list(parts)
