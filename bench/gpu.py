@@ -5,8 +5,8 @@
 
 Sections (each on its own: one that fails prints its error and the next runs; every figure is printed
 as it is measured and results.json / results.md under --out are rewritten after each section):
-- ab: the default job at 512 px, chelsea × The Starry Night, with and without each GPU option the engine
-  has (CUDA graphs of the objective, bf16 autocast, channels_last, TF32 matmuls): wall time, median of 2;
+- ab: the default job at 512 px, chelsea × The Starry Night, with the engine's GPU options and without
+  (CUDA graphs of the objective; auto precision = bf16 against fp32): wall time, median of 2;
 - jobs: the default job at 512 px on the six bench/images pairs (median and each), at 1024 and 4096 px on
   one: wall, GPU peak (torch.cuda.max_memory_allocated) and the peak engine.memory predicts;
 - profile: one 512 px job under torch.profiler: GPU kernel time ÷ wall (the profiler's own overhead
@@ -126,31 +126,22 @@ def smoke(bench: Bench) -> None:
         bench.say(f"smoke: CUDA graphs FAILED, everything below runs without them:\n```\n"
                   f"{traceback.format_exc()[-2500:]}```")
 
-def options(bench: Bench, graphs: bool, channels_last: bool, tf32: bool) -> None:
-    import torch
-
-    from engine import transfer, vgg
-
-    transfer.CUDA_GRAPHS = graphs
-    vgg.CHANNELS_LAST = channels_last
-    vgg._load_vgg.cache_clear()  # the cached model was laid out for the previous setting
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-
-
 def ab(bench: Bench) -> None:
-    variants = {  # name: (CUDA graphs, channels_last, TF32 matmuls, precision)
-        "eager, fp32 (torch's L-BFGS replaced only)": (False, False, False, "fp32"),
-        "CUDA graphs, fp32": (True, False, False, "fp32"),
-        "CUDA graphs, fp32, TF32 matmuls": (True, False, True, "fp32"),
-        "CUDA graphs, bf16": (True, False, False, "bf16"),
-        "CUDA graphs, bf16, channels_last": (True, True, False, "bf16"),
+    """Earlier engines' options, measured 2026-12-04 (docs/benchmarks.md) and then removed or made the
+    default: channels_last (no gain), TF32 matmuls everywhere (now only in the objective)."""
+    from engine import transfer
+
+    variants = {  # name: (CUDA graphs, precision)
+        "defaults (CUDA graphs, auto precision)": (True, "auto"),
+        "CUDA graphs, fp32": (True, "fp32"),
+        "no CUDA graphs, auto precision": (False, "auto"),
     }
     bench.say("\n## A/B at 512 px (chelsea × The Starry Night, default job; median of 2)\n")
     bench.say("| variant | wall | GPU peak | final total loss |\n|---|---|---|---|")
     rows = {}
-    for name, (graphs, channels_last, tf32, precision) in variants.items():
+    for name, (graphs, precision) in variants.items():
         try:
-            options(bench, graphs, channels_last, tf32)
+            transfer.CUDA_GRAPHS = graphs
             job(bench, 256, precision=precision)  # warm-up: layout, cuDNN choices
             runs = [job(bench, 512, precision=precision) for _ in range(2)]
             wall = statistics.median(r["wall"] for r in runs)
@@ -160,7 +151,7 @@ def ab(bench: Bench) -> None:
         except Exception as error:  # one variant failing must not lose the others
             rows[name] = {"error": repr(error)}
             bench.say(f"| {name} | failed: {error!r} | | |")
-    options(bench, "graphs_failed" not in bench.results, False, False)  # the engine's defaults again
+    transfer.CUDA_GRAPHS = "graphs_failed" not in bench.results  # the engine's default again
     bench.results["ab"] = rows
 
 

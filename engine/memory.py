@@ -7,8 +7,9 @@ their gradients at the last, full-size pass), per style pixel (the styles' forwa
 targets) and the optimiser's state (L-BFGS's history pairs, Adam's moments), whose size is known exactly.
 Loading the weights peaks higher than the loaded model holds, so a small job's peak is that one.
 
-CUDA (`torch.cuda.max_memory_allocated`) has not been measured — this project's machine has no GPU — so
-there is no model for it: `predict_peak_bytes` answers None there and intake does not refuse by memory.
+On CUDA the model is fitted to `torch.cuda.max_memory_allocated` of default jobs on an H200 (bench/gpu.py):
+the CUDA context and the caching allocator's slack are not in it, so a GPU budget should leave room for
+them. MPS has not been measured: `predict_peak_bytes` answers None there and intake does not refuse by memory.
 """
 
 from __future__ import annotations
@@ -53,6 +54,15 @@ class MemoryModel:
 CPU = MemoryModel(load_peak=1.535e9, loaded=8.726e8, per_job=7.862e7, per_pixel={"fp32": 2810, "bf16": 2810},
                   per_style_pixel=133.8, state=1.0)
 
+# bench/gpu.py, 2026-12-04, torch 2.11.0+cu130 on an NVIDIA H200, fp32 with CUDA graphs: the default job (300
+# steps, two passes) at 512 px on the six bench/images pairs and at 1024 and 4096 px on chelsea × The Starry
+# Night. Peak − the optimiser's state ≈ a + b·(output + style pixels): b from the least-squares fit (the two
+# pixel counts move together in these jobs, so one coefficient serves both), a raised until no point lies
+# above the line (up to 0.76 GB above the points; cuDNN's workspaces vary with the shapes). bf16 peaks were
+# lower (20-step jobs at 3072 px: 16.0 vs 20.0 GB): predicted with the fp32 bytes, erring high.
+CUDA = MemoryModel(load_peak=1.331e9, loaded=1.331e9, per_job=0.0, per_pixel={"fp32": 1359, "bf16": 1359},
+                   per_style_pixel=1359, state=1.0)
+
 
 def optimizer_bytes(settings: Settings, numel: int, pairs: int | None = None) -> int:
     """Bytes of optimiser state for a picture of `numel` floats: Adam's moments, or L-BFGS's vectors and
@@ -79,10 +89,11 @@ def predict_peak_bytes(settings: Settings, shape: tuple[int, int], n_styles: int
                        frames: int = 1) -> int | None:
     """Peak bytes of a process painting one job of `settings` on a photo of `shape` (width, height) with
     `n_styles` styles (square, their worst case) — an animation of `frames` frames when more than one;
-    None where no model was measured (CUDA, MPS)."""
-    if torch.device(device).type != "cpu":
+    None where no model was measured (MPS)."""
+    models = {"cpu": CPU, "cuda": CUDA}
+    if torch.device(device).type not in models:
         return None
-    model = CPU
+    model = models[torch.device(device).type]
     width, height = fit(shape, settings.long_side(shape))
     style_side = round(settings.long_side(shape) * settings.style_scale)
     precision = pick_precision(settings.precision, torch.device(device))

@@ -11,6 +11,7 @@ import math
 import secrets
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Mapping, Sequence
 
@@ -21,7 +22,6 @@ from PIL import Image
 from torch import Tensor
 
 from . import color, masks
-from .lbfgs import HISTORY_BYTES as LBFGS_HISTORY_BYTES
 from .lbfgs import LBFGS, history_size
 from .losses import content_loss, gram, guided_gram, style_loss, tv_loss
 from .params import ParamError, Settings
@@ -124,11 +124,13 @@ def pick_device(name: str | None = None) -> torch.device:
 
 
 def pick_precision(precision: str, dev: torch.device) -> str:
-    """'auto' means bf16 where the CPU computes it natively (measured 1.5× faster per step at 1 % higher
-    loss on an AVX512-BF16 CPU, see README), fp32 elsewhere (CUDA convs use TF32 by PyTorch's default)."""
+    """'auto' means bf16 where the hardware computes it natively: an AVX512-BF16 CPU (measured 1.5× faster
+    per step at 1 % higher loss, see README) or a CUDA GPU with bf16 (bench/gpu.py, docs/benchmarks.md);
+    fp32 elsewhere."""
     if precision != "auto":
         return precision
-    native_bf16 = dev.type == "cpu" and torch.cpu._is_avx512_bf16_supported()
+    native_bf16 = ((dev.type == "cpu" and torch.cpu._is_avx512_bf16_supported())
+                   or (dev.type == "cuda" and torch.cuda.is_bf16_supported()))
     return "bf16" if native_bf16 else "fp32"
 
 
@@ -229,6 +231,27 @@ def _in_range(image: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _objective(vgg: VGG19, image: Tensor, targets: _Targets, settings: Settings) -> tuple[Tensor, dict[str, Tensor]]:
+    with _tf32(image.is_cuda):
+        return _terms(vgg, image, targets, settings)
+
+
+@contextmanager
+def _tf32(on: bool) -> Iterator[None]:
+    """TF32 matmuls (the Grams) inside the objective on CUDA — 12 % off a 512 px job on an H200
+    (bench/gpu.py) — and nowhere else: L-BFGS's history products keep full fp32. The flag is global;
+    one job at a time runs on a GPU (see _gpu_lock)."""
+    if not on:
+        yield
+        return
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def _terms(vgg: VGG19, image: Tensor, targets: _Targets, settings: Settings) -> tuple[Tensor, dict[str, Tensor]]:
     image = targets.composite(image)
     content_layers, style_layers = settings.content_layers, settings.style_layers
     with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16",
@@ -297,8 +320,9 @@ def stylize(
     if preview_every is None and settings.preview:
         preview_every = settings.epoch_length
     try:
-        return _run(content, list(styles), settings, control, init_image, dev, weights, progress, cancel,
-                    preview_every, penalty)
+        with _gpu_lock(dev):
+            return _run(content, list(styles), settings, control, init_image, dev, weights, progress, cancel,
+                        preview_every, penalty)
     except RuntimeError as error:  # torch.OutOfMemoryError (CUDA) is one; MPS says so only in its text
         out_of_memory = isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
         if not out_of_memory or isinstance(error, EngineError):
@@ -538,6 +562,25 @@ def _graphed(gradient: Callable[[], dict[str, Tensor]], image: Tensor) -> Callab
         return dict(zip(names, values.clone().unbind()))
 
     return replay
+
+
+_GPU_LOCKS: dict[str, threading.Lock] = {}
+_GPU_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _gpu_lock(dev: torch.device) -> Iterator[None]:
+    """One job at a time per CUDA device. While one thread captures a CUDA graph, another's host→device
+    copy or graph replay fails (measured: 7 of 8 jobs failed with 2 worker threads on one GPU), and side
+    by side they were no faster than one after another (bench/gpu.py: 1.12 vs 1.13 s for one job)."""
+    if dev.type != "cuda":
+        yield
+        return
+    key = str(dev) if dev.index is not None else f"cuda:{torch.cuda.current_device()}"
+    with _GPU_LOCKS_GUARD:
+        lock = _GPU_LOCKS.setdefault(key, threading.Lock())
+    with lock:
+        yield
 
 
 def _device_name(dev: torch.device) -> str:

@@ -46,7 +46,6 @@ TORCHVISION_STD = (0.229, 0.224, 0.225)
 # each avg-pool by this gain keeps relu2_1..relu5_1 within about ±40% of the max-pooled RMS on the
 # example images (measured), so the default loss weights suit both poolings.
 AVG_POOL_GAIN = 1.35
-CHANNELS_LAST = False  # CUDA: weights and activations in NHWC (cuDNN's faster layout for bf16; bench/gpu.py)
 
 
 def caffe_weights_path() -> Path:
@@ -91,8 +90,6 @@ class VGG19(nn.Module):
         x = (image - self.mean) * self.scale
         if self.caffe:
             x = x.flip(1)  # RGB -> BGR
-        if self.mean.is_cuda and CHANNELS_LAST:
-            x = x.contiguous(memory_format=torch.channels_last)
         wanted = {LAYERS[name]: name for name in layers}
         last = max(wanted)
         out: dict[str, Tensor] = {}
@@ -131,5 +128,4 @@ def _load_vgg(device: str, weights: str | None, depth: int) -> VGG19:
         state = torch.load(weights, map_location="cpu", weights_only=True)
         state = {k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier")}
         model = VGG19(state, caffe=False, depth=depth)
-    model = model.to(device)
-    return model.to(memory_format=torch.channels_last) if device.startswith("cuda") and CHANNELS_LAST else model
+    return model.to(device)
