@@ -124,13 +124,12 @@ def pick_device(name: str | None = None) -> torch.device:
 
 
 def pick_precision(precision: str, dev: torch.device) -> str:
-    """'auto' means bf16 where the hardware computes it natively: an AVX512-BF16 CPU (measured 1.5× faster
-    per step at 1 % higher loss, see README) or a CUDA GPU with bf16 (bench/gpu.py, docs/benchmarks.md);
-    fp32 elsewhere."""
+    """'auto' means bf16 where the CPU computes it natively (measured 1.5× faster per step at 1 % higher
+    loss on an AVX512-BF16 CPU, see README), fp32 elsewhere. On an H200, bf16 made the 512 px job 16 %
+    faster but one yardstick's median 2.8 % worse (bench/gpu.py, docs/benchmarks.md): not chosen by auto."""
     if precision != "auto":
         return precision
-    native_bf16 = ((dev.type == "cpu" and torch.cpu._is_avx512_bf16_supported())
-                   or (dev.type == "cuda" and torch.cuda.is_bf16_supported()))
+    native_bf16 = dev.type == "cpu" and torch.cpu._is_avx512_bf16_supported()
     return "bf16" if native_bf16 else "fp32"
 
 
@@ -231,27 +230,6 @@ def _in_range(image: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _objective(vgg: VGG19, image: Tensor, targets: _Targets, settings: Settings) -> tuple[Tensor, dict[str, Tensor]]:
-    with _tf32(image.is_cuda):
-        return _terms(vgg, image, targets, settings)
-
-
-@contextmanager
-def _tf32(on: bool) -> Iterator[None]:
-    """TF32 matmuls (the Grams) inside the objective on CUDA — 12 % off a 512 px job on an H200
-    (bench/gpu.py) — and nowhere else: L-BFGS's history products keep full fp32. The flag is global;
-    one job at a time runs on a GPU (see _gpu_lock)."""
-    if not on:
-        yield
-        return
-    before = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = True
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = before
-
-
-def _terms(vgg: VGG19, image: Tensor, targets: _Targets, settings: Settings) -> tuple[Tensor, dict[str, Tensor]]:
     image = targets.composite(image)
     content_layers, style_layers = settings.content_layers, settings.style_layers
     with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16",
