@@ -123,6 +123,11 @@ def largest_size(settings: Settings, budget: float, shape: tuple[int, int] = (1,
     return lo if lo >= smallest else 0
 
 
+def gpu_bytes(device: str = "cuda") -> int:
+    """The CUDA device's memory (all of it: the CUDA context and other processes are not subtracted)."""
+    return torch.cuda.get_device_properties(torch.device(device)).total_memory
+
+
 def machine_bytes() -> int:
     """This machine's memory, or the container's limit (cgroup v2 memory.max) where that is lower."""
     total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
