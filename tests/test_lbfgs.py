@@ -12,6 +12,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from engine import Progress, Settings, stylize
 from engine.lbfgs import LBFGS
+from engine.transfer import Losses
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -81,3 +82,12 @@ def test_a_step_makes_no_host_sync() -> None:
     """torch.optim.LBFGS made ~46 a step here (one per dot product and loss read), ~140 at 512 px on a GPU.
     What is left is per job: the passes' set-up and the result's losses."""
     assert _host_syncs(9) == _host_syncs(3)
+
+
+def test_progress_with_unread_losses_travels_as_json() -> None:
+    """The Celery worker stores progress as JSON: the device-held losses must be read on the way."""
+    from bot.jobs.worker import progress_from, progress_json
+
+    progress = Progress(3, 10, 1, 2, (64, 43), Losses({"style": torch.tensor(0.5), "total": torch.tensor(2.0)}), 1.5)
+    back = progress_from(progress_json(progress))
+    assert back is not None and back.losses == {"style": 0.5, "total": 2.0} and back.size == (64, 43)
