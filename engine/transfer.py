@@ -298,7 +298,7 @@ def stylize(
     if preview_every is None and settings.preview:
         preview_every = settings.epoch_length
     try:
-        with _gpu_lock(dev):
+        with _gpu_lock(dev, cancel):
             return _run(content, list(styles), settings, control, init_image, dev, weights, progress, cancel,
                         preview_every, penalty)
     except RuntimeError as error:  # torch.OutOfMemoryError (CUDA) is one; MPS says so only in its text
@@ -547,18 +547,24 @@ _GPU_LOCKS_GUARD = threading.Lock()
 
 
 @contextmanager
-def _gpu_lock(dev: torch.device) -> Iterator[None]:
+def _gpu_lock(dev: torch.device, cancel: threading.Event | None) -> Iterator[None]:
     """One job at a time per CUDA device. While one thread captures a CUDA graph, another's host→device
     copy or graph replay fails (measured: 7 of 8 jobs failed with 2 worker threads on one GPU), and side
-    by side they were no faster than one after another (bench/gpu.py: 1.12 vs 1.13 s for one job)."""
+    by side they were no faster than one after another (bench/gpu.py: 1.12 vs 1.13 s for one job).
+    A job waiting here still notices its cancel event."""
     if dev.type != "cuda":
         yield
         return
     key = str(dev) if dev.index is not None else f"cuda:{torch.cuda.current_device()}"
     with _GPU_LOCKS_GUARD:
         lock = _GPU_LOCKS.setdefault(key, threading.Lock())
-    with lock:
+    while not lock.acquire(timeout=0.1):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+    try:
         yield
+    finally:
+        lock.release()
 
 
 def _device_name(dev: torch.device) -> str:
