@@ -43,7 +43,8 @@ def measure(point: dict) -> dict:
 
     from engine import Settings, load_vgg, stylize
     from engine.vgg import depth_for
-    from engine.transfer import LBFGS_HISTORY_BYTES, fit, style_side
+    from engine.lbfgs import history_size
+    from engine.transfer import fit, style_side
 
     aspect = point.pop("aspect", 1.0)
     n_styles = point.pop("styles", 1)
@@ -64,13 +65,12 @@ def measure(point: dict) -> dict:
     result = stylize(photo, styles, settings, device="cpu")
     out_w, out_h = result.image.size
     numel = 3 * out_w * out_h
-    history = max(5, min(100, LBFGS_HISTORY_BYTES // (2 * numel * 4)))
     style_pixels = [fit(s.size, style_side(s.size, settings.size, settings.style_scale)) for s in styles]
     return {"settings": {k: getattr(result.settings, k) for k in
                          ("size", "steps", "scales", "style_scale", "optimizer", "precision")},
             "torch": torch.__version__, "out": [out_w, out_h], "out_pixels": out_w * out_h,
             "style_pixels": sum(w * h for w, h in style_pixels), "styles": n_styles,
-            "history_pairs": min(history, settings.steps - 1) if settings.optimizer == "lbfgs" else 0,
+            "history_pairs": history_size(numel, settings.steps) if settings.optimizer == "lbfgs" else 0,
             "rss_before": rss_before, "load_peak": load_peak, "rss_loaded": rss_loaded, "job_peak": _status("VmHWM"),
             "wall": time.perf_counter() - start[0], "cpu": time.process_time() - start[1],
             "threads": torch.get_num_threads()}

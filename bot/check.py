@@ -287,21 +287,27 @@ def _check_engine(report: Report, device: torch.device, config: Config, env: Map
 
 def _check_memory(report: Report, device: torch.device, config: Config) -> None:
     """The largest size a job with the server's defaults (square photo, one style) fits in, by engine/memory.py."""
-    from engine.memory import largest_size, machine_bytes
+    from engine.memory import gpu_bytes, largest_size, machine_bytes
 
     limits = config.limits
-    budget = limits.job_memory(config.workers)
+    budget = limits.job_memory(config.workers, str(device))
     largest = largest_size(config.defaults, budget, (1, 1), 1, str(device))
     if largest is None:
-        report.add("memory", f"not predicted on {device.type}: the memory model is measured on the CPU only")
+        report.add("memory", f"not predicted on {device.type}: the memory model is measured on the CPU and CUDA only")
         return
-    source = ("[limits] memory_gb" if limits.memory_gb is not None else
-              f"this machine's {machine_bytes() / 1e9:.1f} GB ÷ {config.workers} worker(s)")
-    report.add("memory", f"{budget / 1e9:.1f} GB per job ({source}): the largest size that fits is "
-                         + (f"{largest} px" if largest else "none") + " (the defaults, a square photo, one style)")
+    on_gpu = device.type == "cuda"
+    key = "[limits] gpu_memory_gb" if on_gpu else "[limits] memory_gb"
+    if (limits.gpu_memory_gb if on_gpu else limits.memory_gb) is not None:
+        source = key
+    else:
+        whole = gpu_bytes(str(device)) if on_gpu else machine_bytes()
+        source = f"this {'GPU' if on_gpu else 'machine'}'s {whole / 1e9:.1f} GB ÷ {config.workers} worker(s)"
+    report.add("memory", f"{budget / 1e9:.1f} GB per job{' on the GPU' if on_gpu else ''} ({source}): the largest "
+                         "size that fits is " + (f"{largest} px" if largest else "none")
+                         + " (the defaults, a square photo, one style)")
     if largest < config.defaults.size:
         report.problems.append(f"a job at the default size={config.defaults.size} would not fit in "
-                               f"{budget / 1e9:.1f} GB — raise [limits] memory_gb or lower [defaults] size")
+                               f"{budget / 1e9:.1f} GB — raise {key} or lower [defaults] size")
 
 
 def _test_images(env: Mapping[str, str]) -> tuple[Image.Image, Image.Image, str]:

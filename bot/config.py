@@ -25,9 +25,11 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from engine import SPECS, ParamError, Settings
 from engine.animate import total_steps
-from engine.memory import machine_bytes
+from engine.memory import gpu_bytes, machine_bytes
 from engine.params import SPEC
 from engine.transfer import fit, painted
 
@@ -177,6 +179,7 @@ class Limits:
     queue_size: int = _at_least(1, default=20)
     per_user: int = _at_least(1, default=2)
     memory_gb: float | None = _at_least(0.1, default=None)  # one job's memory; None: the machine's ÷ workers
+    gpu_memory_gb: float | None = _at_least(0.1, default=None)  # one job's GPU memory; None: the GPU's ÷ workers
     job_timeout: float = _at_least(1, default=900.0)
     fetch_timeout: float = _at_least(1, default=15.0)
     max_frames: int = _at_least(1, default=Motion.max_frames)
@@ -186,8 +189,11 @@ class Limits:
     max_work: int = _at_least(1, default=Motion.max_work)
     roles: tuple[RoleLimit, ...] = ()
 
-    def job_memory(self, workers: int) -> float:
-        """Bytes one job may use: memory_gb, or this machine's (or container's) memory shared by the workers."""
+    def job_memory(self, workers: int, device: str = "cpu") -> float:
+        """Bytes one job may use on `device`: on a CUDA GPU gpu_memory_gb, or the GPU's memory shared by the
+        workers; elsewhere memory_gb, or this machine's (or container's) memory shared by the workers."""
+        if torch.device(device).type == "cuda":
+            return self.gpu_memory_gb * 1e9 if self.gpu_memory_gb is not None else gpu_bytes(device) / workers
         return self.memory_gb * 1e9 if self.memory_gb is not None else machine_bytes() / workers
 
     def caps_for(self, role_ids: Iterable[int]) -> Caps:

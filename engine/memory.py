@@ -7,8 +7,9 @@ their gradients at the last, full-size pass), per style pixel (the styles' forwa
 targets) and the optimiser's state (L-BFGS's history pairs, Adam's moments), whose size is known exactly.
 Loading the weights peaks higher than the loaded model holds, so a small job's peak is that one.
 
-CUDA (`torch.cuda.max_memory_allocated`) has not been measured — this project's machine has no GPU — so
-there is no model for it: `predict_peak_bytes` answers None there and intake does not refuse by memory.
+On CUDA the model is fitted to `torch.cuda.max_memory_allocated` of default jobs on an H200 (bench/gpu.py):
+the CUDA context and the caching allocator's slack are not in it, so a GPU budget should leave room for
+them. MPS has not been measured: `predict_peak_bytes` answers None there and intake does not refuse by memory.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from typing import Any
 import torch
 
 from .params import SPEC, Settings
-from .transfer import LBFGS_HISTORY_BYTES, painted, pick_precision, scale_sizes, split_steps
+from .lbfgs import history_size
+from .transfer import painted, pick_precision, scale_sizes, split_steps
 
 STATE_VECTORS = {"lbfgs": 4, "adam": 3}  # besides the history: gradient, direction, previous gradient…; Adam: m, v, g
 # An animation (engine.animate) holds, per frame and output pixel, the photo's frame and the painted one (RGB,
@@ -52,16 +54,25 @@ class MemoryModel:
 CPU = MemoryModel(load_peak=1.535e9, loaded=8.726e8, per_job=7.862e7, per_pixel={"fp32": 2810, "bf16": 2810},
                   per_style_pixel=133.8, state=1.0)
 
+# bench/gpu.py, 2026-12-04, torch 2.11.0+cu130 on an NVIDIA H200, fp32 with CUDA graphs: the default job (300
+# steps, two passes) at 512 px on the six bench/images pairs and at 1024 and 4096 px on chelsea × The Starry
+# Night. Peak − the optimiser's state ≈ a + b·(output + style pixels): b from the least-squares fit (the two
+# pixel counts move together in these jobs, so one coefficient serves both), a raised until no point lies
+# above the line (up to 0.76 GB above the points; cuDNN's workspaces vary with the shapes). bf16 peaks were
+# lower (20-step jobs at 3072 px: 16.0 vs 20.0 GB): predicted with the fp32 bytes, erring high.
+CUDA = MemoryModel(load_peak=1.331e9, loaded=1.331e9, per_job=0.0, per_pixel={"fp32": 1359, "bf16": 1359},
+                   per_style_pixel=1359, state=1.0)
+
 
 def optimizer_bytes(settings: Settings, numel: int, pairs: int | None = None) -> int:
     """Bytes of optimiser state for a picture of `numel` floats: Adam's moments, or L-BFGS's vectors and
-    its history (`pairs` curvature pairs; default: as many as the last pass will hold)."""
+    its history (`pairs` curvature pairs; default: as many as the last pass will hold) plus the spare slot
+    that takes rejected pairs (engine.lbfgs)."""
     if settings.optimizer == "adam":
         return STATE_VECTORS["adam"] * numel * 4
-    history = max(5, min(100, LBFGS_HISTORY_BYTES // (2 * numel * 4)))  # as engine.transfer._optimizer
     if pairs is None:
-        pairs = min(history, split_steps(settings.steps, len(scale_sizes(settings.size, settings.scales)))[-1])
-    return (STATE_VECTORS["lbfgs"] + 2 * min(pairs, history)) * numel * 4
+        pairs = history_size(numel, split_steps(settings.steps, len(scale_sizes(settings.size, settings.scales)))[-1])
+    return (STATE_VECTORS["lbfgs"] + 2 * (pairs + 1)) * numel * 4
 
 
 def features(point: dict[str, Any]) -> list[float]:
@@ -78,10 +89,11 @@ def predict_peak_bytes(settings: Settings, shape: tuple[int, int], n_styles: int
                        frames: int = 1) -> int | None:
     """Peak bytes of a process painting one job of `settings` on a photo of `shape` (width, height) with
     `n_styles` styles (square, their worst case) — an animation of `frames` frames when more than one;
-    None where no model was measured (CUDA, MPS)."""
-    if torch.device(device).type != "cpu":
+    None where no model was measured (MPS)."""
+    models = {"cpu": CPU, "cuda": CUDA}
+    if torch.device(device).type not in models:
         return None
-    model = CPU
+    model = models[torch.device(device).type]
     sizes = painted(settings, shape)
     width, height = sizes.content
     precision = pick_precision(settings.precision, torch.device(device))
@@ -109,6 +121,11 @@ def largest_size(settings: Settings, budget: float, shape: tuple[int, int] = (1,
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if fits(mid) else (lo, mid - 1)
     return lo if lo >= smallest else 0
+
+
+def gpu_bytes(device: str = "cuda") -> int:
+    """The CUDA device's memory (all of it: the CUDA context and other processes are not subtracted)."""
+    return torch.cuda.get_device_properties(torch.device(device)).total_memory
 
 
 def machine_bytes(cgroup: Path = Path("/sys/fs/cgroup")) -> int:

@@ -11,8 +11,9 @@ import math
 import secrets
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -21,6 +22,7 @@ from PIL import Image
 from torch import Tensor
 
 from . import color, masks
+from .lbfgs import LBFGS, history_size
 from .losses import content_loss, gram, guided_gram, style_loss, tv_loss
 from .params import ParamError, Settings
 from .vgg import VGG19, depth_for, load_vgg
@@ -28,8 +30,8 @@ from .vgg import VGG19, depth_for, load_vgg
 MIN_SIDE = 32  # short side of coarse passes and styles: relu5_1 sees 2×2 cells here
 TIMELAPSE_SIDE = 1024  # timelapse frames are at the output size, at most this long: memory and upload stay bounded
 MIN_VGG_SIDE = 16  # four 2×2 poolings down to relu5_1 need this much; the output's short side may go this low
-LBFGS_HISTORY_BYTES = 1 << 30  # cap on L-BFGS's stored curvature pairs, so huge outputs still fit
 FIRST_STEP_MOVE = 4.0  # mean |change| in 0–255 units of L-BFGS's first (gradient) step; see _optimizer
+CUDA_GRAPHS = True  # on CUDA, each L-BFGS pass's evaluation is one graph replay (see _graphed; bench/gpu.py)
 RANGE_WEIGHT = 10.0  # pull of L-BFGS's out-of-range pixels back into 0–255; see _in_range
 
 
@@ -51,6 +53,35 @@ class OutOfMemory(EngineError):
 Penalty = Callable[[Tensor], tuple[str, Tensor, float]]
 
 
+class Losses(Mapping[str, float]):
+    """A step's losses by name, kept on the device until somebody reads them: then all at once, one
+    device→host copy (the optimiser never waits for the host; a progress display that shows no loss
+    costs nothing)."""
+
+    def __init__(self, values: Mapping[str, Tensor | float]) -> None:
+        self._names = tuple(values)
+        self._tensors = tuple(torch.as_tensor(v).detach().float().reshape(()) for v in values.values())
+        self._read: dict[str, float] | None = None
+
+    def _values(self) -> dict[str, float]:
+        if self._read is None:
+            numbers = torch.stack(self._tensors).tolist() if self._tensors else []
+            self._read = dict(zip(self._names, numbers))
+        return self._read
+
+    def __getitem__(self, name: str) -> float:
+        return self._values()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return repr(self._values())
+
+
 @dataclass(frozen=True)
 class Progress:
     """A snapshot for progress displays; `preview` is set at epoch ends when settings.preview is on."""
@@ -60,7 +91,7 @@ class Progress:
     scale: int  # 1-based index of the current coarse-to-fine pass
     scales: int
     size: tuple[int, int]  # (width, height) being optimised now
-    losses: dict[str, float]
+    losses: Mapping[str, float]  # read from the device only when looked at (see Losses)
     elapsed: float
     preview: Image.Image | None = None
 
@@ -94,7 +125,8 @@ def pick_device(name: str | None = None) -> torch.device:
 
 def pick_precision(precision: str, dev: torch.device) -> str:
     """'auto' means bf16 where the CPU computes it natively (measured 1.5× faster per step at 1 % higher
-    loss on an AVX512-BF16 CPU, see README), fp32 elsewhere (CUDA convs use TF32 by PyTorch's default)."""
+    loss on an AVX512-BF16 CPU, see README), fp32 elsewhere. On an H200, bf16 made the 512 px job 16 %
+    faster but one yardstick's median 2.8 % worse (bench/gpu.py, docs/benchmarks.md): not chosen by auto."""
     if precision != "auto":
         return precision
     native_bf16 = dev.type == "cpu" and torch.cpu._is_avx512_bf16_supported()
@@ -216,7 +248,8 @@ def _in_range(image: Tensor) -> tuple[Tensor, Tensor]:
 def _objective(vgg: VGG19, image: Tensor, targets: _Targets, settings: Settings) -> tuple[Tensor, dict[str, Tensor]]:
     image = targets.composite(image)
     content_layers, style_layers = settings.content_layers, settings.style_layers
-    with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16"):
+    with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16",
+                        cache_enabled=False):  # a cache kept across a CUDA graph's capture breaks its replays
         feats = vgg(image, content_layers + style_layers, settings.pooling)
     feats = {k: v.float() for k, v in feats.items()}  # losses and Grams in fp32 whatever the trunk ran in
     parts = {
@@ -281,8 +314,9 @@ def stylize(
     if preview_every is None and settings.preview:
         preview_every = settings.epoch_length
     try:
-        return _run(content, list(styles), settings, control, init_image, dev, weights, progress, cancel,
-                    preview_every, penalty)
+        with _gpu_lock(dev, cancel):
+            return _run(content, list(styles), settings, control, init_image, dev, weights, progress, cancel,
+                        preview_every, penalty)
     except RuntimeError as error:  # torch.OutOfMemoryError (CUDA) is one; MPS says so only in its text
         out_of_memory = isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
         if not out_of_memory or isinstance(error, EngineError):
@@ -357,7 +391,7 @@ def _run(content_img: Image.Image, style_imgs: list[Image.Image], settings: Sett
     luminance_only = settings.preserve_color == "luminance"
 
     image: Tensor | None = None
-    step, losses = 0, {}
+    step, losses = 0, Losses({})
     frames = _Frames(full_content.shape[1:], settings.epoch_length) if settings.timelapse else None
     for index, (long_side, pass_steps) in enumerate(zip(sizes, steps_per_pass), start=1):
         content = to_tensor(content_img, long_side)
@@ -388,24 +422,32 @@ def _run(content_img: Image.Image, style_imgs: list[Image.Image], settings: Sett
         image = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
         if frames is not None and step == 0:
             frames.add(_finish(targets.composite(image), full_content, luminance_only))
-        optimizer = _optimizer(image, settings)
+        optimizer = _optimizer(image, settings, pass_steps)
 
-        def evaluate(x: Tensor) -> Tensor:
+        def evaluate(x: Tensor) -> dict[str, Tensor]:
+            """The losses of the picture `x` stands for, the weighted sum as "total"."""
             x, stray = _in_range(x)
             total, parts = _objective(vgg, x, targets, settings)
             total = total + RANGE_WEIGHT * stray
             if penalty is not None:
                 name, value, weight = penalty(x)
                 parts[name], total = value, total + weight * value
-            losses.clear()
-            losses.update({k: v.item() for k, v in parts.items()}, total=total.item())
-            return total
+            return {**parts, "total": total}
+
+        def eager() -> dict[str, Tensor]:
+            image.grad = None
+            parts = evaluate(image)
+            parts["total"].backward()
+            return parts
+
+        graphed = dev.type == "cuda" and CUDA_GRAPHS and settings.optimizer == "lbfgs" and penalty is None
+        gradient = _graphed(eager, image) if graphed else eager
 
         def closure() -> Tensor:
-            optimizer.zero_grad(set_to_none=True)
-            total = evaluate(image)
-            total.backward()
-            return total
+            nonlocal losses
+            parts = gradient()
+            losses = Losses(parts)
+            return parts["total"]
 
         for _ in range(pass_steps):
             if cancel is not None and cancel.is_set():
@@ -414,12 +456,10 @@ def _run(content_img: Image.Image, style_imgs: list[Image.Image], settings: Sett
             if settings.optimizer == "adam":
                 with torch.no_grad():
                     image.clamp_(0, 255)
-            else:
-                optimizer.param_groups[0]["lr"] = 1  # only the first step is scaled (see _optimizer)
             step += 1
             if step == settings.steps:  # the closure saw the picture before the last move: score the result
                 with torch.no_grad():
-                    evaluate(image.detach().clamp(0, 255).round())
+                    losses = Losses(evaluate(image.detach().clamp(0, 255).round()))
             wants_preview = (progress is not None and preview_every is not None
                              and (step % preview_every == 0 or step == settings.steps))
             wants_frame = frames is not None and frames.due(step, settings.steps)
@@ -428,7 +468,7 @@ def _run(content_img: Image.Image, style_imgs: list[Image.Image], settings: Sett
             if wants_frame:
                 frames.add(picture)
             if progress is not None:
-                progress(Progress(step, settings.steps, index, len(sizes), size, dict(losses),
+                progress(Progress(step, settings.steps, index, len(sizes), size, losses,
                                   time.perf_counter() - start, picture if wants_preview else None))
         if targets.keep is not None:  # the photo's regions, pasted back through the feathered mask
             with torch.no_grad():
@@ -439,7 +479,7 @@ def _run(content_img: Image.Image, style_imgs: list[Image.Image], settings: Sett
     if frames is not None:
         frames.add(final)
     return Result(image=final, settings=settings, device=_device_name(dev), elapsed=time.perf_counter() - start,
-                  steps=step, losses=dict(losses), frames=tuple(frames.pictures) if frames is not None else ())
+                  steps=step, losses=dict(losses.items()), frames=tuple(frames.pictures) if frames is not None else ())
 
 
 class _Frames:
@@ -481,17 +521,66 @@ def _finish(image: Tensor, full_content: Tensor, luminance_only: bool) -> Image.
     return to_image(out)
 
 
-def _optimizer(image: Tensor, settings: Settings) -> torch.optim.Optimizer:
+def _optimizer(image: Tensor, settings: Settings, steps: int) -> torch.optim.Optimizer | LBFGS:
     if settings.optimizer == "adam":
         return torch.optim.Adam([image], lr=settings.lr)
-    history = max(5, min(100, LBFGS_HISTORY_BYTES // (2 * image.numel() * image.element_size())))
     # No stop by tolerance: the user asked for a number of steps, and the bot promises that many.
     # torch's first step is lr·g/‖g‖₁ (L1 norm lr): with lr=1 it moved the picture by ~1e-5 grey levels, and
     # the curvature from so small a step made the next one overshoot (loss ×1e2…1e14). A first step of
     # FIRST_STEP_MOVE per pixel on average costs no evaluation and reached the same loss sooner
-    # (bench/lbfgs_evals.py, README). Later steps have lr=1: the step loop sets it back.
-    return torch.optim.LBFGS([image], lr=FIRST_STEP_MOVE * image.numel(), max_iter=1, history_size=history,
-                             tolerance_grad=-1, tolerance_change=-1)
+    # (bench/lbfgs_evals.py, README). Later steps have length 1 along the L-BFGS direction.
+    return LBFGS(image, history_size(image.numel(), steps), first_lr=FIRST_STEP_MOVE * image.numel())
+
+
+def _graphed(gradient: Callable[[], dict[str, Tensor]], image: Tensor) -> Callable[[], dict[str, Tensor]]:
+    """`gradient` (losses by name; image.grad set) as one CUDA graph replay: the ~600 kernels of an
+    evaluation cost the CPU one launch, so the GPU no longer waits for Python between them. Captured once
+    per pass (fixed shapes), after an untimed warm-up evaluation on a side stream (cuDNN picks its
+    algorithms; AccumulateGrad then runs on the capturing stream); the image and its .grad stay the same
+    tensors, which L-BFGS updates in place between replays. The losses are copied out of the graph's
+    memory at each replay, so a report read later sees its own step's."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        gradient()
+    torch.cuda.current_stream().wait_stream(side)
+    image.grad = None
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # other workers' jobs may run meanwhile
+        parts = gradient()
+        values = torch.stack([v.detach().float().reshape(()) for v in parts.values()])
+    names = list(parts)
+
+    def replay() -> dict[str, Tensor]:
+        graph.replay()
+        return dict(zip(names, values.clone().unbind()))
+
+    return replay
+
+
+_GPU_LOCKS: dict[str, threading.Lock] = {}
+_GPU_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _gpu_lock(dev: torch.device, cancel: threading.Event | None) -> Iterator[None]:
+    """One job at a time per CUDA device. While one thread captures a CUDA graph, another's host→device
+    copy or graph replay fails (measured: 7 of 8 jobs failed with 2 worker threads on one GPU), and side
+    by side they were no faster than one after another (bench/gpu.py: 1.12 vs 1.13 s for one job).
+    A job waiting here still notices its cancel event."""
+    if dev.type != "cuda":
+        yield
+        return
+    key = str(dev) if dev.index is not None else f"cuda:{torch.cuda.current_device()}"
+    with _GPU_LOCKS_GUARD:
+        lock = _GPU_LOCKS.setdefault(key, threading.Lock())
+    while not lock.acquire(timeout=0.1):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _device_name(dev: torch.device) -> str:

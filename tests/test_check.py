@@ -14,6 +14,7 @@ from PIL import Image
 import engine
 from bot import check
 from bot.check import run_check
+from bot.config import load_config
 from engine import EngineError, Result, Settings
 from engine.memory import predict_peak_bytes
 
@@ -272,3 +273,17 @@ def test_every_config_mistake_is_its_own_problem(tmp_path: Path, fake_engine: Fa
     assert code == 1
     assert f"2 problems:\n  - {config}: unknown key 'prefx' — did you mean prefix?\n" \
            f"  - {config}: progress_interval must be at least 2" in out
+
+
+def test_the_largest_size_that_fits_the_gpu_is_printed(tmp_path: Path) -> None:
+    """On a CUDA device the GPU budget ([limits] gpu_memory_gb) and the CUDA model apply, not the CPU's."""
+    budget = predict_peak_bytes(Settings.parse({"size": 1500}), (1, 1), 1, "cuda")
+    assert budget is not None
+    config = load_config(Path(write(tmp_path, f"[limits]\nmemory_gb = 0.5\ngpu_memory_gb = {budget / 1e9}\n")),
+                         {"DISCORD_TOKEN": TOKEN})
+    report = check.Report()
+    check._check_memory(report, torch.device("cuda"), config)
+    assert report.lines == [("memory", f"{budget / 1e9:.1f} GB per job on the GPU ([limits] gpu_memory_gb): the "
+                                       "largest size that fits is 1500 px (the defaults, a square photo, one style)")]
+    assert not report.problems
+    assert config.limits.job_memory(1, "cpu") == 0.5e9

@@ -397,3 +397,27 @@ def test_device_choice_falls_back_to_cpu() -> None:
     assert transfer.pick_device("cpu").type == "cpu"
     if not torch.cuda.is_available() and not torch.backends.mps.is_available():
         assert transfer.pick_device(None).type == "cpu"
+
+
+def test_a_job_waiting_for_the_gpu_can_be_cancelled() -> None:
+    """One job at a time paints on a GPU (see transfer._gpu_lock); the next waits, and must still notice
+    its cancel event. (No GPU is touched: the lock is the engine's own.)"""
+    gpu, cancel, outcome = torch.device("cuda:0"), threading.Event(), []
+
+    def waiting_job() -> None:
+        try:
+            with transfer._gpu_lock(gpu, cancel):
+                outcome.append("painted")
+        except Cancelled:
+            outcome.append("cancelled")
+
+    with transfer._gpu_lock(gpu, None):
+        waiter = threading.Thread(target=waiting_job)
+        waiter.start()
+        waiter.join(0.3)
+        assert waiter.is_alive() and not outcome  # it waits while another job paints
+        cancel.set()
+        waiter.join(2)
+    assert outcome == ["cancelled"]
+    with transfer._gpu_lock(gpu, threading.Event()):  # released, whatever happened
+        pass

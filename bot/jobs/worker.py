@@ -113,8 +113,8 @@ def unpng(data: bytes) -> Image.Image:
 
 
 def progress_json(progress: Progress) -> str:
-    """Progress without its preview (previews travel as PNG under their own key)."""
-    return json.dumps(dataclasses.asdict(dataclasses.replace(progress, preview=None)))
+    """Progress without its preview (previews travel as PNG under their own key); its losses read here."""
+    return json.dumps(dataclasses.asdict(dataclasses.replace(progress, preview=None, losses=dict(progress.losses))))
 
 
 def progress_from(text: str | None) -> Progress | None:

@@ -98,7 +98,7 @@ class Intake:
     def check_memory(self, settings: Settings, shape: tuple[int, int], n_styles: int, frames: int = 1) -> None:
         """Refuse a job (an animation of `frames` frames) that would not fit the painter's memory
         (engine/memory.py), naming the size that would."""
-        budget = self.config.limits.job_memory(self.config.workers)
+        budget = self.config.limits.job_memory(self.config.workers, self._device)
         need = predict_peak_bytes(settings, shape, n_styles, self._device, frames)
         if need is None or need <= budget:
             return
