@@ -165,11 +165,41 @@ def test_the_engine_and_test_commands_exist() -> None:
             assert program in SCRIPTS or program in ("pytest", "python"), command
 
 
-def test_the_bot_commands_the_block_names_exist() -> None:
-    admin = (ROOT / "bot" / "cogs" / "admin.py").read_text(encoding="utf-8")
-    cog = (ROOT / "bot" / "cogs" / "stylize.py").read_text(encoding="utf-8")
-    assert '@commands.command(name="sync"' in admin
-    assert '@commands.hybrid_group(name="stylize"' in cog and '@stylize.command(name="help"' in cog
+def declared_commands() -> tuple[set[str], set[str]]:
+    """The prefix and the slash commands that bot/cogs/*.py declare, as typed: ({"!sync", "!stylize help", …},
+    {"/stylize", "/stylize paint", "/stylize help", "/stylize-defaults", …})."""
+    prefix: set[str] = set()
+    slash: set[str] = set()
+    for path in sorted((ROOT / "bot" / "cogs").glob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        for kind, name, rest in re.findall(r'@commands\.(command|hybrid_command|hybrid_group)\(name="([\w-]+)"(.*)', text):
+            prefix.add(f"!{name}")
+            if kind != "command":
+                slash.add(f"/{name}")
+            slash.update(f"/{name} {fallback}" for fallback in re.findall(r'fallback="(\w+)"', rest))
+        for group, name, rest in re.findall(r'@(?!commands\.)(\w+)\.command\(name="([\w-]+)"(.*)', text):
+            prefix.add(f"!{group} {name}")
+            if f"/{group}" in slash and "with_app_command=False" not in rest:
+                slash.add(f"/{group} {name}")
+    return prefix, slash
+
+
+def test_the_bot_commands_the_docs_name_exist() -> None:
+    """Every command the front door and docs/commands.md name is declared by a cog, as a prefix or as a slash
+    command as written; and every command bot/library_commands.py carries out is declared."""
+    prefix, slash = declared_commands()
+    assert {"!sync", "!stylize help", "/stylize paint", "/stylize-defaults"} <= prefix | slash
+    styles = {p.stem for p in (ROOT / "bot" / "styles").glob("*.jpg")}
+    commands_page = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"`([!/][\w-]+(?: [a-z_]+)?)`", README))
+    named |= set(re.findall(r"\*\*`([!/][\w-]+(?: [a-z_]+)?)`\*\*", commands_page))
+    named = {n for n in named if n.split(" ")[-1] not in styles}  # `!stylize starry_night` paints a style
+    assert {"!stylize last", "/stylize last", "!stylize forget"} <= named, "docs/commands.md lost its entries"
+    for command in sorted(named):
+        assert command in (slash if command.startswith("/") else prefix), f"{command}: no cog declares it"
+    library = (ROOT / "bot" / "library_commands.py").read_text(encoding="utf-8")
+    for name in re.findall(r"^async def ([a-z]\w*)\(bot", library, re.M):  # not the private helpers
+        assert f"!stylize {name}" in prefix, f"bot/library_commands.py's {name}: no cog declares it"
 
 
 def created_files() -> set[str]:
