@@ -21,6 +21,7 @@ from PIL import Image
 from torch import Tensor
 
 from . import color, masks
+from .determinism import NotDeterministic, deterministic_mode
 from .losses import content_loss, gram, guided_gram, style_loss, tv_loss
 from .params import ParamError, Settings
 from .vgg import VGG19, depth_for, load_vgg
@@ -265,8 +266,11 @@ def stylize(
     if preview_every is None and settings.preview:
         preview_every = settings.epoch_length
     try:
-        return _run(content, list(styles), settings, control, init_image, dev, weights, progress, cancel,
-                    preview_every, penalty)
+        with deterministic_mode(settings.deterministic, dev):
+            return _run(content, list(styles), settings, control, init_image, dev, weights, progress, cancel,
+                        preview_every, penalty)
+    except NotDeterministic as error:
+        raise EngineError(str(error)) from None
     except RuntimeError as error:  # torch.OutOfMemoryError (CUDA) is one; MPS says so only in its text
         out_of_memory = isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
         if not out_of_memory or isinstance(error, EngineError):
