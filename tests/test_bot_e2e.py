@@ -720,27 +720,25 @@ async def test_cooldown_on_commands_and_buttons(fake_discord: FakeDiscord, run_b
     async with run_bot(make_bot(config(cooldown={"commands": 2, "buttons": 1, "seconds": 60}), runner=runner)):
         request = await fake_discord.send_message(alice, "!stylize", attachments=photo_and_style())
         status = await status_of(fake_discord, request, 0)
-        mark = fake_discord.mark()
-        await fake_discord.send_message(alice, "!stylize queue")
-        await fake_discord.wait_for(kind="message", since=mark)  # the second command in the period: fine
-        mark = fake_discord.mark()
-        for _ in range(5):
-            await fake_discord.send_message(alice, "!stylize queue")
-        await fake_discord.send_interaction(alice, "stylize queue")
-        slash = await fake_discord.wait_for(lambda e: e.ephemeral, kind="message", since=mark)
-        notes = fake_discord.find(kind="message", since=mark)
-        mark = fake_discord.mark()
-        await fake_discord.send_message(bob, "!stylize queue")  # per user: bob is not slowed down
-        assert (await fake_discord.wait_for(kind="message", since=mark)).content.startswith("**Queue**")
+        second = await fake_discord.send_message(alice, "!stylize queue")  # the second command in the period: fine
+        queue = await fake_discord.wait_for(replying_to(second), kind="message")
+        fast = [await fake_discord.send_message(alice, "!stylize queue") for _ in range(5)]
+        note = await fake_discord.wait_for(lambda e: any(replying_to(m)(e) for m in fast), kind="message")
+        slash = await fake_discord.response_to(await fake_discord.send_interaction(alice, "stylize queue"),
+                                               kind="message")
+        bobs = await fake_discord.send_message(bob, "!stylize queue")  # per user: bob is not slowed down
+        assert (await fake_discord.wait_for(replying_to(bobs), kind="message")).content.startswith("**Queue**")
         for _ in range(2):
-            mark = fake_discord.mark()
-            await fake_discord.click_button(bob, status.message_id, label="Cancel")
-            pressed = await fake_discord.wait_for(kind="message", since=mark)
+            click = await fake_discord.click_button(bob, status.message_id, label="Cancel")
+            pressed = await fake_discord.response_to(click, kind="message")
         await fake_discord.click_button(alice, status.message_id, label="Cancel")  # her own bucket
         await edit_of(fake_discord, status, "cancelled by")
     slow = r"You're going a bit fast — try again in \d+ s\."
+    assert queue.content.startswith("**Queue**")
     assert slash.ephemeral and re.fullmatch(f"⚠️ {slow}", slash.content)
-    assert [n.content for n in notes if not n.ephemeral] == [slash.content]  # one note for five commands
+    assert not note.ephemeral and re.fullmatch(f"⚠️ {slow}", note.content)
+    notes = [e for e in fake_discord.sent if any(replying_to(m)(e) for m in fast)]  # all five long handled by now
+    assert notes == [note]  # one note for five commands
     assert pressed.ephemeral and re.fullmatch(slow, pressed.content)
 
 
