@@ -32,6 +32,16 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(scope="session")
+def vgg_loaded() -> None:
+    """The engine's model, loaded once per test process before the first test that paints through the bot:
+    a cold load took 36 s on the shared 2-core machine under load, longer than a test waits for a picture,
+    and it is set-up, not what the test times. Modules opt in like one_torch_thread."""
+    from engine.vgg import load_vgg
+
+    load_vgg("cpu")
+
+
 @pytest.fixture
 async def fake_discord():
     async with discord_standin.FakeDiscord() as fake:

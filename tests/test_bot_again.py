@@ -16,9 +16,9 @@ from discord_standin import Event, FakeDiscord
 from engine import Settings, stylize
 from test_bot_e2e import (data_dir, decoded, eventually, make_bot, photo_and_style,  # noqa: F401
                           replying_to, with_file)
-from test_bot_library import Recording, kept_jobs, roomy
+from test_bot_library import Recording, kept_jobs, noted, roomy
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "vgg_loaded")
 
 FIRST = "!stylize steps=6 size=64 style_weight=100 seed=7"
 
@@ -179,6 +179,7 @@ async def test_tweak_and_the_paint_again_menu(fake_discord: FakeDiscord, run_bot
         await fake_discord.submit_modal(bob, {opened.payload["data"]["components"][0]["component"]["custom_id"]:
                                               "steps=4 seed=3 preserve_color=luminance"}, interaction=pressed)
         tweaked = await painted(fake_discord, result, mark)
+        await eventually(lambda: noted(data_dir, tweaked.message_id))
         use = await fake_discord.use_message_command(alice, "Stylize: paint again", tweaked.message_id)
         menu = await fake_discord.response_to(use, timeout=15)
         mark = fake_discord.mark()

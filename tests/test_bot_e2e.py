@@ -50,7 +50,7 @@ def data_dir(tmp_path: Any) -> Iterator[Any]:
 DATA_DIR: Any = None
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "vgg_loaded")
 
 
 def config(**table: Any) -> Config:

@@ -21,7 +21,7 @@ from test_bot_e2e import (TINY, config, data_dir, decoded, make_bot, photo_and_s
                           replying_to, status_of, with_file)
 from test_bot_jobs import FakeRunner
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "vgg_loaded")
 
 
 def roomy(**table: Any) -> Any:
@@ -58,6 +58,14 @@ def kept_jobs(data_dir: Path) -> list[int]:
     """The owners of the jobs kept in the database (read beside the bot, as SQLite's WAL mode allows)."""
     with closing(sqlite3.connect(data_dir / DATABASE)) as db:
         return [row[0] for row in db.execute("SELECT user_id FROM jobs")]
+
+
+def noted(data_dir: Path, message_id: int) -> bool:
+    """Whether the store has recorded `message_id` as a kept job's result (the menus find the job by it).
+    The bot records it after posting the message: a test that uses a menu on a result at once waits for
+    this, as no person is that quick."""
+    with closing(sqlite3.connect(data_dir / DATABASE)) as db:
+        return db.execute("SELECT 1 FROM jobs WHERE message_id = ?", (message_id,)).fetchone() is not None
 
 
 def builtin_size(name: str) -> tuple[int, int]:

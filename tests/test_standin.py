@@ -260,14 +260,18 @@ async def test_discord_rules_are_enforced(fake_discord: FakeDiscord) -> None:
 async def test_message_content_intent_is_required(fake_discord: FakeDiscord) -> None:
     bot = commands.Bot(command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0.05)
     got = []
+    both = asyncio.Event()
 
     async def on_message(message: discord.Message) -> None:
         got.append(message)
+        if len(got) == 2:
+            both.set()
 
     bot.add_listener(on_message)
     async with run_bot(bot):
         await fake_discord.send_message(fake_discord.alice, "!ping", attachments=[("a.txt", b"a")])
         await fake_discord.send_message(fake_discord.alice, f"{fake_discord.bot_user.mention} hi")
+        await asyncio.wait_for(both.wait(), 5)  # both reached the bot (no request shows it: a quiet wire did not)
         await fake_discord.wait_quiet(0.1)
     assert [m.content for m in got] == ["", f"<@{fake_discord.bot_user.id}> hi"]
     assert got[0].attachments == []
