@@ -814,7 +814,21 @@ async def test_slash_settings_text_goes_through_the_prefix_parser(fake_discord: 
 # ------------------------------------------------------------------------------ process level
 
 
-async def test_sigterm_cancels_jobs_and_tells_users(fake_discord: FakeDiscord) -> None:
+@pytest.mark.parametrize("late_answers", [False, True])
+async def test_sigterm_cancels_jobs_and_tells_users(fake_discord: FakeDiscord, monkeypatch: pytest.MonkeyPatch,
+                                                    late_answers: bool) -> None:
+    """late_answers: the bot has the answer to each message it sends 0.3 s after Discord has the message, so
+    SIGTERM comes while Bob's status message is on its way; his job was then cancelled without a word (its
+    follower started after shutdown had stopped waiting, and found the connection closed)."""
+    if late_answers:
+        send = discord.http.HTTPClient.send_message
+
+        async def late(*args: Any, **kwargs: Any) -> Any:
+            answer = await send(*args, **kwargs)
+            await asyncio.sleep(0.3)
+            return answer
+
+        monkeypatch.setattr(discord.http.HTTPClient, "send_message", late)
     runner = FakeRunner()
     bot = make_bot(runner=runner)
     served = asyncio.create_task(serve(bot, "fake-token"))

@@ -254,6 +254,7 @@ class Stylize(commands.Cog):
         self.bot = bot
         self.config = bot.config
         self._followers: set[asyncio.Task[None]] = set()
+        self._posting: set[asyncio.Future[None]] = set()  # queued jobs whose status message is on its way
         self._recovery: asyncio.Task[None] | None = None
         cooldown = self.config.cooldown
         self._commands = _per_user(cooldown.commands, cooldown.seconds)
@@ -273,6 +274,8 @@ class Stylize(commands.Cog):
         self._decoder.shutdown(wait=False, cancel_futures=True)
         if self._recovery is not None:
             self._recovery.cancel()
+        if self._posting:  # a job queued just before the stop gets its follower once its status is posted
+            await asyncio.wait(self._posting, timeout=FINAL_WORD_TIMEOUT)
         if self._followers:  # the backend has ended every job by now; let them post their last word
             await asyncio.wait(self._followers, timeout=FINAL_WORD_TIMEOUT)
 
@@ -338,6 +341,17 @@ class Stylize(commands.Cog):
                       styles=inputs.styles, settings=settings, given=given, mask=inputs.mask, init=inputs.init,
                       frames=clip.frames, durations_ms=clip.durations_ms)
             position = await self.bot.backend.submit(job)
+        posting = asyncio.get_running_loop().create_future()
+        self._posting.add(posting)
+        try:
+            await self._post_status(request, job, position, inputs)
+        finally:
+            self._posting.discard(posting)
+            posting.set_result(None)
+        return job
+
+    async def _post_status(self, request: Request, job: Job, position: int, inputs: Inputs) -> None:
+        """Post a queued job's status message (with Cancel), then follow the job."""
         post = request.post or partial(request.origin.reply, mention_author=False)
         try:
             status = await post(status_text(job.id, Snapshot(Status.QUEUED, position, None, None)),
@@ -349,7 +363,6 @@ class Stylize(commands.Cog):
             raise
         await self.bot.backend.track(job.id, status.id)
         self._start_following(request.origin, job, request.origin.channel.get_partial_message(status.id), inputs)
-        return job
 
     async def gather(self, owner: int, photo: discord.Attachment | str, styles: list[Any],
                      mask_source: discord.Attachment | str | None, settings: Settings, caps: Caps) -> Inputs:
