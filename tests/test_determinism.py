@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,20 +16,10 @@ from PIL import Image
 from engine import EngineError, Settings, stylize, transfer
 from engine.animate import animate
 from engine.determinism import CUBLAS_DETERMINISTIC, CUBLAS_VARIABLE, NotDeterministic, deterministic_mode
+from test_engine import painting, photo  # noqa: F401
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 GPU = torch.device("cuda")  # flipping the switches for a GPU run needs no GPU
-
-
-@pytest.fixture(scope="module")
-def photo() -> Image.Image:
-    return Image.open(EXAMPLES / "chelsea.png").convert("RGB").resize((48, 32))
-
-
-@pytest.fixture(scope="module")
-def painting() -> Image.Image:
-    return Image.open(EXAMPLES / "starry_night.jpg").convert("RGB").resize((64, 40))
 
 
 def tiny(**values: object) -> Settings:
