@@ -18,6 +18,7 @@ from engine.animate import animate
 from engine.determinism import CUBLAS_DETERMINISTIC, CUBLAS_VARIABLE, NotDeterministic, deterministic_mode
 from test_engine import painting, photo  # noqa: F401
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 GPU = torch.device("cuda")  # flipping the switches for a GPU run needs no GPU
 
