@@ -9,8 +9,9 @@ mode the two pictures were identical, at 8.9–9.1 s a job against 7.9–8.8 s w
 PyTorch's switches are process-wide, while jobs run in threads (the in-process backend, a Celery thread
 pool), so `deterministic_mode` counts the deterministic runs in progress: the first switches the mode on,
 the last puts back what was there before. A job that did not ask, running beside one that did, runs in
-deterministic mode too — a little slower, never different in kind (every op the engine differentiates
-has a deterministic version).
+deterministic mode too — a little slower, never different in kind: none of the ops the engine runs is on
+PyTorch's list of those without a deterministic version (should one be added, its job fails with a
+message that says so).
 """
 
 from __future__ import annotations
