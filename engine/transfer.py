@@ -22,6 +22,7 @@ from PIL import Image
 from torch import Tensor
 
 from . import color, masks
+from .determinism import NotDeterministic, deterministic_mode
 from .lbfgs import LBFGS, history_size
 from .losses import content_loss, gram, guided_gram, style_loss, tv_loss
 from .params import ParamError, Settings
@@ -314,9 +315,11 @@ def stylize(
     if preview_every is None and settings.preview:
         preview_every = settings.epoch_length
     try:
-        with _gpu_lock(dev, cancel):
+        with _gpu_lock(dev, cancel), deterministic_mode(settings.deterministic, dev):
             return _run(content, list(styles), settings, control, init_image, dev, weights, progress, cancel,
                         preview_every, penalty)
+    except NotDeterministic as error:
+        raise EngineError(str(error)) from None
     except RuntimeError as error:  # torch.OutOfMemoryError (CUDA) is one; MPS says so only in its text
         out_of_memory = isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
         if not out_of_memory or isinstance(error, EngineError):

@@ -6,10 +6,15 @@ Discord stand-in fixtures (see tests/discord_standin.py):
   it; restored and stopped afterwards. Fails the test if the stand-in itself hit an error.
 * ``run_bot`` - ``async with run_bot(bot): ...`` logs a ``commands.Bot`` in against the stand-in,
   waits for READY and closes it cleanly on exit. Create bots with ``guild_ready_timeout=0.05``.
+
+Races: a bot test waits for its own answer (``fake_discord.response_to(interaction)``, a reply to its
+request), never "the next message". ``pytest --jitter 50 -n 4 tests/test_bot_*.py tests/test_standin.py``
+delays the bot's requests at random and shows a test that does not within a few runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +27,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import discord_standin  # noqa: E402
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--jitter", type=float, default=0.0, metavar="MS",
+                     help="delay each of the bot's Discord requests by 0–MS ms before it is sent and again after "
+                          "its answer, at random: the orders of a busy or a fast machine, on any machine")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """--jitter: bot tests that wait for "the next" event instead of their own fail within a few runs."""
+    most = config.getoption("--jitter") / 1000
+    if most > 0:
+        import random
+
+        import discord.http
+
+        request = discord.http.HTTPClient.request
+
+        async def jittery(self: discord.http.HTTPClient, *args: object, **kwargs: object) -> object:
+            await asyncio.sleep(random.uniform(0, most))
+            answer = await request(self, *args, **kwargs)
+            await asyncio.sleep(random.uniform(0, most))
+            return answer
+
+        discord.http.HTTPClient.request = jittery  # type: ignore[method-assign]
+
+
 @pytest.fixture
 def one_torch_thread() -> Iterator[None]:
     """Tiny engine runs on one thread: on a shared 2-core machine OpenMP spinning on busy cores makes
@@ -30,6 +60,16 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def vgg_loaded() -> None:
+    """The engine's model, loaded once per test process before the first test that paints through the bot:
+    a cold load took 36 s on the shared 2-core machine under load, longer than a test waits for a picture,
+    and it is set-up, not what the test times. Modules opt in like one_torch_thread."""
+    from engine.vgg import load_vgg
+
+    load_vgg("cpu")
 
 
 @pytest.fixture

@@ -997,6 +997,23 @@ class FakeDiscord:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
 
+    async def response_to(
+        self,
+        interaction: Union[int, str, Dict[str, Any], InteractionRecord],
+        predicate: Optional[Callable[[Event], bool]] = None,
+        *,
+        kind: Optional[str] = "interaction_response",
+        timeout: float = 5.0,
+    ) -> Event:
+        """The first event of ``kind`` that answers ``interaction`` (what ``send_interaction``,
+        ``click_button``, ``submit_modal``… returned, or its id), waiting like :meth:`wait_for`: its
+        callback by default, its first message (callback or follow-up) with ``kind="message"``.
+        Waiting for *this* interaction's answer, never "the next one", keeps a test right when an
+        earlier interaction's answer arrives late."""
+        iid = self._interaction_record(interaction).id
+        return await self.wait_for(lambda e: e.interaction_id == iid and (predicate is None or bool(predicate(e))),
+                                   kind=kind, timeout=timeout)
+
     async def assert_nothing(
         self,
         predicate: Optional[Callable[[Event], bool]] = None,

@@ -17,9 +17,9 @@ from discord_standin import Event, FakeDiscord
 from engine import Settings, stylize
 from test_bot_e2e import (data_dir, decoded, eventually, make_bot, photo_and_style,  # noqa: F401
                           replying_to, with_file)
-from test_bot_library import Recording, kept_jobs, roomy
+from test_bot_library import Recording, kept_jobs, noted, roomy
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "vgg_loaded")
 
 FIRST = "!stylize steps=6 size=64 style_weight=100 seed=7"
 
@@ -39,14 +39,14 @@ async def first_result(fake: FakeDiscord, user: Any = None, text: str = FIRST) -
 async def click(fake: FakeDiscord, user: Any, result: Event, label: str) -> tuple[Event, Event]:
     """Click a button under `result`: (the clicker's own note, the new picture replying to `result`)."""
     mark = fake.mark()
-    await fake.click_button(user, result.message_id, label=label)
-    note = await fake.wait_for(lambda e: e.via == "followup" and e.ephemeral, kind="message", since=mark, timeout=20)
+    pressed = await fake.click_button(user, result.message_id, label=label)
+    note = await fake.response_to(pressed, lambda e: e.via == "followup" and e.ephemeral, kind="message", timeout=20)
     return note, await painted(fake, result, mark) if "Queued" in note.content else note
 
 
-async def answer(fake: FakeDiscord, mark: int) -> Event:
-    """The bot's first (ephemeral) answer to an interaction since `mark`."""
-    return await fake.wait_for(lambda e: e.ephemeral, kind="message", since=mark, timeout=15)
+async def answer(fake: FakeDiscord, interaction: dict[str, Any]) -> Event:
+    """The bot's (ephemeral) answer to `interaction` — to this one, not the next answer to anyone."""
+    return await fake.response_to(interaction, lambda e: e.ephemeral, kind="message", timeout=15)
 
 
 # --------------------------------------------------------------------------------------- buttons
@@ -115,9 +115,8 @@ async def test_a_click_by_another_user_runs_under_their_caps(fake_discord: FakeD
         await fake_discord.click_button(painter, result.message_id, label="Bigger")
         await finish(1)
         bigger = await painted(fake_discord, result)
-        mark = fake_discord.mark()
-        await fake_discord.click_button(fake_discord.bob, result.message_id, label="More style")
-        await answer(fake_discord, mark)  # queued, and held running: bob's per-user limit of 1 is reached
+        more = await fake_discord.click_button(fake_discord.bob, result.message_id, label="More style")
+        await answer(fake_discord, more)  # queued, and held running: bob's per-user limit of 1 is reached
         limited, _ = await click(fake_discord, fake_discord.bob, result, "Less style")
         await finish(2)
     assert refused.content == "⚠️ This picture is 128 px already, the largest you may ask for here."
@@ -150,14 +149,12 @@ async def test_expired_or_unkept_inputs_say_how_to_start_again(fake_discord: Fak
         result = await first_result(fake_discord)
         await fake_discord.send_message(alice, "!stylize forget")
         await fake_discord.wait_for(lambda e: "Deleted" in (e.content or ""), kind="message", timeout=15)
-        mark = fake_discord.mark()
-        await fake_discord.click_button(alice, result.message_id, label="Variation")
-        gone = await answer(fake_discord, mark)
+        variation = await fake_discord.click_button(alice, result.message_id, label="Variation")
+        gone = await answer(fake_discord, variation)
     async with run_bot(make_bot(roomy(storage={"data_dir": str(data_dir), "keep_days": 0}),
                                 runner=runner)):
-        mark = fake_discord.mark()
-        await fake_discord.click_button(alice, result.message_id, label="Variation")
-        unkept = await answer(fake_discord, mark)
+        variation = await fake_discord.click_button(alice, result.message_id, label="Variation")
+        unkept = await answer(fake_discord, variation)
         unbuttoned = await first_result(fake_discord)
     job = runner.jobs[0].short
     assert gone.content == (f"I no longer have the photo and style of job `{job}`: I keep them 7 days, and "
@@ -177,29 +174,26 @@ async def test_tweak_and_the_paint_again_menu(fake_discord: FakeDiscord, run_bot
     alice, bob = fake_discord.alice, fake_discord.bob
     async with run_bot(make_bot(roomy(), runner=runner)):
         result = await first_result(fake_discord)
-        await fake_discord.click_button(bob, result.message_id, label="Tweak")
-        opened = await fake_discord.wait_for(kind="interaction_response", timeout=15)
+        pressed = await fake_discord.click_button(bob, result.message_id, label="Tweak")
+        opened = await fake_discord.response_to(pressed, timeout=15)
         mark = fake_discord.mark()
         await fake_discord.submit_modal(bob, {opened.payload["data"]["components"][0]["component"]["custom_id"]:
-                                              "steps=4 seed=3 preserve_color=luminance"})
+                                              "steps=4 seed=3 preserve_color=luminance"}, interaction=pressed)
         tweaked = await painted(fake_discord, result, mark)
-        mark = fake_discord.mark()
-        await fake_discord.use_message_command(alice, "Stylize: paint again", tweaked.message_id)
-        menu = await fake_discord.wait_for(kind="interaction_response", since=mark, timeout=15)
+        await eventually(lambda: noted(data_dir, tweaked.message_id))
+        use = await fake_discord.use_message_command(alice, "Stylize: paint again", tweaked.message_id)
+        menu = await fake_discord.response_to(use, timeout=15)
         mark = fake_discord.mark()
         field = menu.payload["data"]["components"][0]["component"]
-        await fake_discord.submit_modal(alice, {field["custom_id"]: field["value"] + "\nsize=96"})
+        await fake_discord.submit_modal(alice, {field["custom_id"]: field["value"] + "\nsize=96"}, interaction=use)
         again = await painted(fake_discord, tweaked, mark)
-        mark = fake_discord.mark()
-        await fake_discord.use_message_command(alice, "Stylize: paint again", tweaked.message_id)
-        await fake_discord.wait_for(kind="interaction_response", since=mark, timeout=15)
-        mark = fake_discord.mark()
-        await fake_discord.submit_modal(alice, {field["custom_id"]: "stile_weight=3 starry_night"})
-        refused = await answer(fake_discord, mark)
+        use = await fake_discord.use_message_command(alice, "Stylize: paint again", tweaked.message_id)
+        await fake_discord.response_to(use, timeout=15)
+        refused = await answer(fake_discord, await fake_discord.submit_modal(
+            alice, {field["custom_id"]: "stile_weight=3 starry_night"}, interaction=use))
         request = await fake_discord.send_message(alice, "just a message")
-        mark = fake_discord.mark()
-        await fake_discord.use_message_command(alice, "Stylize: paint again", request["id"])
-        unknown = await answer(fake_discord, mark)
+        unknown = await answer(fake_discord, await fake_discord.use_message_command(
+            alice, "Stylize: paint again", request["id"]))
         owners = kept_jobs(data_dir)
     assert opened.response_type == 9 and menu.response_type == 9
     assert opened.payload["data"]["components"][0]["component"]["value"] == \

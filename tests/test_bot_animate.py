@@ -27,7 +27,7 @@ from engine.memory import FRAME_BYTES, PAIR_BYTES, largest_size, predict_peak_by
 from test_bot_e2e import config, decoded, edit_of, make_bot, picture, status_of, with_file
 from test_bot_jobs import FakeRunner
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "vgg_loaded")
 
 ANIMATE = "animate=true steps=2 frame_steps=2 size=64 scales=1"
 DURATIONS = [100, 200, 300]

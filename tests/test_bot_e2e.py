@@ -52,7 +52,7 @@ def data_dir(tmp_path: Any) -> Iterator[Any]:
 DATA_DIR: Any = None
 
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "vgg_loaded")
 
 
 def config(**table: Any) -> Config:
@@ -758,27 +758,25 @@ async def test_cooldown_on_commands_and_buttons(fake_discord: FakeDiscord, run_b
     async with run_bot(make_bot(config(cooldown={"commands": 2, "buttons": 1, "seconds": 60}), runner=runner)):
         request = await fake_discord.send_message(alice, "!stylize", attachments=photo_and_style())
         status = await status_of(fake_discord, request, 0)
-        mark = fake_discord.mark()
-        await fake_discord.send_message(alice, "!stylize queue")
-        await fake_discord.wait_for(kind="message", since=mark)  # the second command in the period: fine
-        mark = fake_discord.mark()
-        for _ in range(5):
-            await fake_discord.send_message(alice, "!stylize queue")
-        await fake_discord.send_interaction(alice, "stylize queue")
-        slash = await fake_discord.wait_for(lambda e: e.ephemeral, kind="message", since=mark)
-        notes = fake_discord.find(kind="message", since=mark)
-        mark = fake_discord.mark()
-        await fake_discord.send_message(bob, "!stylize queue")  # per user: bob is not slowed down
-        assert (await fake_discord.wait_for(kind="message", since=mark)).content.startswith("**Queue**")
+        second = await fake_discord.send_message(alice, "!stylize queue")  # the second command in the period: fine
+        queue = await fake_discord.wait_for(replying_to(second), kind="message")
+        fast = [await fake_discord.send_message(alice, "!stylize queue") for _ in range(5)]
+        note = await fake_discord.wait_for(lambda e: any(replying_to(m)(e) for m in fast), kind="message")
+        slash = await fake_discord.response_to(await fake_discord.send_interaction(alice, "stylize queue"),
+                                               kind="message")
+        bobs = await fake_discord.send_message(bob, "!stylize queue")  # per user: bob is not slowed down
+        assert (await fake_discord.wait_for(replying_to(bobs), kind="message")).content.startswith("**Queue**")
         for _ in range(2):
-            mark = fake_discord.mark()
-            await fake_discord.click_button(bob, status.message_id, label="Cancel")
-            pressed = await fake_discord.wait_for(kind="message", since=mark)
+            click = await fake_discord.click_button(bob, status.message_id, label="Cancel")
+            pressed = await fake_discord.response_to(click, kind="message")
         await fake_discord.click_button(alice, status.message_id, label="Cancel")  # her own bucket
         await edit_of(fake_discord, status, "cancelled by")
     slow = r"You're going a bit fast — try again in \d+ s\."
+    assert queue.content.startswith("**Queue**")
     assert slash.ephemeral and re.fullmatch(f"⚠️ {slow}", slash.content)
-    assert [n.content for n in notes if not n.ephemeral] == [slash.content]  # one note for five commands
+    assert not note.ephemeral and re.fullmatch(f"⚠️ {slow}", note.content)
+    notes = [e for e in fake_discord.sent if any(replying_to(m)(e) for m in fast)]  # all five long handled by now
+    assert notes == [note]  # one note for five commands
     assert pressed.ephemeral and re.fullmatch(slow, pressed.content)
 
 
@@ -854,7 +852,21 @@ async def test_slash_settings_text_goes_through_the_prefix_parser(fake_discord: 
 # ------------------------------------------------------------------------------ process level
 
 
-async def test_sigterm_cancels_jobs_and_tells_users(fake_discord: FakeDiscord) -> None:
+@pytest.mark.parametrize("late_answers", [False, True])
+async def test_sigterm_cancels_jobs_and_tells_users(fake_discord: FakeDiscord, monkeypatch: pytest.MonkeyPatch,
+                                                    late_answers: bool) -> None:
+    """late_answers: the bot has the answer to each message it sends 0.3 s after Discord has the message, so
+    SIGTERM comes while Bob's status message is on its way; his job was then cancelled without a word (its
+    follower started after shutdown had stopped waiting, and found the connection closed)."""
+    if late_answers:
+        send = discord.http.HTTPClient.send_message
+
+        async def late(*args: Any, **kwargs: Any) -> Any:
+            answer = await send(*args, **kwargs)
+            await asyncio.sleep(0.3)
+            return answer
+
+        monkeypatch.setattr(discord.http.HTTPClient, "send_message", late)
     runner = FakeRunner()
     bot = make_bot(runner=runner)
     served = asyncio.create_task(serve(bot, "fake-token"))

@@ -23,7 +23,7 @@ from test_bot_jobs import FakeRunner
 from test_bot_parsing import live
 from bot.parsing import style_names
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "vgg_loaded")
 
 
 def roomy(**table: Any) -> Any:
@@ -66,6 +66,14 @@ def kept_owners(data_dir: Path) -> list[tuple[int, int]]:
     """Each kept job's (owner: who posted the photo, who ran it)."""
     with closing(sqlite3.connect(data_dir / DATABASE)) as db:
         return db.execute("SELECT user_id, ran_by FROM jobs").fetchall()
+
+
+def noted(data_dir: Path, message_id: int) -> bool:
+    """Whether the store has recorded `message_id` as a kept job's result (the menus find the job by it).
+    The bot records it after posting the message: a test that uses a menu on a result at once waits for
+    this, as no person is that quick."""
+    with closing(sqlite3.connect(data_dir / DATABASE)) as db:
+        return db.execute("SELECT 1 FROM jobs WHERE message_id = ?", (message_id,)).fetchone() is not None
 
 
 def builtin_size(name: str) -> tuple[int, int]:

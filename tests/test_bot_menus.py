@@ -19,7 +19,7 @@ from test_bot_e2e import (TINY, data_dir, eventually, make_bot, photo_and_style,
                           replying_to, with_file)
 from test_bot_library import ask, kept_jobs, kept_owners, roomy
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "vgg_loaded")
 
 
 async def painted(fake: FakeDiscord, user: Any, text: str, attachments: list[Upload]) -> Event:
@@ -30,8 +30,7 @@ async def painted(fake: FakeDiscord, user: Any, text: str, attachments: list[Upl
 
 async def menu(fake: FakeDiscord, user: Any, name: str, message_id: int) -> Event:
     """Use a message context menu; the bot's first message for that interaction."""
-    used = await fake.use_message_command(user, name, message_id)
-    return await fake.wait_for(lambda e: e.interaction_id == int(used["id"]), kind="message", timeout=15)
+    return await fake.response_to(await fake.use_message_command(user, name, message_id), kind="message", timeout=15)
 
 
 def kept_messages(data_dir: Path) -> list[int]:
@@ -87,16 +86,17 @@ async def test_use_this_photo_paints_with_a_chosen_style_for_the_one_who_asked(f
     async with run_bot(make_bot(roomy())):
         photo = await fake_discord.send_message(fake_discord.bob, "my cat", attachments=[photo_and_style()[0]])
         used = await fake_discord.use_message_command(fake_discord.alice, "Stylize: use this photo", photo["id"])
-        await fake_discord.wait_for(lambda e: e.response_type == 9, kind="interaction_response", timeout=10)
+        await fake_discord.response_to(used, lambda e: e.response_type == 9, timeout=10)
         modal = fake_discord.interactions[int(used["id"])].modal
         [style, settings] = [row["component"] for row in modal["components"]]
-        await fake_discord.submit_modal(fake_discord.alice, {"Style": ["udnie"], "Settings": "steps=99999"})
-        refused = await fake_discord.wait_for(lambda e: "steps" in (e.content or ""), kind="message", timeout=10)
-        mark = fake_discord.mark()
-        await fake_discord.use_message_command(fake_discord.alice, "Stylize: use this photo", photo["id"])
-        await fake_discord.wait_for(lambda e: e.response_type == 9, kind="interaction_response", since=mark,
-                                    timeout=10)
-        await fake_discord.submit_modal(fake_discord.alice, {"Style": ["udnie"], "Settings": f"{TINY} seed=4"})
+        sent = await fake_discord.submit_modal(fake_discord.alice, {"Style": ["udnie"], "Settings": "steps=99999"},
+                                               interaction=used)
+        refused = await fake_discord.response_to(sent, lambda e: "steps" in (e.content or ""), kind="message",
+                                                 timeout=10)
+        used = await fake_discord.use_message_command(fake_discord.alice, "Stylize: use this photo", photo["id"])
+        await fake_discord.response_to(used, lambda e: e.response_type == 9, timeout=10)
+        await fake_discord.submit_modal(fake_discord.alice, {"Style": ["udnie"], "Settings": f"{TINY} seed=4"},
+                                        interaction=used)
         result = await fake_discord.wait_for(lambda e: with_file(e) and replying_to(photo)(e), kind="message",
                                              timeout=30)
     assert style["type"] == 3 and [o["value"] for o in style["options"]] == list(_builtins())
@@ -116,11 +116,12 @@ async def test_a_large_library_asks_for_the_style_by_name(fake_discord: FakeDisc
     async with run_bot(make_bot(roomy())):
         photo = await fake_discord.send_message(fake_discord.bob, "my cat", attachments=[photo_and_style()[0]])
         used = await fake_discord.use_message_command(fake_discord.alice, "Stylize: use this photo", photo["id"])
-        await fake_discord.wait_for(lambda e: e.response_type == 9, kind="interaction_response", timeout=10)
+        await fake_discord.response_to(used, lambda e: e.response_type == 9, timeout=10)
         style = fake_discord.interactions[int(used["id"])].modal["components"][0]["component"]
-        await fake_discord.submit_modal(fake_discord.alice, {"Style": "starry_nite", "Settings": TINY})
-        unknown = await fake_discord.wait_for(lambda e: "starry_nite" in (e.content or ""), kind="message",
-                                              timeout=10)
+        sent = await fake_discord.submit_modal(fake_discord.alice, {"Style": "starry_nite", "Settings": TINY},
+                                               interaction=used)
+        unknown = await fake_discord.response_to(sent, lambda e: "starry_nite" in (e.content or ""), kind="message",
+                                                 timeout=10)
     assert style["type"] == 4
     assert unknown.ephemeral and "did you mean `starry_night`?" in unknown.content
 
@@ -128,9 +129,9 @@ async def test_a_large_library_asks_for_the_style_by_name(fake_discord: FakeDisc
 async def used_photo(fake: FakeDiscord, user: Any, poster: Any) -> Event:
     """`poster` posts a photo, `user` paints it with "use this photo" (wave, tiny); the result."""
     photo = await fake.send_message(poster, "my cat", attachments=[photo_and_style()[0]])
-    await fake.use_message_command(user, "Stylize: use this photo", photo["id"])
-    await fake.wait_for(lambda e: e.response_type == 9, kind="interaction_response", timeout=10)
-    await fake.submit_modal(user, {"Style": ["wave"], "Settings": f"{TINY} seed=5"})
+    used = await fake.use_message_command(user, "Stylize: use this photo", photo["id"])
+    await fake.response_to(used, lambda e: e.response_type == 9, timeout=10)
+    await fake.submit_modal(user, {"Style": ["wave"], "Settings": f"{TINY} seed=5"}, interaction=used)
     return await fake.wait_for(lambda e: with_file(e) and replying_to(photo)(e), kind="message", timeout=30)
 
 

@@ -28,6 +28,14 @@ def run(config: str | None, env: dict[str, str] | None = None) -> tuple[int, str
     return code, out.getvalue()
 
 
+def auto() -> str:
+    """The device `auto` resolves to on this machine, as check names it (so the tests hold on a GPU host:
+    cuda:0 there). A function, not a constant: CUDA is not initialised when the module is collected."""
+    if torch.cuda.is_available():
+        return f"cuda:{torch.cuda.current_device()}"
+    return "mps" if torch.backends.mps.is_available() else "cpu"
+
+
 def write(tmp_path: Path, text: str) -> str:
     path = tmp_path / "config.toml"
     path.write_text(text, encoding="utf-8")
@@ -86,7 +94,7 @@ def test_the_test_run_uses_the_servers_defaults_but_stays_tiny(tmp_path: Path, f
     assert (settings.size, settings.steps, settings.scales, settings.seed) == (64, 3, 1, 0)
     assert (settings.pooling, settings.precision) == ("avg", "fp32")
     assert settings.style_blend is None and settings.preview is False
-    assert len(call["styles"]) == 1 and str(call["device"]) == "cpu"
+    assert len(call["styles"]) == 1 and str(call["device"]) == auto()
 
 
 def test_missing_token_is_a_problem_and_the_rest_is_still_checked(tmp_path: Path, fake_engine: FakeEngine) -> None:
@@ -134,7 +142,7 @@ def test_a_broken_configuration_is_reported_and_checking_goes_on(tmp_path: Path,
     assert code == 1
     assert "NOT USABLE" in out and "unknown key 'max_step'" in out
     assert "unknown (the configuration" not in out and "set (from $DISCORD_TOKEN; not shown)" in out
-    assert len(fake_engine.calls) == 1 and str(fake_engine.calls[0]["device"]) == "cpu"  # "auto" on this machine
+    assert len(fake_engine.calls) == 1 and str(fake_engine.calls[0]["device"]) == auto()  # the default, "auto"
 
 
 def test_a_missing_configuration_file_is_a_problem(tmp_path: Path, fake_engine: FakeEngine) -> None:
@@ -182,8 +190,8 @@ def test_an_engine_failure_is_a_problem(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(engine, "stylize", FakeEngine(EngineError("the CPU ran out of memory at size=64")))
     code, out = run(None, {"DISCORD_TOKEN": TOKEN})
     assert code == 1
-    assert re.search(r"\n  test run +64 px, 3 steps on cpu: FAILED\n", out)
-    assert "could not be painted on cpu: the CPU ran out of memory at size=64" in out
+    assert re.search(rf"\n  test run +64 px, 3 steps on {auto()}: FAILED\n", out)
+    assert f"could not be painted on {auto()}: the CPU ran out of memory at size=64" in out
 
 
 def test_without_the_examples_it_paints_generated_pictures(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,

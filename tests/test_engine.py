@@ -162,18 +162,20 @@ def test_adam_also_optimises(photo: Image.Image, painting: Image.Image) -> None:
 
 
 def test_seeded_runs_repeat(photo: Image.Image, painting: Image.Image) -> None:
-    a = stylize(photo, [painting], tiny(init="noise", seed=7))
-    b = stylize(photo, [painting], tiny(init="noise", seed=7))
-    c = stylize(photo, [painting], tiny(init="noise", seed=8))
+    """Exactly, on whatever device `auto` picks (deterministic: on a GPU a seed alone does not repeat,
+    tests/test_determinism.py has the promise per device)."""
+    a = stylize(photo, [painting], tiny(init="noise", seed=7, deterministic=True))
+    b = stylize(photo, [painting], tiny(init="noise", seed=7, deterministic=True))
+    c = stylize(photo, [painting], tiny(init="noise", seed=8, deterministic=True))
     assert a.settings.seed == 7
     assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
     assert not np.array_equal(np.asarray(a.image), np.asarray(c.image))
 
 
 def test_unseeded_runs_report_the_seed_they_used(photo: Image.Image, painting: Image.Image) -> None:
-    first = stylize(photo, [painting], Settings.parse({"size": 64, "steps": 1, "init": "noise"}))
-    again = stylize(photo, [painting], Settings.parse({"size": 64, "steps": 1, "init": "noise",
-                                                      "seed": first.settings.seed}))
+    values = {"size": 64, "steps": 1, "init": "noise", "deterministic": True}
+    first = stylize(photo, [painting], Settings.parse(values))
+    again = stylize(photo, [painting], Settings.parse({**values, "seed": first.settings.seed}))
     assert np.array_equal(np.asarray(first.image), np.asarray(again.image))
 
 
@@ -225,8 +227,8 @@ def test_pictures_too_thin_for_vgg_are_refused(photo: Image.Image, photo_size: t
 
 
 def test_multiple_styles_blend(photo: Image.Image, painting: Image.Image, scream: Image.Image) -> None:
-    only_first = stylize(photo, [painting], tiny())
-    blended_away = stylize(photo, [painting, scream], tiny(style_blend="1,0"))
+    only_first = stylize(photo, [painting], tiny(deterministic=True))  # else a GPU paints two different pictures
+    blended_away = stylize(photo, [painting, scream], tiny(style_blend="1,0", deterministic=True))
     both = stylize(photo, [painting, scream], tiny(style_blend="1,1"))
     assert np.allclose(np.asarray(only_first.image, int), np.asarray(blended_away.image, int), atol=1)
     assert not np.array_equal(np.asarray(only_first.image), np.asarray(both.image))
@@ -313,16 +315,23 @@ def test_no_loss_spike_in_the_first_steps(photo: Image.Image, painting: Image.Im
 
 
 def test_the_reported_final_loss_is_the_returned_pictures(photo: Image.Image, painting: Image.Image) -> None:
-    """L-BFGS's step() returns the loss before its move; the result must not report the previous picture's."""
+    """L-BFGS's step() returns the loss before its move; the result must not report the previous picture's
+    (here that one is ~20 % off). The promise is "as scored on the device that painted it": scored again
+    there, the returned picture gets the reported losses to float rounding where the convolutions run in
+    fp32 (the CPU) and to TF32's 10-bit mantissa on CUDA, which runs them in TF32 (the second scoring need
+    not get the same cuDNN algorithm). Scored on the CPU after an H200 run, they differed by 4.5e-5."""
     seen: list[Progress] = []
     result = stylize(photo, [painting], tiny(steps=6), progress=seen.append)
-    vgg = load_vgg("cpu")
-    whole = [{k: torch.ones(1) for k in result.settings.style_layers}]
-    targets = transfer._Targets(vgg, transfer.to_tensor(photo, 64), [transfer.to_tensor(painting, 64)],
+    dev = transfer.pick_device()
+    vgg = load_vgg(dev)
+    whole = [{k: torch.ones(1, device=dev) for k in result.settings.style_layers}]
+    targets = transfer._Targets(vgg, transfer.to_tensor(photo, 64).to(dev), [transfer.to_tensor(painting, 64).to(dev)],
                                 result.settings, whole, [(1.0, None)], [None])
-    fresh, parts = transfer._objective(vgg, transfer.to_tensor(result.image)[None], targets, result.settings)
-    assert result.losses["total"] == pytest.approx(fresh.item(), rel=1e-5)
-    assert result.losses["style"] == pytest.approx(parts["style"].item(), rel=1e-5)
+    picture = transfer.to_tensor(result.image)[None].contiguous().to(dev)  # as laid out in the run
+    fresh, parts = transfer._objective(vgg, picture, targets, result.settings)
+    rel = 2**-10 if dev.type == "cuda" else 1e-5
+    assert result.losses["total"] == pytest.approx(fresh.item(), rel=rel)
+    assert result.losses["style"] == pytest.approx(parts["style"].item(), rel=rel)
     assert seen[-1].losses == result.losses
 
 

@@ -70,7 +70,8 @@ def make_bot(*, members: bool = False) -> commands.Bot:
 
     @bot.command()
     async def counter(ctx: commands.Context) -> None:
-        await ctx.send("clicked 0", view=Counter())
+        message = await ctx.send("clicked 0", view=Counter())
+        bot.dispatch("counter_sent", message)  # discord.py has stored the view: clicks on the message reach it
 
     return bot
 
@@ -167,18 +168,20 @@ async def test_tree_sync_puts_commands(fake_discord: FakeDiscord) -> None:
 
 
 async def test_button_click_edits_message(fake_discord: FakeDiscord) -> None:
+    """A view bound to a message is stored when the bot has the answer to its send, which may be after the
+    stand-in recorded the message: a click before then reaches no view (no edit, the interaction times
+    out) — so the test clicks once the bot says it sent the message, as a person could only then."""
     bot = make_bot()
     async with run_bot(bot):
+        sent = asyncio.ensure_future(bot.wait_for("counter_sent", timeout=5))
         await fake_discord.send_message(fake_discord.alice, "!counter")
         posted = await fake_discord.wait_for(kind="message")
-        assert posted.content == "clicked 0"
-        mark = fake_discord.mark()
-        await fake_discord.click_button(fake_discord.bob, posted.message_id, label="Count")
-        edit = await fake_discord.wait_for(kind="edit", since=mark)
-        callback = fake_discord.find(kind="interaction_response", since=mark)[0]
-        mark = fake_discord.mark()
-        await fake_discord.click_button(fake_discord.bob, posted.message_id, "counter:inc")
-        second = await fake_discord.wait_for(kind="edit", since=mark)
+        assert posted.content == "clicked 0" and (await sent).id == posted.message_id
+        click = await fake_discord.click_button(fake_discord.bob, posted.message_id, label="Count")
+        edit = await fake_discord.response_to(click, kind="edit")
+        callback = await fake_discord.response_to(click)
+        click = await fake_discord.click_button(fake_discord.bob, posted.message_id, "counter:inc")
+        second = await fake_discord.response_to(click, kind="edit")
     assert callback.response_type == 7
     assert edit.via == "interaction" and edit.message_id == posted.message_id
     assert edit.content == "clicked 1" and second.content == "clicked 2"
@@ -257,14 +260,18 @@ async def test_discord_rules_are_enforced(fake_discord: FakeDiscord) -> None:
 async def test_message_content_intent_is_required(fake_discord: FakeDiscord) -> None:
     bot = commands.Bot(command_prefix="!", intents=discord.Intents.default(), guild_ready_timeout=0.05)
     got = []
+    both = asyncio.Event()
 
     async def on_message(message: discord.Message) -> None:
         got.append(message)
+        if len(got) == 2:
+            both.set()
 
     bot.add_listener(on_message)
     async with run_bot(bot):
         await fake_discord.send_message(fake_discord.alice, "!ping", attachments=[("a.txt", b"a")])
         await fake_discord.send_message(fake_discord.alice, f"{fake_discord.bot_user.mention} hi")
+        await asyncio.wait_for(both.wait(), 5)  # both reached the bot (no request shows it: a quiet wire did not)
         await fake_discord.wait_quiet(0.1)
     assert [m.content for m in got] == ["", f"<@{fake_discord.bot_user.id}> hi"]
     assert got[0].attachments == []

@@ -4,6 +4,7 @@ failure modes (absent, unwritable and corrupt data_dir) — the store must never
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import io
 import json
 import logging
@@ -358,6 +359,8 @@ async def test_newer_schema_is_left_alone(tmp_path: Path) -> None:
         await store.close()
 
 
+@pytest.mark.skipif(any(importlib.util.find_spec(name) is None for name in ("celery", "redis")),
+                    reason="needs celery and redis (the Celery backend's packages) importable")
 def test_celery_workers_never_load_the_store() -> None:
     code = "import sys, bot.jobs.worker, bot.jobs.celery; print('bot.storage' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

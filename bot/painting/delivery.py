@@ -21,7 +21,7 @@ import io
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -109,6 +109,7 @@ class Delivery:
         self.bot = bot
         self.config = bot.config
         self._followers: set[asyncio.Task[None]] = set()
+        self._posting: set[asyncio.Future[None]] = set()  # queued jobs whose status message is on its way
         self._recovery: asyncio.Task[None] | None = None
         self._held: dict[int, list[Held]] = {}  # owner id → paintings held in memory, oldest first
         self._untold: set[int] = set()  # owners who may not have been told of what is held for them
@@ -121,8 +122,22 @@ class Delivery:
     async def close(self) -> None:
         if self._recovery is not None:
             self._recovery.cancel()
+        if self._posting:  # a job queued just before the stop gets its follower once its status is posted
+            await asyncio.wait(self._posting, timeout=FINAL_WORD_TIMEOUT)
         if self._followers:  # the backend has ended every job by now; let them post their last word
             await asyncio.wait(self._followers, timeout=FINAL_WORD_TIMEOUT)
+
+    @contextlib.asynccontextmanager
+    async def posting(self) -> AsyncIterator[None]:
+        """While a queued job's status message is on its way: `close` waits for it (and then its follower), so
+        a stop at that moment still tells the owner, instead of closing the connection under the post."""
+        posted = asyncio.get_running_loop().create_future()
+        self._posting.add(posted)
+        try:
+            yield
+        finally:
+            self._posting.discard(posted)
+            posted.set_result(None)
 
     def follow(self, origin: Origin, job: Job, status: discord.PartialMessage | None, keep: Inputs | None = None
                ) -> None:

@@ -109,17 +109,18 @@ class Painter:
                       styles=inputs.styles, settings=settings, given=plan.given, mask=inputs.mask, init=inputs.init,
                       frames=clip.frames, durations_ms=clip.durations_ms)
             position = await backend.submit(job)
-        post = request.post or partial(origin.channel.send, reference=origin.reference, mention_author=False)
-        try:
-            status = await post(status_text(job.id, Snapshot(Status.QUEUED, position, None, None)),
-                                view=cancel_view(job.id))
-        except BaseException:  # Discord refused it, or the network failed (not an HTTPException): nobody
-            # could follow this job, so don't paint it, and collect it so that the backend forgets it
-            await backend.cancel(job.id, "cancelled: its status message could not be posted")
-            await backend.result(job.id)
-            raise
-        await backend.track(job.id, status.id)
-        self.delivery.follow(origin, job, origin.channel.get_partial_message(status.id), inputs)
+        async with self.delivery.posting():
+            post = request.post or partial(origin.channel.send, reference=origin.reference, mention_author=False)
+            try:
+                status = await post(status_text(job.id, Snapshot(Status.QUEUED, position, None, None)),
+                                    view=cancel_view(job.id))
+            except BaseException:  # Discord refused it, or the network failed (not an HTTPException): nobody
+                # could follow this job, so don't paint it, and collect it so that the backend forgets it
+                await backend.cancel(job.id, "cancelled: its status message could not be posted")
+                await backend.result(job.id)
+                raise
+            await backend.track(job.id, status.id)
+            self.delivery.follow(origin, job, origin.channel.get_partial_message(status.id), inputs)
         return job
 
 
