@@ -1,0 +1,120 @@
+"""Hostile probes on the delivery paths (issue 22's last paragraph, on what issue 20 changed): held pictures,
+the DM fallback, who hears of a job, a read-only store, a flood of undeliverable jobs, a vanished channel —
+the real bot against the stand-in."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import discord
+import pytest
+
+from bot.storage import DATABASE, MIGRATIONS, Mode
+from discord_standin import FakeDiscord
+from test_bot_delivery import hold_a_picture
+from test_bot_e2e import data_dir, make_bot, photo_and_style, status_of, with_file  # noqa: F401
+from test_bot_jobs import FakeRunner
+from test_bot_library import ask, roomy
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def newer_database(data_dir: Path) -> None:
+    """A database from a newer version: the store opens it read-only."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(data_dir / DATABASE)) as db:
+        for migration in MIGRATIONS:
+            db.executescript(migration)
+        db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+
+
+async def test_forget_on_a_read_only_store_still_deletes_what_is_held_in_memory(
+        fake_discord: FakeDiscord, run_bot, data_dir: Path) -> None:
+    """Read-only, a painting nobody would take is held in memory; the owner's `forget` must delete it even though
+    the store cannot delete anything (it said "I can't delete anything" and kept the painting)."""
+    newer_database(data_dir)
+    alice = fake_discord.alice
+    elsewhere = fake_discord.add_text_channel("elsewhere")
+    runner = FakeRunner()
+    async with run_bot(make_bot(roomy(), runner=runner)) as stylize_bot:
+        assert stylize_bot.store.mode is Mode.READ_ONLY
+        await hold_a_picture(fake_discord, alice, runner)
+        mark = fake_discord.mark()
+        await fake_discord.send_message(alice, "!stylize forget", channel_id=elsewhere)
+        forgot = await fake_discord.wait_for(lambda e: "delete" in (e.content or "").lower(), kind="message",
+                                             since=mark, timeout=15)
+        last = await ask(fake_discord, alice, "!stylize last", channel_id=elsewhere)
+    assert "1 painting waiting for `stylize last`" in forgot.content and "read-only" in forgot.content
+    assert "Nothing is waiting for you" in last.content and not last.files
+
+
+async def test_a_reply_job_reaches_whoever_ran_it_never_the_photos_poster(fake_discord: FakeDiscord,
+                                                                          run_bot) -> None:
+    """Alice paints Bob's photo (a reply); the channel then refuses the bot and Alice's DMs are closed: the
+    picture is held for Alice. Bob — whose DMs are open — gets no DM, no news, and his `last` shows nothing;
+    Alice's `last` gets it."""
+    alice, bob = fake_discord.alice, fake_discord.bob
+    elsewhere = fake_discord.add_text_channel("elsewhere")
+    runner = FakeRunner()
+    photo, style = photo_and_style()
+    async with run_bot(make_bot(roomy(), runner=runner)):
+        posted = await fake_discord.send_message(bob, "my cat", attachments=[photo])
+        request = await fake_discord.send_message(alice, "!stylize", attachments=[style], reference=posted["id"])
+        status = await status_of(fake_discord, request, 0)
+        await fake_discord.deny_bot(fake_discord.channel_id, discord.Permissions(send_messages=True))
+        fake_discord.refuse_dms(alice)
+        runner.release_all()
+        await fake_discord.wait_for(lambda e: e.message_id == status.message_id and "last" in (e.content or ""),
+                                    kind="edit", timeout=15)
+        bobs = await ask(fake_discord, bob, "!stylize last", channel_id=elsewhere)
+        alices = await ask(fake_discord, alice, "!stylize last", channel_id=elsewhere)
+        await fake_discord.wait_quiet(0.3)
+    to_bob = [e for e in fake_discord.sent if e.channel_id == fake_discord.dm_channel_id(bob)]
+    assert to_bob == [] and "Nothing is waiting for you" in bobs.content and not bobs.files
+    assert with_file(alices) and alices.content.startswith(f"<@{alice.id}> here is your painting")
+
+
+async def test_moderator_cannot_fetch_or_delete_anothers_held_picture(fake_discord: FakeDiscord, run_bot) -> None:
+    """A moderator's `last` and `forget` act on the moderator's own held pictures only, in the server and in DMs."""
+    alice, moderator = fake_discord.alice, fake_discord.moderator
+    elsewhere = fake_discord.add_text_channel("elsewhere")
+    runner = FakeRunner()
+    async with run_bot(make_bot(roomy(), runner=runner)):
+        await hold_a_picture(fake_discord, alice, runner)
+        in_server = await ask(fake_discord, moderator, "!stylize last", channel_id=elsewhere)
+        forgot = await ask(fake_discord, moderator, "!stylize forget", channel_id=elsewhere)
+        mark = fake_discord.mark()
+        await fake_discord.send_interaction(moderator, "stylize last", dm=True)
+        in_dm = await fake_discord.wait_for(kind="message", since=mark, timeout=15)
+        alices = await ask(fake_discord, alice, "!stylize last", channel_id=elsewhere)
+    assert "Nothing is waiting for you" in in_server.content and not in_server.files
+    assert "painting" not in forgot.content
+    assert "Nothing is waiting for you" in in_dm.content and not in_dm.files
+    assert with_file(alices)
+
+
+async def test_a_flood_of_undeliverable_jobs_is_bounded_in_memory_across_owners(
+        fake_discord: FakeDiscord, run_bot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Held in memory (keep_days 0, read-only, or the disk cap reached), paintings are bounded per owner — and
+    in all: many members with closed DMs in a channel the bot lost cannot grow the bot's memory without end."""
+    import bot.painting.delivery as delivery_module
+    monkeypatch.setattr(delivery_module, "HOLD_IN_MEMORY", 2, raising=False)
+    runner = FakeRunner()
+    users = [fake_discord.make_user(f"member{i}") for i in range(4)]
+    async with run_bot(make_bot(roomy(storage={"keep_days": 0}), runner=runner)) as stylize_bot:
+        statuses = []
+        for user in users:
+            request = await fake_discord.send_message(user, "!stylize", attachments=photo_and_style())
+            statuses.append(await status_of(fake_discord, request, 0))
+            fake_discord.refuse_dms(user)
+        await fake_discord.deny_bot(fake_discord.channel_id, discord.Permissions(send_messages=True))
+        runner.release_all()
+        for status in statuses:
+            await fake_discord.wait_for(lambda e, s=status: e.message_id == s.message_id and "❌" not in (e.content or "")
+                                        and ("last" in (e.content or "") or "could not deliver" in (e.content or "")),
+                                        kind="edit", timeout=15)
+        held = [h for user in users for h in await stylize_bot.painter.delivery.held(user.id)]
+    assert len(held) == 2
