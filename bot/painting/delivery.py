@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 FINAL_WORD_TIMEOUT = 15.0  # seconds close() waits for jobs' last messages (shutdown)
 HOLD_SECONDS = 24 * 3600.0  # how long a painting is held in memory (without the store)
+HOLD_IN_MEMORY = 256 * 1024**2  # bytes held in memory for all owners together; the oldest go first (the newest stays)
 ANSWER_WAIT = 3.0  # seconds an interaction's handler has to answer (Discord's limit) before the news follows it
 ANIMATE_HINT = "(Your photo is animated: I painted its first frame. Add `animate=true` to paint every frame.)"
 RESTARTING = "⏸️ I'm restarting — job `{id}` keeps its place, and I'll post the picture here when I'm back."
@@ -197,6 +198,25 @@ class Delivery:
             self._held.pop(user_id, None)
         return held
 
+    def _trim(self) -> None:
+        """Bound what is held in memory for everyone: expired paintings go (also of owners who never come back),
+        then the oldest beyond HOLD_IN_MEMORY bytes — a flood of undeliverable jobs (a channel the bot lost, its
+        members' DMs closed, the disk cap reached) cannot grow the bot's memory without end."""
+        for owner in list(self._held):
+            self._fresh(owner)
+        held = sorted(((h.at, owner, h) for owner, paintings in self._held.items() for h in paintings),
+                      key=lambda entry: entry[0])
+        size = sum(len(u.data) for _, _, h in held for u in h.uploads)
+        for _, owner, oldest in held[:-1]:
+            if size <= HOLD_IN_MEMORY:
+                break
+            size -= sum(len(u.data) for u in oldest.uploads)
+            log.warning("dropped the painting held for job %s: paintings held in memory passed %d bytes", oldest.job,
+                        HOLD_IN_MEMORY)
+            self._held[owner] = [h for h in self._held[owner] if h is not oldest]
+            if not self._held[owner]:
+                del self._held[owner]
+
     async def _hold(self, job: Job, text: str, uploads: list[Upload], embed: discord.Embed | None) -> None:
         """Hold a painting for its owner: in the store while it keeps jobs, else (or when it is full or fails)
         in memory; the newest HOLD_PER_OWNER either way."""
@@ -213,6 +233,7 @@ class Delivery:
         if not stored:
             held = [*self._fresh(job.user_id), Held(job.id, text, tuple(uploads), embed, time.monotonic())]
             self._held[job.user_id] = held[-HOLD_PER_OWNER:]
+            self._trim()
         self._untold.add(job.user_id)
         self._holding.add(job.id)
 
