@@ -118,3 +118,60 @@ async def test_a_flood_of_undeliverable_jobs_is_bounded_in_memory_across_owners(
                                         kind="edit", timeout=15)
         held = [h for user in users for h in await stylize_bot.painter.delivery.held(user.id)]
     assert len(held) == 1  # of four
+
+
+async def test_a_channel_deleted_mid_job_sends_the_picture_to_its_owner_only(fake_discord: FakeDiscord, run_bot,
+                                                                             caplog: pytest.LogCaptureFixture
+                                                                             ) -> None:
+    """The job's channel is deleted while it paints: the status edits stop at the first 404, the picture goes to
+    the one who ran the job by DM (Bob, whose photo it is, hears nothing), and nothing is logged as our fault."""
+    alice, bob = fake_discord.alice, fake_discord.bob
+    doomed = fake_discord.add_text_channel("doomed")
+    runner = FakeRunner()
+    photo, style = photo_and_style()
+    async with run_bot(make_bot(roomy(), runner=runner)):
+        posted = await fake_discord.send_message(bob, "my cat", channel_id=doomed, attachments=[photo])
+        request = await fake_discord.send_message(alice, "!stylize", channel_id=doomed, attachments=[style],
+                                                  reference=posted["id"])
+        await status_of(fake_discord, request, 0)
+        await fake_discord.delete_channel(doomed)
+        mark = fake_discord.mark()
+        runner.release_all()
+        dm = await fake_discord.wait_for(with_file, kind="message", since=mark, timeout=15)
+        await fake_discord.wait_quiet(0.5)
+    assert dm.channel_id == fake_discord.dm_channel_id(alice) and dm.content.startswith(f"<@{alice.id}> here is")
+    assert [e for e in fake_discord.sent if e.channel_id == fake_discord.dm_channel_id(bob)] == []
+    edits = [e for e in fake_discord.find(kind="edit", since=mark)]
+    assert len(edits) <= 1 and "delivering job" not in caplog.text and "Traceback" not in caplog.text
+
+
+async def test_a_forged_cancel_button_cannot_reach_another_servers_job(fake_discord: FakeDiscord, run_bot) -> None:
+    """A moderator here presses a Cancel button whose custom id names a job of another server (or a DM job):
+    refused, and the job runs on."""
+    from PIL import Image
+
+    from bot.jobs import Job
+    runner = FakeRunner()
+    mod = fake_discord.moderator
+    async with run_bot(make_bot(roomy(), runner=runner)) as stylize_bot:
+        here = await fake_discord.send_message(fake_discord.alice, "!stylize", attachments=photo_and_style())
+        status = await status_of(fake_discord, here, 0)
+        elsewhere = Job(user_id=4242, channel_id=1, guild_id=fake_discord.guild_id + 1, message_id=None,
+                        content=Image.new("RGB", (8, 8)), styles=(Image.new("RGB", (8, 8)),),
+                        settings=stylize_bot.config.defaults)
+        in_dm = Job(user_id=4243, channel_id=2, guild_id=None, message_id=None, content=Image.new("RGB", (8, 8)),
+                    styles=(Image.new("RGB", (8, 8)),), settings=stylize_bot.config.defaults)
+        for job in (elsewhere, in_dm):
+            await stylize_bot.backend.submit(job)
+        notes = []
+        [row] = fake_discord.messages[int(status.message_id)]["components"]
+        for job in (elsewhere, in_dm):  # the status message made to carry the forged id (discord.py ignores others)
+            row["components"][0]["custom_id"] = f"stylize:cancel:{job.id}"
+            mark = fake_discord.mark()
+            await fake_discord.click_button(mod, status.message_id, f"stylize:cancel:{job.id}")
+            notes.append(await fake_discord.wait_for(lambda e: bool(e.content), kind="message", since=mark,
+                                                     timeout=15))
+        alive = {j.id for j in await stylize_bot.backend.jobs()}
+        runner.release_all()
+    assert all(n.ephemeral and "can cancel this job" in n.content for n in notes)
+    assert {elsewhere.id, in_dm.id} <= alive
