@@ -175,3 +175,31 @@ async def test_a_forged_cancel_button_cannot_reach_another_servers_job(fake_disc
         runner.release_all()
     assert all(n.ephemeral and "can cancel this job" in n.content for n in notes)
     assert {elsewhere.id, in_dm.id} <= alive
+
+
+@pytest.mark.parametrize("keep_days", [7, 0], ids=["stored", "in-memory"])
+async def test_the_posters_forget_deletes_a_held_painting_of_their_photo(fake_discord: FakeDiscord, run_bot,
+                                                                        data_dir: Path, keep_days: int) -> None:
+    """Alice paints Bob's photo; nobody would take the painting, so it is held for Alice. Bob's `forget` deletes
+    what others painted from his photo (docs/privacy.md): the held painting too — it was still there for Alice's
+    `last`, on disk for keep_days."""
+    alice, bob = fake_discord.alice, fake_discord.bob
+    elsewhere = fake_discord.add_text_channel("elsewhere")
+    runner = FakeRunner()
+    photo, style = photo_and_style()
+    cfg = roomy(storage={"data_dir": str(data_dir), "keep_days": keep_days})
+    async with run_bot(make_bot(cfg, runner=runner)):
+        posted = await fake_discord.send_message(bob, "my cat", attachments=[photo])
+        request = await fake_discord.send_message(alice, "!stylize", attachments=[style], reference=posted["id"])
+        status = await status_of(fake_discord, request, 0)
+        await fake_discord.deny_bot(fake_discord.channel_id, discord.Permissions(send_messages=True))
+        fake_discord.refuse_dms(alice)
+        runner.release_all()
+        await fake_discord.wait_for(lambda e: e.message_id == status.message_id and "last" in (e.content or ""),
+                                    kind="edit", timeout=15)
+        forgot = await ask(fake_discord, bob, "!stylize forget", channel_id=elsewhere)
+        alices = await ask(fake_discord, alice, "!stylize last", channel_id=elsewhere)
+    assert "1 painting waiting for `stylize last`" in forgot.content
+    assert "Nothing is waiting for you" in alices.content and not alices.files
+    if keep_days:
+        assert list((data_dir / "pictures").iterdir()) == []

@@ -74,6 +74,7 @@ class Held:
     embed: discord.Embed | None
     at: float  # time.monotonic() when held in memory
     stored: bool = False  # held in the store, not in memory
+    poster: int | None = None  # who posted the photo, when known: their `forget` deletes it too
 
     @classmethod
     def from_store(cls, painting: HeldPainting) -> Held:
@@ -181,10 +182,17 @@ class Delivery:
             self._held[user_id] = [h for h in self._fresh(user_id) if h is not painting]
 
     async def forget(self, user_id: int) -> int:
-        """Delete what is held for `user_id` (their `forget`); how many paintings that was."""
+        """Delete what is held for `user_id`, and what is held for others painted from their photos (their
+        `forget`); how many paintings that was."""
         gone = len(self._fresh(user_id))
         self._held.pop(user_id, None)
         self._untold.discard(user_id)
+        for owner in list(self._held):
+            kept = [h for h in self._held[owner] if h.poster != user_id]
+            gone += len(self._held[owner]) - len(kept)
+            self._held[owner] = kept
+            if not kept:
+                del self._held[owner]
         if self.bot.store.writable:  # also what was stored before keep_days became 0
             gone += await self.bot.store.forget_held(user_id)
         return gone
@@ -217,13 +225,14 @@ class Delivery:
             if not self._held[owner]:
                 del self._held[owner]
 
-    async def _hold(self, job: Job, text: str, uploads: list[Upload], embed: discord.Embed | None) -> None:
-        """Hold a painting for its owner: in the store while it keeps jobs, else (or when it is full or fails)
-        in memory; the newest HOLD_PER_OWNER either way."""
+    async def _hold(self, job: Job, text: str, uploads: list[Upload], embed: discord.Embed | None,
+                    poster: int | None) -> None:
+        """Hold a painting for its owner (of a photo `poster` posted, when known): in the store while it keeps
+        jobs, else (or when it is full or fails) in memory; the newest HOLD_PER_OWNER either way."""
         stored = False
         if self.stores:
             painting = HeldPainting(job.id, job.user_id, text, tuple((u.filename, u.data) for u in uploads),
-                                    None if embed is None else json.dumps(embed.to_dict()))
+                                    None if embed is None else json.dumps(embed.to_dict()), poster)
             try:
                 stored = await self.bot.store.hold(painting)
             except StorageUnavailable:
@@ -231,7 +240,8 @@ class Delivery:
             if not stored:
                 log.warning("could not store undelivered job %s (the disk cap, or a failure): held in memory", job.id)
         if not stored:
-            held = [*self._fresh(job.user_id), Held(job.id, text, tuple(uploads), embed, time.monotonic())]
+            held = [*self._fresh(job.user_id), Held(job.id, text, tuple(uploads), embed, time.monotonic(),
+                                                    poster=poster)]
             self._held[job.user_id] = held[-HOLD_PER_OWNER:]
             self._trim()
         self._untold.add(job.user_id)
@@ -348,7 +358,8 @@ class Delivery:
             credits = keep.credits if keep is not None else (StyleCredit(),) * len(job.styles)
             kept = keep is not None and finished.status is Status.DONE and await self._keep(job, finished, keep)
             posted = await self._conclude(origin, finished, status, credits, buttons=kept,
-                                          note=ANIMATE_HINT if keep is not None and keep.first_only else "")
+                                          note=ANIMATE_HINT if keep is not None and keep.first_only else "",
+                                          poster=None if keep is None else keep.owner)
             if kept and posted is not None:
                 with contextlib.suppress(StorageUnavailable):  # logged by the store; only the menus miss it
                     await self.bot.store.note_message(job.id, posted.id)
@@ -379,10 +390,11 @@ class Delivery:
     # ------------------------------------------------------------------------------- concluding
 
     async def _conclude(self, origin: Origin, job: Job, status: StatusMessage, credits: tuple[StyleCredit, ...],
-                        buttons: bool = False, note: str = "") -> discord.Message | None:
+                        buttons: bool = False, note: str = "", poster: int | None = None) -> discord.Message | None:
         """The picture (settings stamped inside, and the timelapse if asked for) or the painted animation, or the
         reason there is none, to the owner; then the final status line. The picture's message gets the "again"
-        buttons when `buttons` (its inputs are kept) and ends with `note`. Returns that message."""
+        buttons when `buttons` (its inputs are kept) and ends with `note`; `poster` posted the photo, when known. Returns that
+        message."""
         mention = f"<@{job.user_id}>"
         if job.status is Status.CANCELLED:
             await status.edit(content=f"🛑 Job `{job.short}` {job.error}.", view=None, attachments=[])
@@ -423,7 +435,7 @@ class Delivery:
                 text += " (The timelapse was too large to upload beside it, so I left it out.)"
         try:
             posted = await self.send(origin, job, text, uploads=uploads, view=result_view(job.id) if buttons else None,
-                                     embed=result_embed(job, job.given, filename, credits_text(credits)))
+                                     embed=result_embed(job, job.given, filename, credits_text(credits)), poster=poster)
         except discord.HTTPException as error:
             log.warning("could not upload the result of job %s: %s", job.id, error)
             await self.send(origin, job, f"{mention} your painting is ready, but Discord refused the upload "
@@ -441,11 +453,11 @@ class Delivery:
                               attachments=[])
         return posted
 
-    async def send(self, origin: Origin, job: Job, text: str, *, uploads: Sequence[Upload] = (), **options: Any
-                   ) -> discord.Message | None:
+    async def send(self, origin: Origin, job: Job, text: str, *, uploads: Sequence[Upload] = (),
+                   poster: int | None = None, **options: Any) -> discord.Message | None:
         """`text` (and `uploads`) to the job's owner: in its channel, naming and pinging only them; where the
         bot may not post (or the channel is gone), by direct message; if neither would take a picture, it is held
-        for `stylize last` (see held_news). None if it was not delivered (logged). Any other refusal (e.g. 413,
+        for `stylize last` (see held_news; `poster`: whose photo it is, when known). None if it was not delivered (logged). Any other refusal (e.g. 413,
         too large) is raised."""
         ping = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(job.user_id)],
                                        replied_user=False)
@@ -463,5 +475,5 @@ class Delivery:
         except discord.HTTPException as error:
             log.warning("could not deliver job %s to %s, in the channel or by DM: %s", job.id, job.user_id, error)
             if uploads:
-                await self._hold(job, text, list(uploads), options.get("embed"))
+                await self._hold(job, text, list(uploads), options.get("embed"), poster)
             return None

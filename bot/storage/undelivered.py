@@ -28,6 +28,7 @@ class HeldPainting:
     text: str
     files: tuple[tuple[str, bytes], ...]
     embed: str | None
+    poster: int | None = None  # who posted the photo, when known: their `forget` deletes it too
 
 
 class Undelivered(Pictures):
@@ -38,10 +39,10 @@ class Undelivered(Pictures):
             if not self._room_for(db, sum(len(data) for _, data in painting.files)):
                 return False
             names = [self._put_picture(db, data, PurePath(name).suffix or ".png") for name, data in painting.files]
-            db.execute("INSERT OR REPLACE INTO undelivered (job, user_id, held, text, embed, pictures, filenames) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT OR REPLACE INTO undelivered (job, user_id, held, text, embed, pictures, filenames, "
+                       "poster) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (painting.job, painting.owner, time.time(), painting.text, painting.embed, json.dumps(names),
-                        json.dumps([name for name, _ in painting.files])))
+                        json.dumps([name for name, _ in painting.files]), painting.poster))
             db.execute("DELETE FROM undelivered WHERE user_id = ? AND job NOT IN (SELECT job FROM undelivered "
                        "WHERE user_id = ? ORDER BY held DESC LIMIT ?)", (painting.owner, painting.owner, HOLD_PER_OWNER))
             self._collect_garbage(db)
@@ -85,9 +86,10 @@ class Undelivered(Pictures):
         return await self._read(read)
 
     async def forget_held(self, owner: int) -> int:
-        """Delete everything held for `owner`; how many paintings that was."""
+        """Delete everything held for `owner`, and what is held for others painted from `owner`'s photos; how many
+        paintings that was."""
         def write(db: sqlite3.Connection) -> int:
-            gone = db.execute("DELETE FROM undelivered WHERE user_id = ?", (owner,)).rowcount
+            gone = db.execute("DELETE FROM undelivered WHERE user_id = ? OR poster = ?", (owner, owner)).rowcount
             self._collect_garbage(db)
             return gone
         return await self._write(write)
