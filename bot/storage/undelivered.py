@@ -18,6 +18,10 @@ HOLD_PER_OWNER = 3
 """Undelivered paintings held per owner, the newest: a member who comes back after a while gets their last
 few, and one owner's failures cannot fill the disk."""
 
+HELD_SHARE = 0.25
+"""The share of the disk cap that held paintings may take: undeliverable jobs from many members (a channel the bot
+lost, their DMs closed) leave the rest to the kept jobs, which the again buttons and the menus need."""
+
 
 @dataclass(frozen=True)
 class HeldPainting:
@@ -34,9 +38,10 @@ class HeldPainting:
 class Undelivered(Pictures):
     async def hold(self, painting: HeldPainting) -> bool:
         """Hold `painting` for its owner (dropping their oldest beyond HOLD_PER_OWNER); False when its files
-        would pass the disk cap (nothing is held then)."""
+        would pass the disk cap, or the held paintings' share of it (nothing is held then)."""
         def write(db: sqlite3.Connection) -> bool:
-            if not self._room_for(db, sum(len(data) for _, data in painting.files)):
+            size = sum(len(data) for _, data in painting.files)
+            if not self._room_for(db, size) or self._held_bytes(db) + size > HELD_SHARE * self.max_bytes:
                 return False
             names = [self._put_picture(db, data, PurePath(name).suffix or ".png") for name, data in painting.files]
             db.execute("INSERT OR REPLACE INTO undelivered (job, user_id, held, text, embed, pictures, filenames, "
@@ -93,6 +98,10 @@ class Undelivered(Pictures):
             self._collect_garbage(db)
             return gone
         return await self._write(write)
+
+    def _held_bytes(self, db: sqlite3.Connection) -> int:
+        names = db.execute("SELECT DISTINCT value FROM undelivered, json_each(undelivered.pictures)").fetchall()
+        return sum(path.stat().st_size for (name,) in names if (path := self.pictures / name).is_file())
 
     def _held_since(self) -> float:
         return time.time() - self.keep_days * DAY
