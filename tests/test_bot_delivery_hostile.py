@@ -4,7 +4,9 @@ the real bot against the stand-in."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import pytest
 
 from bot.storage import DATABASE, MIGRATIONS, Mode
 from discord_standin import FakeDiscord
+from engine import Progress
 from test_bot_delivery import hold_a_picture
 from test_bot_e2e import data_dir, make_bot, photo_and_style, status_of, with_file  # noqa: F401
 from test_bot_jobs import FakeRunner
@@ -203,3 +206,43 @@ async def test_the_posters_forget_deletes_a_held_painting_of_their_photo(fake_di
     assert "Nothing is waiting for you" in alices.content and not alices.files
     if keep_days:
         assert list((data_dir / "pictures").iterdir()) == []
+
+
+
+class Stepping(FakeRunner):
+    """FakeRunner that reports a new step every 20 ms until released, like a real painting."""
+
+    def __call__(self, job: Any, report: Any, cancel: threading.Event) -> Any:
+        def steps() -> None:
+            for step in range(2, job.settings.steps):
+                if self._all.wait(0.02) or cancel.is_set():
+                    return
+                report(Progress(step, job.settings.steps, 1, 1, (8, 8), {"total": 1.0}, 0.01))
+        ticker = threading.Thread(target=steps, daemon=True)
+        ticker.start()
+        try:
+            return super().__call__(job, report, cancel)
+        finally:
+            ticker.join()
+
+
+async def test_status_updates_stop_once_the_bot_may_no_longer_see_the_channel(fake_discord: FakeDiscord, run_bot
+                                                                              ) -> None:
+    """The bot loses View Channel while a job paints: every status edit gets 403 (Missing Access); the first
+    ends them — else one failing request per progress_interval per job, which count towards Discord's limit on
+    invalid requests (10,000 in 10 minutes bans the bot's address for an hour)."""
+    runner = Stepping()
+    alice = fake_discord.alice
+    async with run_bot(make_bot(roomy(), runner=runner)):
+        request = await fake_discord.send_message(alice, "!stylize", attachments=photo_and_style())
+        status = await status_of(fake_discord, request, 0)
+        await asyncio.sleep(0.5)
+        shown = sum(1 for r in fake_discord.request_paths if r.startswith("PATCH") and str(status.message_id) in r)
+        await fake_discord.deny_bot(fake_discord.channel_id, discord.Permissions(view_channel=True))
+        before = len(fake_discord.requests)
+        await asyncio.sleep(1.5)  # progress_interval is 0.2 s in the tests
+        refused = [r for r in fake_discord.request_paths[before:] if r.startswith("PATCH")
+                   and str(status.message_id) in r]
+        runner.release_all()
+    assert shown >= 2  # the progress did move the status before
+    assert len(refused) <= 1

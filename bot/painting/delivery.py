@@ -51,6 +51,7 @@ ANSWER_WAIT = 3.0  # seconds an interaction's handler has to answer (Discord's l
 ANIMATE_HINT = "(Your photo is animated: I painted its first frame. Add `animate=true` to paint every frame.)"
 RESTARTING = "⏸️ I'm restarting — job `{id}` keeps its place, and I'll post the picture here when I'm back."
 CHANNEL_GONE = (discord.NotFound, discord.Forbidden)  # the channel was deleted, or the bot may not see it
+MISSING_ACCESS = 50001  # Discord's code for a channel the bot may no longer see
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ class Held:
 
 
 class StatusMessage:
-    """A job's status message; once it is gone (404: deleted) nobody edits it again."""
+    """A job's status message; once it is gone (404: deleted) or out of sight (403, Missing Access: the bot lost
+    View Channel) nobody edits it again — each refused edit counts towards Discord's limit on invalid requests."""
 
     def __init__(self, message: discord.PartialMessage | None) -> None:
         self.message = message
@@ -99,6 +101,12 @@ class StatusMessage:
             await self.message.edit(**changes)
         except discord.NotFound:
             log.info("status message %s is gone: no more updates", self.message.id)
+            self.message = None
+        except discord.Forbidden as error:
+            if error.code != MISSING_ACCESS:  # e.g. Attach Files taken away: the next edit may work
+                log.warning("could not edit status message %s: %s", self.message.id, error)
+                return
+            log.info("status message %s is out of sight: no more updates", self.message.id)
             self.message = None
         except discord.HTTPException as error:
             log.warning("could not edit status message %s: %s", self.message.id, error)
