@@ -246,3 +246,25 @@ async def test_status_updates_stop_once_the_bot_may_no_longer_see_the_channel(fa
         runner.release_all()
     assert shown >= 2  # the progress did move the status before
     assert len(refused) <= 1
+
+
+async def test_the_menus_dm_fallback_goes_to_whoever_used_the_menu(fake_discord: FakeDiscord, run_bot) -> None:
+    """Alice uses "use this photo" on Bob's photo (the kept job is Bob's); the channel then refuses the bot: the
+    picture goes to Alice's DMs — never to Bob's, who asked for nothing."""
+    alice, bob = fake_discord.alice, fake_discord.bob
+    runner = FakeRunner()
+    async with run_bot(make_bot(roomy(), runner=runner)):
+        photo = await fake_discord.send_message(bob, "my cat", attachments=[photo_and_style()[0]])
+        await fake_discord.use_message_command(alice, "Stylize: use this photo", photo["id"])
+        await fake_discord.wait_for(lambda e: e.response_type == 9, kind="interaction_response", timeout=10)
+        mark = fake_discord.mark()
+        await fake_discord.submit_modal(alice, {"Style": ["wave"], "Settings": "steps=2"})
+        await fake_discord.wait_for(lambda e: "Queued" in (e.content or ""), kind="message", since=mark, timeout=15)
+        await fake_discord.deny_bot(fake_discord.channel_id, discord.Permissions(send_messages=True))
+        mark = fake_discord.mark()
+        runner.release_all()
+        dm = await fake_discord.wait_for(with_file, kind="message", since=mark, timeout=15)
+        await fake_discord.wait_quiet(0.3)
+    assert dm.channel_id == fake_discord.dm_channel_id(alice) and dm.content.startswith(f"<@{alice.id}> here is")
+    assert dm.pings["users"] == [alice.id]
+    assert [e for e in fake_discord.sent if e.channel_id == fake_discord.dm_channel_id(bob)] == []
