@@ -100,14 +100,14 @@ async def test_moderator_cannot_fetch_or_delete_anothers_held_picture(fake_disco
 
 
 async def test_a_flood_of_undeliverable_jobs_is_bounded_in_memory_across_owners(
-        fake_discord: FakeDiscord, run_bot, monkeypatch: pytest.MonkeyPatch) -> None:
+        fake_discord: FakeDiscord, run_bot, monkeypatch: pytest.MonkeyPatch, data_dir: Path) -> None:
     """Held in memory (keep_days 0, read-only, or the disk cap reached), paintings are bounded per owner — and
     in all: many members with closed DMs in a channel the bot lost cannot grow the bot's memory without end."""
     import bot.painting.delivery as delivery_module
     monkeypatch.setattr(delivery_module, "HOLD_IN_MEMORY", 1, raising=False)  # bytes: only the newest stays
     runner = FakeRunner()
     users = [fake_discord.make_user(f"member{i}") for i in range(4)]
-    async with run_bot(make_bot(roomy(storage={"keep_days": 0}), runner=runner)) as stylize_bot:
+    async with run_bot(make_bot(roomy(storage={"data_dir": str(data_dir), "keep_days": 0}), runner=runner)) as stylize_bot:
         statuses = []
         for user in users:
             request = await fake_discord.send_message(user, "!stylize", attachments=photo_and_style())
