@@ -268,3 +268,37 @@ async def test_the_menus_dm_fallback_goes_to_whoever_used_the_menu(fake_discord:
     assert dm.channel_id == fake_discord.dm_channel_id(alice) and dm.content.startswith(f"<@{alice.id}> here is")
     assert dm.pings["users"] == [alice.id]
     assert [e for e in fake_discord.sent if e.channel_id == fake_discord.dm_channel_id(bob)] == []
+
+
+async def test_a_recovered_job_whose_channel_is_gone_reaches_its_owner_by_dm(fake_discord: FakeDiscord, run_bot
+                                                                             ) -> None:
+    """A restart while the job's channel was deleted: the job is followed once more and its picture goes to the
+    one who ran it by DM, as it does without the restart — it was cancelled and its painting thrown away, the
+    owner told nothing. Its status message is gone with the channel: no edit is tried twice."""
+    from PIL import Image
+
+    from bot.app import StylizeBot
+    from bot.jobs import Job
+    from engine import Settings
+    from test_bot_delivery import Recovering
+    from test_bot_e2e import config
+
+    class Painted(Recovering):
+        async def recover(self) -> list[Job]:  # the job is still in the backend, and paints
+            for job in self.left:
+                await self.submit(job)
+            return await super().recover()
+
+    alice = fake_discord.alice
+    gone = fake_discord._snowflake()  # a channel that no longer exists
+    job = Job(user_id=alice.id, channel_id=gone, guild_id=fake_discord.guild_id, message_id=fake_discord._snowflake(),
+              content=Image.new("RGB", (8, 8)), styles=(Image.new("RGB", (8, 8)),), settings=Settings(steps=2))
+    job.status_message_id = fake_discord._snowflake()
+    cfg = config()
+    backend = Painted([job], workers=1, queue_size=cfg.limits.queue_size, per_user=cfg.limits.per_user, timeout=None)
+    backend._runner.release_all()  # type: ignore[attr-defined]
+    async with run_bot(StylizeBot(cfg, backend=backend, guild_ready_timeout=0.05)):
+        dm = await fake_discord.wait_for(with_file, kind="message", timeout=15)
+        await fake_discord.wait_quiet(0.3)
+    assert dm.channel_id == fake_discord.dm_channel_id(alice) and dm.content.startswith(f"<@{alice.id}> here is")
+    assert backend.recovered == 1 and await backend.jobs() == []

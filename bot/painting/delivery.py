@@ -283,7 +283,8 @@ class Delivery:
 
     async def _resume(self) -> None:
         """Follow the jobs the previous run left pending (recover() may wait for the backend's store); a job whose
-        channel is gone is dropped after this one try."""
+        channel is gone is followed too — its outcome goes to its owner by DM (or is held), as it would without
+        the restart, and the backend forgets it once delivered."""
         try:
             if self.stores:  # owners told of nothing yet, from a previous run
                 with contextlib.suppress(StorageUnavailable):
@@ -293,19 +294,19 @@ class Delivery:
                 return
             await self.bot.wait_until_ready()
             for job in jobs:
+                gone = False
                 try:
                     channel = self.bot.get_channel(job.channel_id) or await self.bot.fetch_channel(job.channel_id)
                 except CHANNEL_GONE as error:
-                    log.warning("dropped recovered job %s: its channel %s is gone (%s)", job.id, job.channel_id,
-                                error)
-                    await self._drop(job)
-                    continue
+                    log.warning("recovered job %s: its channel %s is gone (%s) — its owner gets it by DM", job.id,
+                                job.channel_id, error)
+                    channel, gone = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id), True
                 except discord.HTTPException as error:  # Discord failed: the next start tries again
                     log.warning("cannot reach channel %s for recovered job %s: %s", job.channel_id, job.id, error)
                     continue
                 origin = Origin.at(channel, job.message_id)
-                if job.status_message_id is not None:
-                    status = channel.get_partial_message(job.status_message_id)  # type: ignore[union-attr]
+                if gone or job.status_message_id is not None:  # gone: its status message went with it
+                    status = None if gone else channel.get_partial_message(job.status_message_id)  # type: ignore
                 else:  # it was submitted, but its status message never got recorded
                     status = await self._repost_status(origin, job)
                 log.info("following job %s again (%s)", job.id, job.status.value)
@@ -322,21 +323,6 @@ class Delivery:
             return None
         await self.bot.backend.track(job.id, posted.id)
         return origin.channel.get_partial_message(posted.id)  # type: ignore[no-any-return]
-
-    async def _drop(self, job: Job) -> None:
-        """End a recovered job nobody can be told about, and collect it so that the backend forgets it."""
-        backend = self.bot.backend
-        try:
-            await backend.cancel(job.id, "cancelled: its channel is gone")
-        except Exception as error:  # the backend's store failed: the next start tries again
-            log.warning("could not drop recovered job %s: %s", job.id, error)
-            return
-
-        async def collect() -> None:
-            with contextlib.suppress(Exception):
-                await backend.result(job.id)
-
-        self._background(asyncio.create_task(collect(), name=f"stylize-drop-{job.id}"))
 
     # ------------------------------------------------------------------------------- following
 
@@ -475,7 +461,8 @@ class Delivery:
         except (discord.Forbidden, discord.NotFound) as refused:
             log.info("cannot post job %s in channel %s (%s): sending it to its owner", job.id, origin.channel.id,
                      refused)
-        where = f"<#{origin.channel.id}>" if getattr(origin.channel, "guild", None) is not None else "our chat"
+        in_server = getattr(origin.channel, "guild", None) is not None or getattr(origin.channel, "guild_id", None)
+        where = f"<#{origin.channel.id}>" if in_server else "our chat"
         try:
             owner = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
             return await owner.send(fit(f"{text}\n(I couldn't post it in {where}, so it comes here.)"),
