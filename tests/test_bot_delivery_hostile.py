@@ -34,6 +34,20 @@ def newer_database(data_dir: Path) -> None:
         db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
 
 
+async def hold_a_painting_of(fake: FakeDiscord, poster: Any, painter: Any, runner: FakeRunner) -> None:
+    """`poster` posts a photo, `painter` replies to it with `!stylize` and a style; meanwhile the bot loses Send
+    Messages there and `painter` closes their DMs: the painting is held for `painter`."""
+    photo, style = photo_and_style()
+    posted = await fake.send_message(poster, "my cat", attachments=[photo])
+    request = await fake.send_message(painter, "!stylize", attachments=[style], reference=posted["id"])
+    status = await status_of(fake, request, 0)
+    await fake.deny_bot(fake.channel_id, discord.Permissions(send_messages=True))
+    fake.refuse_dms(painter)
+    runner.release_all()
+    await fake.wait_for(lambda e: e.message_id == status.message_id and "last" in (e.content or ""), kind="edit",
+                        timeout=15)
+
+
 async def test_forget_on_a_read_only_store_still_deletes_what_is_held_in_memory(
         fake_discord: FakeDiscord, run_bot, data_dir: Path) -> None:
     """Read-only, a painting nobody would take is held in memory; the owner's `forget` must delete it even though
@@ -62,16 +76,8 @@ async def test_a_reply_job_reaches_whoever_ran_it_never_the_photos_poster(fake_d
     alice, bob = fake_discord.alice, fake_discord.bob
     elsewhere = fake_discord.add_text_channel("elsewhere")
     runner = FakeRunner()
-    photo, style = photo_and_style()
     async with run_bot(make_bot(roomy(), runner=runner)):
-        posted = await fake_discord.send_message(bob, "my cat", attachments=[photo])
-        request = await fake_discord.send_message(alice, "!stylize", attachments=[style], reference=posted["id"])
-        status = await status_of(fake_discord, request, 0)
-        await fake_discord.deny_bot(fake_discord.channel_id, discord.Permissions(send_messages=True))
-        fake_discord.refuse_dms(alice)
-        runner.release_all()
-        await fake_discord.wait_for(lambda e: e.message_id == status.message_id and "last" in (e.content or ""),
-                                    kind="edit", timeout=15)
+        await hold_a_painting_of(fake_discord, bob, alice, runner)
         bobs = await ask(fake_discord, bob, "!stylize last", channel_id=elsewhere)
         alices = await ask(fake_discord, alice, "!stylize last", channel_id=elsewhere)
         await fake_discord.wait_quiet(0.3)
@@ -189,17 +195,9 @@ async def test_the_posters_forget_deletes_a_held_painting_of_their_photo(fake_di
     alice, bob = fake_discord.alice, fake_discord.bob
     elsewhere = fake_discord.add_text_channel("elsewhere")
     runner = FakeRunner()
-    photo, style = photo_and_style()
     cfg = roomy(storage={"data_dir": str(data_dir), "keep_days": keep_days})
     async with run_bot(make_bot(cfg, runner=runner)):
-        posted = await fake_discord.send_message(bob, "my cat", attachments=[photo])
-        request = await fake_discord.send_message(alice, "!stylize", attachments=[style], reference=posted["id"])
-        status = await status_of(fake_discord, request, 0)
-        await fake_discord.deny_bot(fake_discord.channel_id, discord.Permissions(send_messages=True))
-        fake_discord.refuse_dms(alice)
-        runner.release_all()
-        await fake_discord.wait_for(lambda e: e.message_id == status.message_id and "last" in (e.content or ""),
-                                    kind="edit", timeout=15)
+        await hold_a_painting_of(fake_discord, bob, alice, runner)
         forgot = await ask(fake_discord, bob, "!stylize forget", channel_id=elsewhere)
         alices = await ask(fake_discord, alice, "!stylize last", channel_id=elsewhere)
     assert "1 painting waiting for `stylize last`" in forgot.content
