@@ -77,8 +77,16 @@ async def _list(bot: StylizeBot, ctx: commands.Context[Any]) -> None:
 async def forget(bot: StylizeBot, ctx: commands.Context[Any]) -> None:
     """`stylize forget`: delete the pictures and settings kept from the author's jobs, and the paintings held
     for them (`stylize last`)."""
-    gone = 0 if bot.store.nothing_kept else await bot.store.forget(ctx.author.id)  # raises if it can't
-    held = await bot.painter.delivery.forget(ctx.author.id)
+    held = await bot.painter.delivery.forget(ctx.author.id)  # first: what is held in memory goes even read-only
+    try:
+        gone = 0 if bot.store.nothing_kept else await bot.store.forget(ctx.author.id)
+    except StorageUnavailable as error:
+        if not held:
+            raise
+        why = (f"the bot's storage is {bot.store.mode.value} here ({bot.store.reason}) — try again once the "
+               "bot's owner has fixed it") if not bot.store.writable else str(error)
+        raise StorageUnavailable(f"I deleted the {held} painting{'s' if held != 1 else ''} waiting for `stylize "
+                                 f"last`, but not the pictures and settings of your kept jobs: {why}") from None
     done = [f"the pictures and settings of your {gone} kept job{'s' if gone != 1 else ''}"] if gone else []
     done += [f"{held} painting{'s' if held != 1 else ''} waiting for `stylize last`"] if held else []
     if done:

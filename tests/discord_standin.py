@@ -2191,6 +2191,9 @@ class FakeDiscord:
         payload, files = await self._read_body(request)
         if msg["author"]["id"] != str(self.bot_user.id):
             return _error(403, 50005, "Cannot edit a message authored by another user")
+        if self.channels.get(int(cid), {}).get("guild_id") and not discord.Permissions(
+                self.channel_permissions(self.bot_user, int(cid))).view_channel:
+            return _error(403, 50001, "Missing Access")  # even its own messages, in a channel it cannot see
         new, uploads, err = self._apply_edit(msg, payload or {}, files, limit=self._channel_limit(int(cid)))
         if err is not None:
             return err

@@ -19,7 +19,7 @@ import bot.render
 from bot.inputs import images
 from bot.jobs import InProcessBackend, Job
 from discord_standin import FLAG_LOADING, Event, FakeDiscord, Upload
-from engine import Progress, Settings
+from engine import Progress
 from test_bot_again import first_result, painted
 from test_bot_e2e import (Overlap, config, data_dir, eventually, make_bot, photo_and_style,  # noqa: F401
                           picture, status_of, with_file)
@@ -241,29 +241,6 @@ class Recovering(InProcessBackend):
     async def recover(self) -> list[Job]:
         self.recovered += 1
         return list(self.left)
-
-
-async def test_recovered_jobs_whose_channel_is_gone_are_dropped(fake_discord: FakeDiscord, run_bot,
-                                                                caplog: pytest.LogCaptureFixture) -> None:
-    gone = fake_discord._snowflake()  # a channel that no longer exists
-    from PIL import Image
-    job = Job(user_id=fake_discord.alice.id, channel_id=gone, guild_id=fake_discord.guild_id, message_id=None,
-              content=Image.new("RGB", (8, 8)), styles=(Image.new("RGB", (8, 8)),), settings=Settings())
-    cfg = config()
-    backend = Recovering([job], workers=1, queue_size=cfg.limits.queue_size, per_user=cfg.limits.per_user,
-                         timeout=None)
-    cancelled: list[str] = []
-    real_cancel = backend.cancel
-
-    async def cancel(job_id: str, reason: str) -> bool:
-        cancelled.append(job_id)
-        return await real_cancel(job_id, reason)
-
-    backend.cancel = cancel  # type: ignore[method-assign]
-    from bot.app import StylizeBot
-    async with run_bot(StylizeBot(cfg, backend=backend, guild_ready_timeout=0.05)):
-        await eventually(lambda: job.id in caplog.text)
-    assert cancelled == [job.id] and "dropped" in caplog.text
 
 
 async def test_help_keeps_each_message_within_discords_embed_total(fake_discord: FakeDiscord, run_bot,

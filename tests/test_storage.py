@@ -462,3 +462,18 @@ async def test_forget_deletes_what_is_held_for_the_member(tmp_path: Path) -> Non
         assert list(files_in(store.pictures).values()) == [png(3)]
     finally:
         await store.close()
+
+
+async def test_held_paintings_cannot_take_the_disk_cap_from_kept_jobs(tmp_path: Path) -> None:
+    """Undeliverable paintings from many members (each within HOLD_PER_OWNER) stop at their share of the disk
+    cap: they filled all of it, and then no job was kept (and the sweep deleted the kept ones) for keep_days."""
+    store = await opened(tmp_path)
+    try:
+        store.max_bytes = used_bytes(tmp_path) + 40 * len(png(0))
+        owners = [owner for owner in range(1, 41) if await store.hold(held(f"h{owner}", owner, owner))]
+        assert 0 < len(owners) < 40
+        assert await store.keep_job("kept", 99, 9, "{}", [png(100), png(101)])
+        await store.sweep()
+        assert await store.kept_job("kept") is not None
+    finally:
+        await store.close()

@@ -46,10 +46,12 @@ log = logging.getLogger(__name__)
 
 FINAL_WORD_TIMEOUT = 15.0  # seconds close() waits for jobs' last messages (shutdown)
 HOLD_SECONDS = 24 * 3600.0  # how long a painting is held in memory (without the store)
+HOLD_IN_MEMORY = 256 * 1024**2  # bytes held in memory for all owners together; the oldest go first (the newest stays)
 ANSWER_WAIT = 3.0  # seconds an interaction's handler has to answer (Discord's limit) before the news follows it
 ANIMATE_HINT = "(Your photo is animated: I painted its first frame. Add `animate=true` to paint every frame.)"
 RESTARTING = "⏸️ I'm restarting — job `{id}` keeps its place, and I'll post the picture here when I'm back."
 CHANNEL_GONE = (discord.NotFound, discord.Forbidden)  # the channel was deleted, or the bot may not see it
+MISSING_ACCESS = 50001  # Discord's code for a channel the bot may no longer see
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class Held:
     embed: discord.Embed | None
     at: float  # time.monotonic() when held in memory
     stored: bool = False  # held in the store, not in memory
+    poster: int | None = None  # who posted the photo, when known: their `forget` deletes it too
 
     @classmethod
     def from_store(cls, painting: HeldPainting) -> Held:
@@ -82,7 +85,8 @@ class Held:
 
 
 class StatusMessage:
-    """A job's status message; once it is gone (404: deleted) nobody edits it again."""
+    """A job's status message; once it is gone (404: deleted) or out of sight (403, Missing Access: the bot lost
+    View Channel) nobody edits it again — each refused edit counts towards Discord's limit on invalid requests."""
 
     def __init__(self, message: discord.PartialMessage | None) -> None:
         self.message = message
@@ -97,6 +101,12 @@ class StatusMessage:
             await self.message.edit(**changes)
         except discord.NotFound:
             log.info("status message %s is gone: no more updates", self.message.id)
+            self.message = None
+        except discord.Forbidden as error:
+            if error.code != MISSING_ACCESS:  # e.g. Attach Files taken away: the next edit may work
+                log.warning("could not edit status message %s: %s", self.message.id, error)
+                return
+            log.info("status message %s is out of sight: no more updates", self.message.id)
             self.message = None
         except discord.HTTPException as error:
             log.warning("could not edit status message %s: %s", self.message.id, error)
@@ -195,10 +205,17 @@ class Delivery:
             self._held[user_id] = [h for h in self._fresh(user_id) if h is not painting]
 
     async def forget(self, user_id: int) -> int:
-        """Delete what is held for `user_id` (their `forget`); how many paintings that was."""
+        """Delete what is held for `user_id`, and what is held for others painted from their photos (their
+        `forget`); how many paintings that was."""
         gone = len(self._fresh(user_id))
         self._held.pop(user_id, None)
         self._untold.discard(user_id)
+        for owner in list(self._held):
+            kept = [h for h in self._held[owner] if h.poster != user_id]
+            gone += len(self._held[owner]) - len(kept)
+            self._held[owner] = kept
+            if not kept:
+                del self._held[owner]
         if self.bot.store.writable:  # also what was stored before keep_days became 0
             gone += await self.bot.store.forget_held(user_id)
         return gone
@@ -212,13 +229,33 @@ class Delivery:
             self._held.pop(user_id, None)
         return held
 
-    async def _hold(self, job: Job, text: str, uploads: list[Upload], embed: discord.Embed | None) -> None:
-        """Hold a painting for its owner: in the store while it keeps jobs, else (or when it is full or fails)
-        in memory; the newest HOLD_PER_OWNER either way."""
+    def _trim(self) -> None:
+        """Bound what is held in memory for everyone: expired paintings go (also of owners who never come back),
+        then the oldest beyond HOLD_IN_MEMORY bytes — a flood of undeliverable jobs (a channel the bot lost, its
+        members' DMs closed, the disk cap reached) cannot grow the bot's memory without end."""
+        for owner in list(self._held):
+            self._fresh(owner)
+        held = sorted(((h.at, owner, h) for owner, paintings in self._held.items() for h in paintings),
+                      key=lambda entry: entry[0])
+        size = sum(len(u.data) for _, _, h in held for u in h.uploads)
+        for _, owner, oldest in held[:-1]:
+            if size <= HOLD_IN_MEMORY:
+                break
+            size -= sum(len(u.data) for u in oldest.uploads)
+            log.warning("dropped the painting held for job %s: paintings held in memory passed %d bytes", oldest.job,
+                        HOLD_IN_MEMORY)
+            self._held[owner] = [h for h in self._held[owner] if h is not oldest]
+            if not self._held[owner]:
+                del self._held[owner]
+
+    async def _hold(self, job: Job, text: str, uploads: list[Upload], embed: discord.Embed | None,
+                    poster: int | None) -> None:
+        """Hold a painting for its owner (of a photo `poster` posted, when known): in the store while it keeps
+        jobs, else (or when it is full or fails) in memory; the newest HOLD_PER_OWNER either way."""
         stored = False
         if self.stores:
             painting = HeldPainting(job.id, job.user_id, text, tuple((u.filename, u.data) for u in uploads),
-                                    None if embed is None else json.dumps(embed.to_dict()))
+                                    None if embed is None else json.dumps(embed.to_dict()), poster)
             try:
                 stored = await self.bot.store.hold(painting)
             except StorageUnavailable:
@@ -226,8 +263,10 @@ class Delivery:
             if not stored:
                 log.warning("could not store undelivered job %s (the disk cap, or a failure): held in memory", job.id)
         if not stored:
-            held = [*self._fresh(job.user_id), Held(job.id, text, tuple(uploads), embed, time.monotonic())]
+            held = [*self._fresh(job.user_id), Held(job.id, text, tuple(uploads), embed, time.monotonic(),
+                                                    poster=poster)]
             self._held[job.user_id] = held[-HOLD_PER_OWNER:]
+            self._trim()
         self._untold.add(job.user_id)
         self._holding.add(job.id)
 
@@ -259,7 +298,8 @@ class Delivery:
 
     async def _resume(self) -> None:
         """Follow the jobs the previous run left pending (recover() may wait for the backend's store); a job whose
-        channel is gone is dropped after this one try."""
+        channel is gone is followed too — its outcome goes to its owner by DM (or is held), as it would without
+        the restart, and the backend forgets it once delivered."""
         try:
             if self.stores:  # owners told of nothing yet, from a previous run
                 with contextlib.suppress(StorageUnavailable):
@@ -269,19 +309,19 @@ class Delivery:
                 return
             await self.bot.wait_until_ready()
             for job in jobs:
+                gone = False
                 try:
                     channel = self.bot.get_channel(job.channel_id) or await self.bot.fetch_channel(job.channel_id)
                 except CHANNEL_GONE as error:
-                    log.warning("dropped recovered job %s: its channel %s is gone (%s)", job.id, job.channel_id,
-                                error)
-                    await self._drop(job)
-                    continue
+                    log.warning("recovered job %s: its channel %s is gone (%s) — its owner gets it by DM", job.id,
+                                job.channel_id, error)
+                    channel, gone = self.bot.get_partial_messageable(job.channel_id, guild_id=job.guild_id), True
                 except discord.HTTPException as error:  # Discord failed: the next start tries again
                     log.warning("cannot reach channel %s for recovered job %s: %s", job.channel_id, job.id, error)
                     continue
                 origin = Origin.at(channel, job.message_id)
-                if job.status_message_id is not None:
-                    status = channel.get_partial_message(job.status_message_id)  # type: ignore[union-attr]
+                if gone or job.status_message_id is not None:  # gone: its status message went with it
+                    status = None if gone else channel.get_partial_message(job.status_message_id)  # type: ignore
                 else:  # it was submitted, but its status message never got recorded
                     status = await self._repost_status(origin, job)
                 log.info("following job %s again (%s)", job.id, job.status.value)
@@ -298,21 +338,6 @@ class Delivery:
             return None
         await self.bot.backend.track(job.id, posted.id)
         return origin.channel.get_partial_message(posted.id)  # type: ignore[no-any-return]
-
-    async def _drop(self, job: Job) -> None:
-        """End a recovered job nobody can be told about, and collect it so that the backend forgets it."""
-        backend = self.bot.backend
-        try:
-            await backend.cancel(job.id, "cancelled: its channel is gone")
-        except Exception as error:  # the backend's store failed: the next start tries again
-            log.warning("could not drop recovered job %s: %s", job.id, error)
-            return
-
-        async def collect() -> None:
-            with contextlib.suppress(Exception):
-                await backend.result(job.id)
-
-        self._background(asyncio.create_task(collect(), name=f"stylize-drop-{job.id}"))
 
     # ------------------------------------------------------------------------------- following
 
@@ -342,7 +367,8 @@ class Delivery:
             credits = keep.credits if keep is not None else (StyleCredit(),) * len(job.styles)
             kept = keep is not None and finished.status is Status.DONE and await self._keep(job, finished, keep)
             posted = await self._conclude(origin, finished, status, credits, buttons=kept,
-                                          note=ANIMATE_HINT if keep is not None and keep.first_only else "")
+                                          note=ANIMATE_HINT if keep is not None and keep.first_only else "",
+                                          poster=None if keep is None else keep.owner)
             if kept and posted is not None:
                 with contextlib.suppress(StorageUnavailable):  # logged by the store; only the menus miss it
                     await self.bot.store.note_message(job.id, posted.id)
@@ -373,10 +399,11 @@ class Delivery:
     # ------------------------------------------------------------------------------- concluding
 
     async def _conclude(self, origin: Origin, job: Job, status: StatusMessage, credits: tuple[StyleCredit, ...],
-                        buttons: bool = False, note: str = "") -> discord.Message | None:
+                        buttons: bool = False, note: str = "", poster: int | None = None) -> discord.Message | None:
         """The picture (settings stamped inside, and the timelapse if asked for) or the painted animation, or the
         reason there is none, to the owner; then the final status line. The picture's message gets the "again"
-        buttons when `buttons` (its inputs are kept) and ends with `note`. Returns that message."""
+        buttons when `buttons` (its inputs are kept) and ends with `note`; `poster` posted the photo, when known. Returns that
+        message."""
         mention = f"<@{job.user_id}>"
         if job.status is Status.CANCELLED:
             await status.edit(content=f"🛑 Job `{job.short}` {job.error}.", view=None, attachments=[])
@@ -417,7 +444,7 @@ class Delivery:
                 text += " (The timelapse was too large to upload beside it, so I left it out.)"
         try:
             posted = await self.send(origin, job, text, uploads=uploads, view=result_view(job.id) if buttons else None,
-                                     embed=result_embed(job, job.given, filename, credits_text(credits)))
+                                     embed=result_embed(job, job.given, filename, credits_text(credits)), poster=poster)
         except discord.HTTPException as error:
             log.warning("could not upload the result of job %s: %s", job.id, error)
             await self.send(origin, job, f"{mention} your painting is ready, but Discord refused the upload "
@@ -435,11 +462,11 @@ class Delivery:
                               attachments=[])
         return posted
 
-    async def send(self, origin: Origin, job: Job, text: str, *, uploads: Sequence[Upload] = (), **options: Any
-                   ) -> discord.Message | None:
+    async def send(self, origin: Origin, job: Job, text: str, *, uploads: Sequence[Upload] = (),
+                   poster: int | None = None, **options: Any) -> discord.Message | None:
         """`text` (and `uploads`) to the job's owner: in its channel, naming and pinging only them; where the
         bot may not post (or the channel is gone), by direct message; if neither would take a picture, it is held
-        for `stylize last` (see held_news). None if it was not delivered (logged). Any other refusal (e.g. 413,
+        for `stylize last` (see held_news; `poster`: whose photo it is, when known). None if it was not delivered (logged). Any other refusal (e.g. 413,
         too large) is raised."""
         ping = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(job.user_id)],
                                        replied_user=False)
@@ -449,7 +476,8 @@ class Delivery:
         except (discord.Forbidden, discord.NotFound) as refused:
             log.info("cannot post job %s in channel %s (%s): sending it to its owner", job.id, origin.channel.id,
                      refused)
-        where = f"<#{origin.channel.id}>" if getattr(origin.channel, "guild", None) is not None else "our chat"
+        in_server = getattr(origin.channel, "guild", None) is not None or getattr(origin.channel, "guild_id", None)
+        where = f"<#{origin.channel.id}>" if in_server else "our chat"
         try:
             owner = self.bot.get_user(job.user_id) or await self.bot.fetch_user(job.user_id)
             return await owner.send(fit(f"{text}\n(I couldn't post it in {where}, so it comes here.)"),
@@ -457,5 +485,5 @@ class Delivery:
         except discord.HTTPException as error:
             log.warning("could not deliver job %s to %s, in the channel or by DM: %s", job.id, job.user_id, error)
             if uploads:
-                await self._hold(job, text, list(uploads), options.get("embed"))
+                await self._hold(job, text, list(uploads), options.get("embed"), poster)
             return None

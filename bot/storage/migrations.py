@@ -52,5 +52,11 @@ MIGRATIONS: tuple[str, ...] = (
                               told INTEGER NOT NULL DEFAULT 0);
     CREATE INDEX undelivered_user ON undelivered (user_id);
     """,
+    # Who posted the photo of a held painting, when known (the job was submitted in this run): their `forget`
+    # deletes it too, as it deletes what others painted again from their photo.
+    """
+    ALTER TABLE undelivered ADD COLUMN poster INTEGER;
+    CREATE INDEX undelivered_poster ON undelivered (poster);
+    """,
 )
 """Schema changes in order; each runs in a transaction of its own. Append, never edit."""

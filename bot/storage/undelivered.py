@@ -18,6 +18,10 @@ HOLD_PER_OWNER = 3
 """Undelivered paintings held per owner, the newest: a member who comes back after a while gets their last
 few, and one owner's failures cannot fill the disk."""
 
+HELD_SHARE = 0.25
+"""The share of the disk cap that held paintings may take: undeliverable jobs from many members (a channel the bot
+lost, their DMs closed) leave the rest to the kept jobs, which the again buttons and the menus need."""
+
 
 @dataclass(frozen=True)
 class HeldPainting:
@@ -28,20 +32,22 @@ class HeldPainting:
     text: str
     files: tuple[tuple[str, bytes], ...]
     embed: str | None
+    poster: int | None = None  # who posted the photo, when known: their `forget` deletes it too
 
 
 class Undelivered(Pictures):
     async def hold(self, painting: HeldPainting) -> bool:
         """Hold `painting` for its owner (dropping their oldest beyond HOLD_PER_OWNER); False when its files
-        would pass the disk cap (nothing is held then)."""
+        would pass the disk cap, or the held paintings' share of it (nothing is held then)."""
         def write(db: sqlite3.Connection) -> bool:
-            if not self._room_for(db, sum(len(data) for _, data in painting.files)):
+            size = sum(len(data) for _, data in painting.files)
+            if not self._room_for(db, size) or self._held_bytes(db) + size > HELD_SHARE * self.max_bytes:
                 return False
             names = [self._put_picture(db, data, PurePath(name).suffix or ".png") for name, data in painting.files]
-            db.execute("INSERT OR REPLACE INTO undelivered (job, user_id, held, text, embed, pictures, filenames) "
-                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT OR REPLACE INTO undelivered (job, user_id, held, text, embed, pictures, filenames, "
+                       "poster) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (painting.job, painting.owner, time.time(), painting.text, painting.embed, json.dumps(names),
-                        json.dumps([name for name, _ in painting.files])))
+                        json.dumps([name for name, _ in painting.files]), painting.poster))
             db.execute("DELETE FROM undelivered WHERE user_id = ? AND job NOT IN (SELECT job FROM undelivered "
                        "WHERE user_id = ? ORDER BY held DESC LIMIT ?)", (painting.owner, painting.owner, HOLD_PER_OWNER))
             self._collect_garbage(db)
@@ -85,12 +91,17 @@ class Undelivered(Pictures):
         return await self._read(read)
 
     async def forget_held(self, owner: int) -> int:
-        """Delete everything held for `owner`; how many paintings that was."""
+        """Delete everything held for `owner`, and what is held for others painted from `owner`'s photos; how many
+        paintings that was."""
         def write(db: sqlite3.Connection) -> int:
-            gone = db.execute("DELETE FROM undelivered WHERE user_id = ?", (owner,)).rowcount
+            gone = db.execute("DELETE FROM undelivered WHERE user_id = ? OR poster = ?", (owner, owner)).rowcount
             self._collect_garbage(db)
             return gone
         return await self._write(write)
+
+    def _held_bytes(self, db: sqlite3.Connection) -> int:
+        names = db.execute("SELECT DISTINCT value FROM undelivered, json_each(undelivered.pictures)").fetchall()
+        return sum(path.stat().st_size for (name,) in names if (path := self.pictures / name).is_file())
 
     def _held_since(self) -> float:
         return time.time() - self.keep_days * DAY
