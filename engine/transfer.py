@@ -313,7 +313,8 @@ def stylize(
 
 @dataclass(frozen=True)
 class Request:
-    """One job of a batch: stylize()'s arguments (see there), its own progress display and cancel event."""
+    """One job of a batch: stylize()'s arguments (see there), its own progress display and cancel event, and
+    who hears of its end as soon as it is known (a cancelled job need not wait for the rest of its batch)."""
 
     content: Image.Image
     styles: Sequence[Image.Image]
@@ -325,6 +326,7 @@ class Request:
     mask: Image.Image | None = None
     style_masks: Sequence[Image.Image | None] | None = None
     penalty: Penalty | None = None
+    done: Callable[[Result | Exception], None] | None = None  # called (this thread) the moment it ends
 
 
 BatchKey = tuple[object, ...]
@@ -361,6 +363,8 @@ def stylize_batch(requests: Sequence[Request], *, device: str | torch.device | N
             painters.append(_Painter(request, dev, n))
         except EngineError as error:
             outcomes[n] = error
+            if request.done is not None:
+                request.done(error)
     if len({painter.key for painter in painters}) > 1:
         raise ValueError("jobs of different batch keys cannot be optimised as one batch")
     if painters:
@@ -374,11 +378,11 @@ def stylize_batch(requests: Sequence[Request], *, device: str | torch.device | N
                 torch.cuda.empty_cache()
             for painter in painters:
                 if painter.outcome is None:
-                    painter.outcome = (OutOfMemory(f"the {dev.type.upper()} ran out of memory at size="
-                                                   f"{painter.settings.size}; try a smaller size or optimizer=adam")
-                                       if out_of_memory else error)
+                    ending = (OutOfMemory(f"the {dev.type.upper()} ran out of memory at size={painter.settings.size}; "
+                                          "try a smaller size or optimizer=adam") if out_of_memory else error)
                     if out_of_memory:
-                        painter.outcome.__cause__ = error
+                        ending.__cause__ = error
+                    painter.end(ending)
         for painter in painters:
             outcomes[painter.number] = painter.outcome
     assert all(outcome is not None for outcome in outcomes)
@@ -558,27 +562,35 @@ class _Painter:
             progress(Progress(step, settings.steps, self.index, len(self.sizes), self.size, self.losses,
                               time.perf_counter() - self.start_time, picture if wants_preview else None))
 
-    def end(self) -> None:
+    def paste_back(self) -> None:
         """A pass's end: the photo's regions, pasted back through the feathered mask."""
         if self.targets.keep is not None:
             with torch.no_grad():
                 self.image.copy_(self.targets.composite(self.image))
 
-    def finish(self) -> Result:
+    def finish(self) -> None:
+        """The last pass is done: the result is this job's outcome."""
         assert self.image is not None
         final = _finish(self.image, self.full_content, self.luminance_only)
         if self.frames is not None:
             self.frames.add(final)
-        return Result(image=final, settings=self.settings, device=_device_name(self.dev),
-                      elapsed=time.perf_counter() - self.start_time, steps=self.step, losses=dict(self.losses.items()),
-                      frames=tuple(self.frames.pictures) if self.frames is not None else ())
+        self.end(Result(image=final, settings=self.settings, device=_device_name(self.dev),
+                        elapsed=time.perf_counter() - self.start_time, steps=self.step,
+                        losses=dict(self.losses.items()),
+                        frames=tuple(self.frames.pictures) if self.frames is not None else ()))
+
+    def end(self, outcome: Result | Exception) -> None:
+        """This job's outcome is known: it leaves the batch, and whoever waits for it hears now."""
+        self.outcome = outcome
+        if self.request.done is not None:
+            self.request.done(outcome)
 
     def attempt(self, action: Callable[..., object], *args: object) -> None:
         """Run one of this job's own parts; an exception ends this job alone (its outcome)."""
         try:
             action(*args)
         except Exception as error:
-            self.outcome = error
+            self.end(error)
 
 
 def _run(painters: list[_Painter], dev: torch.device, weights: str | None) -> None:
@@ -601,7 +613,7 @@ def _run(painters: list[_Painter], dev: torch.device, weights: str | None) -> No
             for painter in active:
                 cancel = painter.request.cancel
                 if painter.outcome is None and cancel is not None and cancel.is_set():
-                    painter.outcome = Cancelled()
+                    painter.end(Cancelled())
             active = [painter for painter in active if painter.outcome is None]
             if not active:
                 return
@@ -617,10 +629,10 @@ def _run(painters: list[_Painter], dev: torch.device, weights: str | None) -> No
                 painter.attempt(painter.advance, parts)
         for painter in active:
             if painter.outcome is None:
-                painter.attempt(painter.end)
+                painter.attempt(painter.paste_back)
         active = [painter for painter in active if painter.outcome is None]
     for painter in active:
-        painter.outcome = painter.finish()
+        painter.attempt(painter.finish)
 
 
 def _batch_gradient(vgg: VGG19, members: list[_Painter], settings: Settings) -> Callable[[], list[dict[str, Tensor]]]:

@@ -85,10 +85,13 @@ def test_cancelling_one_job_in_a_batch_leaves_the_others_picture_unchanged(photo
         if progress.step == 3:
             cancel.set()
 
+    ended: list[str] = []
     leaving, staying = stylize_batch([Request(photos[0], [paintings[0]], tiny(), progress=cancel_at_step_3,
-                                              cancel=cancel),
-                                      Request(photos[1], [paintings[1]], tiny())], device="cpu")
+                                              cancel=cancel, done=lambda outcome: ended.append("leaving")),
+                                      Request(photos[1], [paintings[1]], tiny(),
+                                              done=lambda outcome: ended.append("staying"))], device="cpu")
     assert isinstance(leaving, Cancelled)
+    assert ended == ["leaving", "staying"]  # told at once, not when the batch ends
     assert not isinstance(staying, Exception) and staying.steps == 6
     assert_same_picture(staying.image, alone.image)
 
