@@ -593,6 +593,7 @@ class _Painter:
             self.end(error)
 
 
+@torch.enable_grad()  # the optimisers evaluated under enable_grad; a caller's no_grad must not stop the batch
 def _run(painters: list[_Painter], dev: torch.device, weights: str | None) -> None:
     """Paint the batch: per pass each job's targets; per step one evaluation of all the jobs still in it
     (their pictures concatenated along the batch dimension), then each job's own optimiser step. A job

@@ -119,3 +119,14 @@ def test_jobs_of_different_shapes_are_never_batched(photos: list[Image.Image], p
     with pytest.raises(ValueError, match="different batch keys"):
         stylize_batch([Request(photos[0], [paintings[0]], tiny()), Request(photos[0], [paintings[0]], tiny(size=72))],
                       device="cpu")
+
+
+def test_a_caller_under_no_grad_gets_the_same_picture(photos: list[Image.Image], paintings: list[Image.Image]) -> None:
+    """The optimisers evaluate under enable_grad (as torch's did inside step()): a caller's no_grad, e.g. a
+    benchmark's, must not break the batch's backward pass."""
+    import torch
+
+    settings = tiny(steps=3, scales=1)
+    with torch.no_grad():
+        quiet = stylize(photos[0], [paintings[0]], settings, device="cpu")
+    assert np.array_equal(pixels(quiet.image), pixels(stylize(photos[0], [paintings[0]], settings, device="cpu").image))
