@@ -151,7 +151,7 @@ def make_backend(config: Config) -> JobBackend:
 
         return CeleryBackend(config.jobs.redis_url, prefix=config.jobs.key_prefix, workers=config.workers,
                              queue_size=limits.queue_size, per_user=limits.per_user, timeout=limits.job_timeout,
-                             keep=config.jobs.keep)
+                             keep=config.jobs.keep, batch_size=config.jobs.batch_size)
     batching = None
     if config.jobs.batch_size > 1:  # a batch may use the memory one worker's job may (engine.memory: the sum)
         budget = limits.job_memory(config.workers, str(pick_device(config.device)))
