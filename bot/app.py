@@ -18,11 +18,13 @@ import aiohttp
 import discord
 from discord.ext import commands
 
+from engine import pick_device
+
 from .checks import can_post
 from .config import Config
 from .inputs.fetch import make_session
 from .health import HealthReporter, gateway_connected
-from .jobs import InProcessBackend, JobBackend, engine_runner
+from .jobs import InProcessBackend, JobBackend, engine_batching, engine_runner
 from .library import Library, ServerDefaults
 from .painting import Painter
 from .render import fit
@@ -149,6 +151,10 @@ def make_backend(config: Config) -> JobBackend:
 
         return CeleryBackend(config.jobs.redis_url, prefix=config.jobs.key_prefix, workers=config.workers,
                              queue_size=limits.queue_size, per_user=limits.per_user, timeout=limits.job_timeout,
-                             keep=config.jobs.keep)
+                             keep=config.jobs.keep, batch_size=config.jobs.batch_size)
+    batching = None
+    if config.jobs.batch_size > 1:  # a batch may use the memory one worker's job may (engine.memory: the sum)
+        budget = limits.job_memory(config.workers, str(pick_device(config.device)))
+        batching = engine_batching(config.device, config.jobs.batch_size, config.jobs.batch_wait, budget)
     return InProcessBackend(engine_runner(config.device), workers=config.workers, queue_size=limits.queue_size,
-                            per_user=limits.per_user, timeout=limits.job_timeout)
+                            per_user=limits.per_user, timeout=limits.job_timeout, batching=batching)

@@ -246,6 +246,8 @@ class Jobs:
     redis_url: str = field(default="redis://localhost:6379/0", repr=False)  # may hold a password
     key_prefix: str = "stylize"  # Redis keys of this bot start with it; one bot per prefix
     keep: float = _at_least(60, default=86400.0)  # seconds a job's pictures and record stay in Redis
+    batch_size: int = _at_least(1, default=1)  # most jobs of one shape painted as one batch; 1: one at a time
+    batch_wait: float = _at_least(0, default=0.05)  # seconds a batch waits for more jobs of its shape
 
 
 @dataclass(frozen=True)

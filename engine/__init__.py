@@ -2,10 +2,10 @@
 
 from .animate import Animation, AnimationProgress, animate
 from .params import SPECS, ParamError, Settings, Spec, format_value
-from .transfer import (MIN_SIDE, Cancelled, EngineError, OutOfMemory, Progress, Result, check_shape, pick_device,
-                       style_side, stylize)
+from .transfer import (MIN_SIDE, Cancelled, EngineError, OutOfMemory, Progress, Request, Result, batch_key,
+                       check_shape, pick_device, style_side, stylize, stylize_batch)
 from .vgg import load_vgg
 
 __all__ = ["MIN_SIDE", "SPECS", "Animation", "AnimationProgress", "Cancelled", "EngineError", "OutOfMemory",
-           "ParamError", "Progress", "Result", "Settings", "Spec", "animate", "check_shape", "format_value",
-           "load_vgg", "pick_device", "style_side", "stylize"]
+           "ParamError", "Progress", "Request", "Result", "Settings", "Spec", "animate", "batch_key", "check_shape",
+           "format_value", "load_vgg", "pick_device", "style_side", "stylize", "stylize_batch"]

@@ -18,7 +18,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -90,19 +90,30 @@ def predict_peak_bytes(settings: Settings, shape: tuple[int, int], n_styles: int
     """Peak bytes of a process painting one job of `settings` on a photo of `shape` (width, height) with
     `n_styles` styles (square, their worst case) — an animation of `frames` frames when more than one;
     None where no model was measured (MPS)."""
+    return predict_batch_bytes([(settings, shape, n_styles)], device, frames)
+
+
+def predict_batch_bytes(jobs: Sequence[tuple[Settings, tuple[int, int], int]], device: str = "cpu",
+                        frames: int = 1) -> int | None:
+    """Peak bytes of a process painting `jobs` ((settings, photo shape, number of styles) each) as one batch
+    (engine.stylize_batch): the process's fixed part once, each job's own bytes added up — its activations
+    and gradients in the batched forward and backward, its optimiser state, its styles' forward (done one
+    job at a time, so counting each errs high). The sum, not a measured per-extra-job cost: batches have
+    not been measured on a GPU yet. None where no model was measured (MPS)."""
     models = {"cpu": CPU, "cuda": CUDA}
     if torch.device(device).type not in models:
         return None
     model = models[torch.device(device).type]
-    sizes = painted(settings, shape)
-    width, height = sizes.content
-    precision = pick_precision(settings.precision, torch.device(device))
-    job = (model.per_job + model.per_pixel[precision] * width * height
-           + model.per_style_pixel * n_styles * sizes.style**2
-           + model.state * optimizer_bytes(settings, 3 * width * height))
-    if frames > 1:
-        job += (FRAME_BYTES * frames + PAIR_BYTES) * width * height
-    return round(max(model.load_peak, model.loaded + job))
+    dev, total = torch.device(device), 0.0
+    for settings, shape, n_styles in jobs:
+        sizes = painted(settings, shape)
+        width, height = sizes.content
+        total += (model.per_job + model.per_pixel[pick_precision(settings.precision, dev)]
+                  * width * height + model.per_style_pixel * n_styles * sizes.style**2
+                  + model.state * optimizer_bytes(settings, 3 * width * height))
+        if frames > 1:
+            total += (FRAME_BYTES * frames + PAIR_BYTES) * width * height
+    return round(max(model.load_peak, model.loaded + total))
 
 
 def largest_size(settings: Settings, budget: float, shape: tuple[int, int] = (1, 1), n_styles: int = 1,

@@ -246,13 +246,18 @@ def _in_range(image: Tensor) -> tuple[Tensor, Tensor]:
     return inside, ((image - inside) / 255).square().mean()
 
 
-def _objective(vgg: VGG19, image: Tensor, targets: _Targets, settings: Settings) -> tuple[Tensor, dict[str, Tensor]]:
-    image = targets.composite(image)
-    content_layers, style_layers = settings.content_layers, settings.style_layers
+def _features(vgg: VGG19, image: Tensor, settings: Settings) -> dict[str, Tensor]:
+    """The activations the losses read, in fp32 whatever the trunk ran in (a batch: N×C×H×W each)."""
     with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=settings.precision == "bf16",
                         cache_enabled=False):  # a cache kept across a CUDA graph's capture breaks its replays
-        feats = vgg(image, content_layers + style_layers, settings.pooling)
-    feats = {k: v.float() for k, v in feats.items()}  # losses and Grams in fp32 whatever the trunk ran in
+        feats = vgg(image, settings.content_layers + settings.style_layers, settings.pooling)
+    return {k: v.float() for k, v in feats.items()}  # losses and Grams in fp32 whatever the trunk ran in
+
+
+def _losses(feats: dict[str, Tensor], image: Tensor, targets: _Targets, settings: Settings
+            ) -> tuple[Tensor, dict[str, Tensor]]:
+    """One picture's weighted objective and its parts, from its activations `feats`."""
+    content_layers, style_layers = settings.content_layers, settings.style_layers
     parts = {
         "content": sum(content_loss(feats[k], targets.content[k]) for k in content_layers) / len(content_layers),
         "style": sum(area.share * style_loss({k: gram(feats[k]) if area.guides is None else
@@ -263,6 +268,12 @@ def _objective(vgg: VGG19, image: Tensor, targets: _Targets, settings: Settings)
     total = (settings.content_weight * parts["content"] + settings.style_weight * parts["style"]
              + settings.tv_weight * parts["tv"])
     return total, parts
+
+
+def _objective(vgg: VGG19, image: Tensor, targets: _Targets, settings: Settings) -> tuple[Tensor, dict[str, Tensor]]:
+    """The weighted objective and its parts for one picture (its photo regions composited in)."""
+    image = targets.composite(image)
+    return _losses(_features(vgg, image, settings), image, targets, settings)
 
 
 def stylize(
@@ -291,43 +302,96 @@ def stylize(
     `preview_every` steps (default: at each epoch end if settings.preview); `cancel` is checked before
     every step and raises Cancelled. GPU out-of-memory becomes OutOfMemory; both are EngineErrors.
     With settings.timelapse the result's `frames` show the picture developing (see engine.movie).
+    This is stylize_batch with a batch of one.
     """
-    if not styles:
-        raise EngineError("at least one style image is needed")
-    blend = settings.style_blend or (1.0,) * len(styles)
-    if len(blend) != len(styles):
-        raise EngineError(f"style_blend has {len(blend)} weights for {len(styles)} style images")
-    if sum(blend) <= 0:
-        raise EngineError("style_blend weights must not all be zero")
-    settings = settings.for_shape(content.size)  # a pixel count becomes this photo's longest side
-    check_shape(content.size, settings.size, "The photo")
-    for style in styles:
-        check_shape(style.size, settings.size, "A style picture")
-    try:
-        control = _control(content, list(styles), settings, blend, mask, style_masks)
-    except ParamError as error:
-        raise EngineError(str(error)) from None
+    request = Request(content, styles, settings, init_image=init_image, progress=progress, cancel=cancel,
+                      preview_every=preview_every, mask=mask, style_masks=style_masks, penalty=penalty)
+    [outcome] = stylize_batch([request], device=device, weights=weights)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+@dataclass(frozen=True)
+class Request:
+    """One job of a batch: stylize()'s arguments (see there), its own progress display and cancel event, and
+    who hears of its end as soon as it is known (a cancelled job need not wait for the rest of its batch)."""
+
+    content: Image.Image
+    styles: Sequence[Image.Image]
+    settings: Settings = Settings()
+    init_image: Image.Image | None = None
+    progress: Callable[[Progress], None] | None = None
+    cancel: threading.Event | None = None
+    preview_every: int | None = None
+    mask: Image.Image | None = None
+    style_masks: Sequence[Image.Image | None] | None = None
+    penalty: Penalty | None = None
+    done: Callable[[Result | Exception], None] | None = None  # called (this thread) the moment it ends
+
+
+BatchKey = tuple[object, ...]
+
+
+def batch_key(settings: Settings, shape: tuple[int, int], device: str | torch.device | None = None) -> BatchKey:
+    """What jobs optimised as one batch must share: their pictures' size at every pass (so they stack
+    along VGG-19's batch dimension), the steps of every pass (so they step together), and what the shared
+    forward pass computes — optimiser, precision, pooling, the layers read. Everything else (weights,
+    styles and their sizes, masks, seeds, colour handling) stays each job's own: their Gram targets are
+    computed one job at a time, only the picture being optimised travels in the batch."""
+    settings = settings.for_shape(shape)
+    sizes = scale_sizes(settings.size, settings.scales, shape)
+    precision = pick_precision(settings.precision, pick_device(str(device) if device is not None else None))
+    return (tuple(fit(shape, s) for s in sizes), tuple(split_steps(settings.steps, len(sizes))), settings.optimizer,
+            precision, settings.pooling, settings.content_layers, settings.style_layers)
+
+
+def stylize_batch(requests: Sequence[Request], *, device: str | torch.device | None = None,
+                  weights: str | None = None) -> list[Result | Exception]:
+    """Paint several jobs of one batch_key at once: one VGG-19 forward and backward per step for all of
+    them (the batch dimension), each with its own optimiser, losses, progress, cancel and result.
+
+    Returns each job's Result, or the exception that ended it (EngineError for reasons its user can act
+    on: a bad mask, Cancelled, OutOfMemory; anything else is a bug). A job that fails or is cancelled
+    leaves the batch; the others go on and paint the same pictures (within rounding, see
+    tests/test_batch.py). A batch of one is exactly stylize(). Raises ValueError for jobs of different
+    batch keys (the caller groups them)."""
     dev = pick_device(str(device) if device is not None else None)
-    settings = dataclasses.replace(  # the echo shows what ran, not "auto"
-        settings,
-        seed=settings.seed if settings.seed is not None else secrets.randbelow(2**31),
-        precision=pick_precision(settings.precision, dev))
-    if preview_every is None and settings.preview:
-        preview_every = settings.epoch_length
-    try:
-        with _gpu_lock(dev, cancel), deterministic_mode(settings.deterministic, dev):
-            return _run(content, list(styles), settings, control, init_image, dev, weights, progress, cancel,
-                        preview_every, penalty)
-    except NotDeterministic as error:
-        raise EngineError(str(error)) from None
-    except RuntimeError as error:  # torch.OutOfMemoryError (CUDA) is one; MPS says so only in its text
-        out_of_memory = isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()
-        if not out_of_memory or isinstance(error, EngineError):
-            raise
-        if dev.type == "cuda":
-            torch.cuda.empty_cache()
-        raise OutOfMemory(f"the {dev.type.upper()} ran out of memory at size={settings.size}; "
-                          "try a smaller size or optimizer=adam") from error
+    painters: list[_Painter] = []
+    outcomes: list[Result | Exception | None] = [None] * len(requests)
+    for n, request in enumerate(requests):
+        try:
+            painters.append(_Painter(request, dev, n))
+        except EngineError as error:
+            outcomes[n] = error
+            if request.done is not None:
+                request.done(error)
+    if len({painter.key for painter in painters}) > 1:
+        raise ValueError("jobs of different batch keys cannot be optimised as one batch")
+    if painters:
+        try:
+            deterministic = any(painter.settings.deterministic for painter in painters)  # the mode is shared
+            with _gpu_lock(dev, [painter.request.cancel for painter in painters]), \
+                    deterministic_mode(deterministic, dev):
+                _run(painters, dev, weights)
+        except Exception as error:  # the batch's shared part failed: every job still in it ends so
+            if isinstance(error, NotDeterministic):
+                error = EngineError(str(error))
+            out_of_memory = (isinstance(error, RuntimeError) and not isinstance(error, EngineError)
+                             and (isinstance(error, torch.OutOfMemoryError) or "out of memory" in str(error).lower()))
+            if out_of_memory and dev.type == "cuda":
+                torch.cuda.empty_cache()
+            for painter in painters:
+                if painter.outcome is None:
+                    ending = (OutOfMemory(f"the {dev.type.upper()} ran out of memory at size={painter.settings.size}; "
+                                          "try a smaller size or optimizer=adam") if out_of_memory else error)
+                    if out_of_memory:
+                        ending.__cause__ = error
+                    painter.end(ending)
+        for painter in painters:
+            outcomes[painter.number] = painter.outcome
+    assert all(outcome is not None for outcome in outcomes)
+    return outcomes  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -380,109 +444,221 @@ def _control(content: Image.Image, styles: list[Image.Image], settings: Settings
     return _Control(regions, mixes, labels, style_masks)
 
 
-def _run(content_img: Image.Image, style_imgs: list[Image.Image], settings: Settings, control: _Control,
-         init_image: Image.Image | None, dev: torch.device, weights: str | None,
-         progress: Callable[[Progress], None] | None, cancel: threading.Event | None,
-         preview_every: int | None, penalty: Penalty | None) -> Result:
-    start = time.perf_counter()
-    vgg = load_vgg(str(dev), weights, depth_for(settings.content_layers + settings.style_layers))
-    generator = torch.Generator(device="cpu").manual_seed(settings.seed)
-    mixes = [{k: w.to(dev) for k, w in mix.items()} for mix in control.mixes]
-    sizes = scale_sizes(settings.size, settings.scales, content_img.size)
-    steps_per_pass = split_steps(settings.steps, len(sizes))
-    full_content = to_tensor(content_img, settings.size)
-    luminance_only = settings.preserve_color == "luminance"
+class _Painter:
+    """One job of a batch, pass by pass: its settings as run, targets, picture (a leaf tensor of its own),
+    optimiser, reports and, once it ends, its outcome."""
 
-    image: Tensor | None = None
-    step, losses = 0, Losses({})
-    frames = _Frames(full_content.shape[1:], settings.epoch_length) if settings.timelapse else None
-    for index, (long_side, pass_steps) in enumerate(zip(sizes, steps_per_pass), start=1):
-        content = to_tensor(content_img, long_side)
-        styles = [to_tensor(s, style_side(s.size, long_side, settings.style_scale)) for s in style_imgs]
+    def __init__(self, request: Request, dev: torch.device, number: int) -> None:
+        content, styles, settings = request.content, list(request.styles), request.settings
+        if not styles:
+            raise EngineError("at least one style image is needed")
+        blend = settings.style_blend or (1.0,) * len(styles)
+        if len(blend) != len(styles):
+            raise EngineError(f"style_blend has {len(blend)} weights for {len(styles)} style images")
+        if sum(blend) <= 0:
+            raise EngineError("style_blend weights must not all be zero")
+        settings = settings.for_shape(content.size)  # a pixel count becomes this photo's longest side
+        check_shape(content.size, settings.size, "The photo")
+        for style in styles:
+            check_shape(style.size, settings.size, "A style picture")
+        try:
+            self.control = _control(content, styles, settings, blend, request.mask, request.style_masks)
+        except ParamError as error:
+            raise EngineError(str(error)) from None
+        self.settings = dataclasses.replace(  # the echo shows what ran, not "auto"
+            settings,
+            seed=settings.seed if settings.seed is not None else secrets.randbelow(2**31),
+            precision=pick_precision(settings.precision, dev))
+        self.request, self.dev, self.number = request, dev, number
+        self.key = batch_key(self.settings, content.size, dev) + (request.penalty is not None,)
+        self.preview_every = (settings.epoch_length if request.preview_every is None and settings.preview
+                              else request.preview_every)
+        self.outcome: Result | Exception | None = None
+
+    def start(self, vgg: VGG19, start: float) -> None:
+        """Before the first pass (shared by the batch: the model and the clock)."""
+        self.vgg, self.start_time = vgg, start
+        self.generator = torch.Generator(device="cpu").manual_seed(self.settings.seed)
+        self.mixes = [{k: w.to(self.dev) for k, w in mix.items()} for mix in self.control.mixes]
+        self.sizes = scale_sizes(self.settings.size, self.settings.scales, self.request.content.size)
+        self.full_content = to_tensor(self.request.content, self.settings.size)
+        self.luminance_only = self.settings.preserve_color == "luminance"
+        self.image: Tensor | None = None
+        self.step, self.losses = 0, Losses({})
+        self.frames = (_Frames(self.full_content.shape[1:], self.settings.epoch_length) if self.settings.timelapse
+                       else None)
+
+    def begin(self, index: int, long_side: int, pass_steps: int) -> None:
+        """A pass's targets, starting picture and fresh optimiser."""
+        settings, dev, control = self.settings, self.dev, self.control
+        content = to_tensor(self.request.content, long_side)
+        styles = [to_tensor(s, style_side(s.size, long_side, settings.style_scale)) for s in self.request.styles]
         areas, photo, hard = control.areas(content, settings, dev)
         if settings.preserve_color == "histogram":
-            styles = [color.match_histogram(s, _colours_for(k, content, hard, control, mixes))
+            styles = [color.match_histogram(s, _colours_for(k, content, hard, control, self.mixes))
                       for k, s in enumerate(styles)]
-        elif luminance_only:
+        elif self.luminance_only:
             styles = [color.luminance(s, like=content) for s in styles]
             content = color.luminance(content)
-        targets = _Targets(vgg, content.to(dev), [s.to(dev) for s in styles], settings, mixes, areas,
-                           control.style_guides(styles, settings, dev), photo)
-        size = (content.shape[2], content.shape[1])
-
+        self.targets = _Targets(self.vgg, content.to(dev), [s.to(dev) for s in styles], settings, self.mixes, areas,
+                                control.style_guides(styles, settings, dev), photo)
+        self.index, self.size = index, (content.shape[2], content.shape[1])
+        image, init_image = self.image, self.request.init_image
         if image is not None:  # coarse-to-fine: previous result, upsampled, is this pass's start
             image = F.interpolate(image, size=content.shape[1:], mode="bicubic", align_corners=False).clamp(0, 255)
         elif init_image is not None:
             start_img = to_tensor(init_image).to(dev)[None]
             image = F.interpolate(start_img, size=content.shape[1:], mode="bicubic", align_corners=False)
-            if luminance_only:
+            if self.luminance_only:
                 image = color.luminance(image[0])[None]
         elif settings.init == "noise":
-            noise = torch.randn(content.shape, generator=generator) * 64 + 128
+            noise = torch.randn(content.shape, generator=self.generator) * 64 + 128
             image = noise.clamp(0, 255)[None].to(dev)
         else:
             image = content[None].to(dev)
-        image = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
-        if frames is not None and step == 0:
-            frames.add(_finish(targets.composite(image), full_content, luminance_only))
-        optimizer = _optimizer(image, settings, pass_steps)
+        self.image = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
+        if self.frames is not None and self.step == 0:
+            self.frames.add(_finish(self.targets.composite(self.image), self.full_content, self.luminance_only))
+        self.optimizer = _optimizer(self.image, settings, pass_steps)
 
-        def evaluate(x: Tensor) -> dict[str, Tensor]:
-            """The losses of the picture `x` stands for, the weighted sum as "total"."""
-            x, stray = _in_range(x)
-            total, parts = _objective(vgg, x, targets, settings)
-            total = total + RANGE_WEIGHT * stray
-            if penalty is not None:
-                name, value, weight = penalty(x)
-                parts[name], total = value, total + weight * value
-            return {**parts, "total": total}
+    def picture(self) -> tuple[Tensor, Tensor, Tensor]:
+        """What the batch's forward pass sees of this job: (the picture its variable stands for, clamped to
+        0–255; that with the photo's regions composited in; the pull back into range)."""
+        inside, stray = _in_range(self.image)
+        return inside, self.targets.composite(inside), stray
 
-        def eager() -> dict[str, Tensor]:
-            image.grad = None
-            parts = evaluate(image)
-            parts["total"].backward()
-            return parts
+    def parts(self, feats: dict[str, Tensor], inside: Tensor, picture: Tensor, stray: Tensor) -> dict[str, Tensor]:
+        """This job's losses from its own activations, the weighted sum as "total"."""
+        total, parts = _losses(feats, picture, self.targets, self.settings)
+        total = total + RANGE_WEIGHT * stray
+        if self.request.penalty is not None:
+            name, value, weight = self.request.penalty(inside)
+            parts[name], total = value, total + weight * value
+        return {**parts, "total": total}
 
-        graphed = dev.type == "cuda" and CUDA_GRAPHS and settings.optimizer == "lbfgs" and penalty is None
-        gradient = _graphed(eager, image) if graphed else eager
+    def evaluate(self, x: Tensor) -> dict[str, Tensor]:
+        """The losses of the picture `x` stands for, alone (the result's score)."""
+        inside, stray = _in_range(x)
+        picture = self.targets.composite(inside)
+        return self.parts(_features(self.vgg, picture, self.settings), inside, picture, stray)
 
-        def closure() -> Tensor:
-            nonlocal losses
-            parts = gradient()
-            losses = Losses(parts)
-            return parts["total"]
-
-        for _ in range(pass_steps):
-            if cancel is not None and cancel.is_set():
-                raise Cancelled()
-            optimizer.step(closure)
-            if settings.optimizer == "adam":
-                with torch.no_grad():
-                    image.clamp_(0, 255)
-            step += 1
-            if step == settings.steps:  # the closure saw the picture before the last move: score the result
-                with torch.no_grad():
-                    losses = Losses(evaluate(image.detach().clamp(0, 255).round()))
-            wants_preview = (progress is not None and preview_every is not None
-                             and (step % preview_every == 0 or step == settings.steps))
-            wants_frame = frames is not None and frames.due(step, settings.steps)
-            picture = (_finish(targets.composite(image), full_content, luminance_only)
-                       if wants_preview or wants_frame else None)
-            if wants_frame:
-                frames.add(picture)
-            if progress is not None:
-                progress(Progress(step, settings.steps, index, len(sizes), size, losses,
-                                  time.perf_counter() - start, picture if wants_preview else None))
-        if targets.keep is not None:  # the photo's regions, pasted back through the feathered mask
+    def advance(self, parts: dict[str, Tensor]) -> None:
+        """One step from the batch's evaluation (image.grad already set), then this step's reports."""
+        settings, image = self.settings, self.image
+        assert image is not None
+        self.losses = Losses(parts)
+        self.optimizer.step(lambda: parts["total"])
+        if settings.optimizer == "adam":
             with torch.no_grad():
-                image.copy_(targets.composite(image))
+                image.clamp_(0, 255)
+        self.step += 1
+        step, progress = self.step, self.request.progress
+        if step == settings.steps:  # the evaluation saw the picture before the last move: score the result
+            with torch.no_grad():
+                self.losses = Losses(self.evaluate(image.detach().clamp(0, 255).round()))
+        wants_preview = (progress is not None and self.preview_every is not None
+                         and (step % self.preview_every == 0 or step == settings.steps))
+        wants_frame = self.frames is not None and self.frames.due(step, settings.steps)
+        picture = (_finish(self.targets.composite(image), self.full_content, self.luminance_only)
+                   if wants_preview or wants_frame else None)
+        if wants_frame:
+            self.frames.add(picture)
+        if progress is not None:
+            progress(Progress(step, settings.steps, self.index, len(self.sizes), self.size, self.losses,
+                              time.perf_counter() - self.start_time, picture if wants_preview else None))
 
-    assert image is not None
-    final = _finish(image, full_content, luminance_only)
-    if frames is not None:
-        frames.add(final)
-    return Result(image=final, settings=settings, device=_device_name(dev), elapsed=time.perf_counter() - start,
-                  steps=step, losses=dict(losses.items()), frames=tuple(frames.pictures) if frames is not None else ())
+    def paste_back(self) -> None:
+        """A pass's end: the photo's regions, pasted back through the feathered mask."""
+        if self.targets.keep is not None:
+            with torch.no_grad():
+                self.image.copy_(self.targets.composite(self.image))
+
+    def finish(self) -> None:
+        """The last pass is done: the result is this job's outcome."""
+        assert self.image is not None
+        final = _finish(self.image, self.full_content, self.luminance_only)
+        if self.frames is not None:
+            self.frames.add(final)
+        self.end(Result(image=final, settings=self.settings, device=_device_name(self.dev),
+                        elapsed=time.perf_counter() - self.start_time, steps=self.step,
+                        losses=dict(self.losses.items()),
+                        frames=tuple(self.frames.pictures) if self.frames is not None else ()))
+
+    def end(self, outcome: Result | Exception) -> None:
+        """This job's outcome is known: it leaves the batch, and whoever waits for it hears now."""
+        self.outcome = outcome
+        if self.request.done is not None:
+            self.request.done(outcome)
+
+    def attempt(self, action: Callable[..., object], *args: object) -> None:
+        """Run one of this job's own parts; an exception ends this job alone (its outcome)."""
+        try:
+            action(*args)
+        except Exception as error:
+            self.end(error)
+
+
+@torch.enable_grad()  # the optimisers evaluated under enable_grad; a caller's no_grad must not stop the batch
+def _run(painters: list[_Painter], dev: torch.device, weights: str | None) -> None:
+    """Paint the batch: per pass each job's targets; per step one evaluation of all the jobs still in it
+    (their pictures concatenated along the batch dimension), then each job's own optimiser step. A job
+    cancelled or failed leaves at the next step; the others' arithmetic does not depend on it."""
+    start = time.perf_counter()
+    first = painters[0].settings
+    vgg = load_vgg(str(dev), weights, depth_for(first.content_layers + first.style_layers))
+    for painter in painters:
+        painter.start(vgg, start)
+    sizes = painters[0].sizes
+    active = list(painters)
+    for index, (long_side, pass_steps) in enumerate(zip(sizes, split_steps(first.steps, len(sizes))), start=1):
+        for painter in active:
+            painter.attempt(painter.begin, index, long_side, pass_steps)
+        members: list[_Painter] = []
+        gradient: Callable[[], list[dict[str, Tensor]]] | None = None
+        for _ in range(pass_steps):
+            for painter in active:
+                cancel = painter.request.cancel
+                if painter.outcome is None and cancel is not None and cancel.is_set():
+                    painter.end(Cancelled())
+            active = [painter for painter in active if painter.outcome is None]
+            if not active:
+                return
+            if active != members:  # a new pass, or a job left: the batch has a new shape
+                members = list(active)
+                gradient = _batch_gradient(vgg, members, first)
+                graphed = dev.type == "cuda" and CUDA_GRAPHS and first.optimizer == "lbfgs" and all(
+                    painter.request.penalty is None for painter in members)
+                if graphed:  # captured per (pass, jobs in the batch): a graph replays one shape
+                    gradient = _graphed(gradient, [painter.image for painter in members])
+            assert gradient is not None
+            for painter, parts in zip(members, gradient()):
+                painter.attempt(painter.advance, parts)
+        for painter in active:
+            if painter.outcome is None:
+                painter.attempt(painter.paste_back)
+        active = [painter for painter in active if painter.outcome is None]
+    for painter in active:
+        painter.attempt(painter.finish)
+
+
+def _batch_gradient(vgg: VGG19, members: list[_Painter], settings: Settings) -> Callable[[], list[dict[str, Tensor]]]:
+    """Every member's losses by name (image.grad set): one forward and backward through VGG-19 for all.
+    The batch's total is the sum of the jobs' totals, so each job's picture gets its own gradient. With one
+    member the arithmetic is stylize()'s alone: no concatenation, no slicing, no sum."""
+
+    def gradient() -> list[dict[str, Tensor]]:
+        for painter in members:
+            painter.image.grad = None
+        seen = [painter.picture() for painter in members]
+        pictures = [picture for _, picture, _ in seen]
+        feats = _features(vgg, pictures[0] if len(members) == 1 else torch.cat(pictures), settings)
+        parts = [painter.parts(feats if len(members) == 1 else {k: v[n:n + 1] for k, v in feats.items()}, *views)
+                 for n, (painter, views) in enumerate(zip(members, seen))]
+        totals = [p["total"] for p in parts]
+        (totals[0] if len(totals) == 1 else torch.stack(totals).sum()).backward()
+        return parts
+
+    return gradient
 
 
 class _Frames:
@@ -535,28 +711,30 @@ def _optimizer(image: Tensor, settings: Settings, steps: int) -> torch.optim.Opt
     return LBFGS(image, history_size(image.numel(), steps), first_lr=FIRST_STEP_MOVE * image.numel())
 
 
-def _graphed(gradient: Callable[[], dict[str, Tensor]], image: Tensor) -> Callable[[], dict[str, Tensor]]:
-    """`gradient` (losses by name; image.grad set) as one CUDA graph replay: the ~600 kernels of an
-    evaluation cost the CPU one launch, so the GPU no longer waits for Python between them. Captured once
-    per pass (fixed shapes), after an untimed warm-up evaluation on a side stream (cuDNN picks its
-    algorithms; AccumulateGrad then runs on the capturing stream); the image and its .grad stay the same
-    tensors, which L-BFGS updates in place between replays. The losses are copied out of the graph's
-    memory at each replay, so a report read later sees its own step's."""
+def _graphed(gradient: Callable[[], list[dict[str, Tensor]]], images: list[Tensor]
+             ) -> Callable[[], list[dict[str, Tensor]]]:
+    """`gradient` (each job's losses by name; each image's .grad set) as one CUDA graph replay: the ~600
+    kernels of an evaluation cost the CPU one launch, so the GPU no longer waits for Python between them.
+    Captured once per pass and batch (fixed shapes), after an untimed warm-up evaluation on a side stream
+    (cuDNN picks its algorithms; AccumulateGrad then runs on the capturing stream); the images and their
+    .grad stay the same tensors, which L-BFGS updates in place between replays. The losses are copied out
+    of the graph's memory at each replay, so a report read later sees its own step's."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
         gradient()
     torch.cuda.current_stream().wait_stream(side)
-    image.grad = None
+    for image in images:
+        image.grad = None
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph, capture_error_mode="thread_local"):  # other workers' jobs may run meanwhile
         parts = gradient()
-        values = torch.stack([v.detach().float().reshape(()) for v in parts.values()])
-    names = list(parts)
+        values = [torch.stack([v.detach().float().reshape(()) for v in job.values()]) for job in parts]
+    names = [list(job) for job in parts]
 
-    def replay() -> dict[str, Tensor]:
+    def replay() -> list[dict[str, Tensor]]:
         graph.replay()
-        return dict(zip(names, values.clone().unbind()))
+        return [dict(zip(job, value.clone().unbind())) for job, value in zip(names, values)]
 
     return replay
 
@@ -566,11 +744,12 @@ _GPU_LOCKS_GUARD = threading.Lock()
 
 
 @contextmanager
-def _gpu_lock(dev: torch.device, cancel: threading.Event | None) -> Iterator[None]:
+def _gpu_lock(dev: torch.device, cancels: list[threading.Event | None]) -> Iterator[None]:
     """One job at a time per CUDA device. While one thread captures a CUDA graph, another's host→device
     copy or graph replay fails (measured: 7 of 8 jobs failed with 2 worker threads on one GPU), and side
     by side they were no faster than one after another (bench/gpu.py: 1.12 vs 1.13 s for one job).
-    A job waiting here still notices its cancel event."""
+    A batch waiting here still notices its jobs' cancel events: it stops waiting once all are set
+    (one cancelled job leaves the batch at its first step)."""
     if dev.type != "cuda":
         yield
         return
@@ -578,7 +757,7 @@ def _gpu_lock(dev: torch.device, cancel: threading.Event | None) -> Iterator[Non
     with _GPU_LOCKS_GUARD:
         lock = _GPU_LOCKS.setdefault(key, threading.Lock())
     while not lock.acquire(timeout=0.1):
-        if cancel is not None and cancel.is_set():
+        if all(cancel is not None and cancel.is_set() for cancel in cancels):
             raise Cancelled()
     try:
         yield

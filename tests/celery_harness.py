@@ -105,8 +105,9 @@ class Workers:
 
 
 def start_workers(redis: RedisServer, folder: Path, count: int = 2, *, gated: bool = True,
-                  beat_ttl: float = 2.0) -> Workers:
-    """`count` workers; returns once each pool process has loaded the VGG-19 (or raises, with their logs)."""
+                  beat_ttl: float = 2.0, extra_env: dict[str, str] | None = None) -> Workers:
+    """`count` workers (`extra_env` added to their environment); returns once each pool process has loaded
+    the VGG-19 (or raises, with their logs)."""
     gates = folder / "gates"
     gates.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)]),
@@ -114,6 +115,7 @@ def start_workers(redis: RedisServer, folder: Path, count: int = 2, *, gated: bo
            "STYLIZE_TEST_GATES": str(gates), "PYTHONUNBUFFERED": "1"}
     if gated:
         env["STYLIZE_RUNNER"] = "celery_runners:gated"
+    env.update(extra_env or {})
     workers = Workers(redis, gates, folder)
     for n in range(1, count + 1):
         log = folder / f"worker{n}.log"

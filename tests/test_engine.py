@@ -415,12 +415,12 @@ def test_a_job_waiting_for_the_gpu_can_be_cancelled() -> None:
 
     def waiting_job() -> None:
         try:
-            with transfer._gpu_lock(gpu, cancel):
+            with transfer._gpu_lock(gpu, [cancel]):
                 outcome.append("painted")
         except Cancelled:
             outcome.append("cancelled")
 
-    with transfer._gpu_lock(gpu, None):
+    with transfer._gpu_lock(gpu, [None]):
         waiter = threading.Thread(target=waiting_job)
         waiter.start()
         waiter.join(0.3)
@@ -428,5 +428,5 @@ def test_a_job_waiting_for_the_gpu_can_be_cancelled() -> None:
         cancel.set()
         waiter.join(2)
     assert outcome == ["cancelled"]
-    with transfer._gpu_lock(gpu, threading.Event()):  # released, whatever happened
+    with transfer._gpu_lock(gpu, [threading.Event()]):  # released, whatever happened
         pass

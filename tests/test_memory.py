@@ -80,3 +80,16 @@ def test_gpu_jobs_are_predicted_from_the_h200_measurements() -> None:
     assert largest and 1024 < largest < 2048
     fits = [predict_peak_bytes(Settings.parse({"size": s}), (1, 1), 1, "cuda") for s in (largest, largest + 1)]
     assert fits[0] <= 10e9 < fits[1]
+
+
+def test_a_batch_is_predicted_as_the_sum_of_its_jobs_over_one_process() -> None:
+    """A batch (engine.stylize_batch) holds the model once and each job's own bytes: a batch of one is the job
+    alone, and each job more adds what it adds alone above the loaded process."""
+    from engine.memory import CUDA, predict_batch_bytes
+
+    settings, shape = Settings.parse({"size": 1024}), (1024, 768)
+    one = predict_peak_bytes(settings, shape, 1, "cuda")
+    assert predict_batch_bytes([(settings, shape, 1)], "cuda") == one
+    assert predict_batch_bytes([(settings, shape, 1)] * 4, "cuda") == pytest.approx(
+        CUDA.loaded + 4 * (one - CUDA.loaded), abs=4)
+    assert predict_batch_bytes([(settings, shape, 1)] * 2, "mps") is None

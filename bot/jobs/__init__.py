@@ -4,10 +4,11 @@ threads, `celery` and `worker` are the bot's and the GPU workers' halves of the 
 The Celery modules are not imported here: the in-process bot never loads Celery.
 """
 
-from .base import (SHUTDOWN, UNEXPECTED, Admission, ClipProgress, Detached, Job, JobBackend, QueueFull, Runner,
-                   Snapshot, Status, engine_runner, settings_from, settings_json, settle, short_id, timeout_error)
+from .base import (SHUTDOWN, UNEXPECTED, Admission, BatchRunner, Batching, ClipProgress, Detached, Job, JobBackend,
+                   QueueFull, Runner, Snapshot, Status, engine_batching, engine_runner, settings_from, settings_json,
+                   settle, short_id, timeout_error)
 from .inprocess import InProcessBackend
 
-__all__ = ["SHUTDOWN", "UNEXPECTED", "Admission", "ClipProgress", "Detached", "InProcessBackend", "Job", "JobBackend",
-           "QueueFull", "Runner", "Snapshot", "Status", "engine_runner", "settings_from", "settings_json", "settle",
+__all__ = ["SHUTDOWN", "UNEXPECTED", "Admission", "BatchRunner", "Batching", "ClipProgress", "Detached", "InProcessBackend", "Job", "JobBackend",
+           "QueueFull", "Runner", "Snapshot", "Status", "engine_batching", "engine_runner", "settings_from", "settings_json", "settle",
            "short_id", "timeout_error"]

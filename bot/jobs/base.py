@@ -16,14 +16,16 @@ import secrets
 import threading
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image
 
-from engine import AnimationProgress, Cancelled, EngineError, Progress, Result, Settings, animate, stylize
+from engine import (AnimationProgress, Cancelled, EngineError, Progress, Request, Result, Settings, animate, batch_key,
+                    pick_device, stylize, stylize_batch)
+from engine.memory import predict_batch_bytes
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +128,28 @@ class Detached(Exception):
 
 Runner = Callable[[Job, Callable[[Progress], None], threading.Event], Result]
 """Paints one job (blocking, in a worker thread): report progress, raise Cancelled when the event is set."""
+
+Ending = Callable[[Result | Exception], None]
+BatchRunner = Callable[[list[tuple[Job, Callable[[Progress], None], threading.Event, Ending]]], None]
+"""Paints jobs of one batch key together (blocking): each (job, its progress report, its cancel event, its
+ending) hands its ending its Result, or the exception that ended it (Cancelled once its event is set), the
+moment that is known — a job cancelled or failed does not wait for the rest of its batch."""
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How a backend paints queued jobs of the same shape as one batch (engine.stylize_batch).
+
+    The head of the fair order starts a batch; the jobs behind it in that order whose `key` equals its
+    key join, up to `size` of them and as long as `fits` says the batch fits in memory (the rest wait
+    for a later batch). A batch waits at most `wait` seconds for jobs to arrive. A key of None: the job
+    is painted alone (animations)."""
+
+    runner: BatchRunner
+    key: Callable[[Job], Hashable | None]
+    size: int = 1  # 1: one job at a time, as without batching
+    wait: float = 0.05
+    fits: Callable[[list[Job]], bool] = lambda jobs: True
 
 
 class JobBackend(ABC):
@@ -268,3 +292,30 @@ def engine_runner(device: str) -> Runner:
                        mask=job.mask, init_image=job.init)
 
     return run
+
+
+def engine_batching(device: str, size: int, wait: float, budget: float | None = None) -> Batching:
+    """Batches painted by engine.stylize_batch on `device`: jobs of one engine.batch_key (animations and
+    deterministic jobs never batch) up to `size` at a time, waiting at most `wait` seconds, a batch predicted
+    to need more than `budget` bytes (engine.memory's model: the sum of its jobs) split."""
+
+    def run(calls: list[tuple[Job, Callable[[Progress], None], threading.Event, Ending]]) -> None:
+        stylize_batch([Request(job.content, job.styles, job.settings, init_image=job.init, progress=report,
+                               cancel=cancel, mask=job.mask, done=done) for job, report, cancel, done in calls],
+                      device=device)
+
+    def key(job: Job) -> Hashable | None:
+        if job.frames or job.settings.deterministic:  # same seed, same picture: never a batch-mate's rounding
+            return None
+        try:
+            return batch_key(job.settings, job.content.size, device)
+        except Exception:  # a job the engine will refuse anyway: it goes alone and fails alone
+            return None
+
+    resolved = str(pick_device(device))
+
+    def fits(jobs: list[Job]) -> bool:
+        need = predict_batch_bytes([(job.settings, job.content.size, len(job.styles)) for job in jobs], resolved)
+        return budget is None or need is None or need <= budget
+
+    return Batching(run, key, size=size, wait=wait, fits=fits)

@@ -16,7 +16,8 @@ The bot keeps the queue's order and limits; Celery only ever holds the jobs that
   released-or-running. With `workers` = the number of GPU workers, a job goes to Celery only when a
   worker is about to be free, so a newcomer's first job still overtakes a heavy user's backlog; the
   price is at most `workers` jobs whose order is fixed early. (Celery's own queue is FIFO: handing it
-  everything at once would lose the fair order.)
+  everything at once would lose the fair order.) With [jobs] batch_size above 1 (the workers' --batch-size)
+  the window is `workers` × batch_size, so a worker finds the jobs of its batch released, in fair order.
 * An animation's frames go in as more pictures of the job, with its record's expiry (at most MAX_JOB_BYTES of
   PNG in all); its painted frames come back like a timelapse's. The workers must know this: upgrade them with
   the bot (an older worker would paint the first frame only).
@@ -183,10 +184,10 @@ class CeleryBackend(JobBackend):
 
     def __init__(self, redis_url: str, *, prefix: str = "stylize", workers: int = 1, queue_size: int = 20,
                  per_user: int = 2, timeout: float | None = None, keep: float = 86400.0, poll: float = 0.5,
-                 op_timeout: float = 5.0, stall_after: float = 60.0) -> None:
+                 op_timeout: float = 5.0, stall_after: float = 60.0, batch_size: int = 1) -> None:
         self._url = redis_url
         self._keys = Keys(prefix)
-        self._window = workers
+        self._window = workers * batch_size  # a worker that batches takes up to batch_size released jobs
         self._queue_size = queue_size
         self._per_user = per_user
         self._timeout = timeout

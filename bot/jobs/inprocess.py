@@ -1,7 +1,9 @@
 """`InProcessBackend`: `workers` threads of this process paint the jobs, picked fairly.
 
 The engine blocks, the event loop must not: jobs run in the backend's own threads. The next job is
-picked fairly: users take turns, each user's own jobs stay in order. A finished job waits for its
+picked fairly: users take turns, each user's own jobs stay in order. With `batching`, a worker that
+takes the next job also takes the jobs of the same shape behind it in that order (waiting a moment for
+more to arrive) and paints them as one batch; each still ends on its own. A finished job waits for its
 result() call (the bot's follower makes it at once) at most `keep` seconds: one nobody collects —
 its follower died — is dropped with its pictures instead of being kept forever.
 """
@@ -16,18 +18,21 @@ from functools import partial
 
 from engine import Cancelled, Progress, Result
 
-from .base import (SHUTDOWN, Job, JobBackend, QueueFull, Runner, Snapshot, Status, queue_full, settle, timeout_error,
-                   too_many)
+from .base import (SHUTDOWN, Batching, Job, JobBackend, QueueFull, Runner, Snapshot, Status, queue_full, settle,
+                   timeout_error, too_many)
 
 UNCOLLECTED = 600.0  # seconds a finished job waits for result() before it is dropped
 
 
 class InProcessBackend(JobBackend):
-    """`workers` threads in this process running `runner`; fair order, per-user limit and queue cap."""
+    """`workers` threads in this process running `runner` (or `batching`'s runner for batches of more than
+    one); fair order, per-user limit and queue cap."""
 
     def __init__(self, runner: Runner, *, workers: int = 1, queue_size: int = 20, per_user: int = 2,
-                 timeout: float | None = None, grace: float = 30.0, keep: float = UNCOLLECTED) -> None:
+                 timeout: float | None = None, grace: float = 30.0, keep: float = UNCOLLECTED,
+                 batching: Batching | None = None) -> None:
         self._runner = runner
+        self._batching = batching
         self._workers = workers
         self._queue_size = queue_size
         self._per_user = per_user
@@ -82,7 +87,7 @@ class InProcessBackend(JobBackend):
         self._done[job.id] = asyncio.get_running_loop().create_future()
         self._waiting.append(job)
         async with self._wakeup:
-            self._wakeup.notify()
+            self._wakeup.notify_all()  # an idle worker, and a worker gathering a batch this job may join
         return self._order().index(job) + 1
 
     async def pending(self, user_id: int) -> tuple[int, int]:
@@ -145,32 +150,83 @@ class InProcessBackend(JobBackend):
                 await self._wakeup.wait_for(lambda: self._waiting or self._closing)
                 if self._closing:
                     return
-                job = self._order()[0]
-                self._waiting.remove(job)
-                self._running[job.id] = job
-                job.status = Status.RUNNING
-            await self._run(job)
+                batch = await self._gather()
+            await self._run(batch)
 
-    async def _run(self, job: Job) -> None:
-        """Run one job to its end; whatever happens, the worker lives on and the job gets an outcome."""
+    def _take(self, job: Job) -> None:
+        self._waiting.remove(job)
+        self._running[job.id] = job
+        job.status = Status.RUNNING
+
+    async def _gather(self) -> list[Job]:
+        """The next batch (called holding the wake-up condition): the head of the fair order, then the
+        jobs of its shape in fair order behind it while the batch has room and fits, waiting for them
+        at most the batching's moment (a job cancelled meanwhile is running already: it ends at its first step)."""
+        assert self._wakeup is not None
+        head = self._order()[0]
+        self._take(head)
+        batching = self._batching
+        key = batching.key(head) if batching is not None and batching.size > 1 else None
+        if batching is None or key is None:
+            return [head]
+        batch = [head]
+        deadline = asyncio.get_running_loop().time() + batching.wait
+        while True:
+            for job in self._order():
+                if len(batch) < batching.size and batching.key(job) == key and batching.fits([*batch, job]):
+                    self._take(job)
+                    batch.append(job)
+            left = deadline - asyncio.get_running_loop().time()
+            if len(batch) >= batching.size or left <= 0 or self._closing:
+                break
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), left)
+            except TimeoutError:
+                pass
+        return batch
+
+    async def _run(self, batch: list[Job]) -> None:
+        """Run a batch (or one job) to its end; whatever happens, the worker lives on and each job gets its
+        own outcome, as soon as it is known."""
         loop = asyncio.get_running_loop()
-        cancel = self._cancel[job.id]
-        timer = loop.call_later(self._timeout, self._expire, job) if self._timeout else None
-        try:
-            result = await loop.run_in_executor(self._executor, self._runner, job, partial(_record, job), cancel)
-        except Cancelled:
-            if job.id in self._expired:
-                self._finish(job, Status.FAILED, error=timeout_error(self._timeout))
-            else:
-                self._finish(job, Status.CANCELLED, error=job.error or "the job was cancelled")
-        except Exception as error:
-            status, why = settle(job, error)
-            self._finish(job, status, error=why)
-        else:
-            self._finish(job, Status.DONE, result=result)
-        finally:
+        timers = {job.id: loop.call_later(self._timeout, self._expire, job) for job in batch} if self._timeout else {}
+
+        def conclude(job: Job, outcome: Result | BaseException) -> None:
+            timer = timers.pop(job.id, None)
             if timer is not None:
                 timer.cancel()
+            if job.id not in self._running:  # ended already
+                return
+            if isinstance(outcome, Cancelled):
+                if job.id in self._expired:
+                    self._finish(job, Status.FAILED, error=timeout_error(self._timeout))
+                else:
+                    self._finish(job, Status.CANCELLED, error=job.error or "the job was cancelled")
+            elif isinstance(outcome, BaseException):
+                status, why = settle(job, outcome)
+                self._finish(job, status, error=why)
+            else:
+                self._finish(job, Status.DONE, result=outcome)
+
+        ending: BaseException = RuntimeError("the batch runner gave this job no outcome")
+        try:
+            if len(batch) == 1:
+                job = batch[0]
+                conclude(job, await loop.run_in_executor(self._executor, self._runner, job, partial(_record, job),
+                                                         self._cancel[job.id]))
+            else:
+                assert self._batching is not None
+                calls = [(job, partial(_record, job), self._cancel[job.id],
+                          partial(loop.call_soon_threadsafe, conclude, job)) for job in batch]
+                await loop.run_in_executor(self._executor, self._batching.runner, calls)
+        except Exception as error:
+            ending = error
+        except asyncio.CancelledError:  # close() stopped waiting for a runner that ignored its cancel event
+            ending = Cancelled()
+            raise
+        finally:
+            for job in batch:  # a job the runner left without an outcome (it raised, or forgot it)
+                conclude(job, ending)
 
     def _expire(self, job: Job) -> None:
         self._expired.add(job.id)

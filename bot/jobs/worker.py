@@ -1,7 +1,10 @@
 """The Celery side of the job queue: the app, the one task, and the GPU worker (`stylize-worker`).
 
 Nothing here imports Discord. A worker process loads the VGG-19 once, pins itself to one GPU and
-paints one job at a time with the same `engine_runner` as the in-process backend. Messages carry
+paints one job at a time with the same `engine_runner` as the in-process backend — or, with a batch
+size above 1 (STYLIZE_BATCH_SIZE, --batch-size), the job its message names together with released jobs
+of the same shape (engine.batch_key), which it claims from `<p>:released` in the bot's fair order, as
+one batch (engine.stylize_batch); each job of a batch keeps its own beat, cancel, progress and outcome. Messages carry
 only a job id: the job's record, pictures, progress and result live in Redis under
 `<prefix>:job:<id>` keys that expire (bot.jobs.celery writes and reads the bot's half).
 
@@ -59,7 +62,8 @@ from PIL import Image
 
 from engine import Cancelled, Progress, Result
 
-from .base import EXPIRED, ClipProgress, Job, Runner, Status, settings_from, settings_of, settle, timeout_error
+from .base import (EXPIRED, Batching, ClipProgress, Job, Runner, Status, engine_batching, settings_from, settings_of,
+                   settle, timeout_error)
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +189,8 @@ def make_app(redis_url: str | None = None) -> Celery:
 # ------------------------------------------------------------------------------------ worker side
 
 _CLAIM = TOUCH + """
--- KEYS: record, released, running, beat, waiting   ARGV: id, worker, pid, now, beat_ttl, max_attempts, note
+-- KEYS: record, released, running, beat, waiting
+-- ARGV: id, worker, pid, now, beat_ttl, max_attempts, note, batched (the worker whose batch it joins, or '')
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return {'gone', 0} end
 if status == 'done' or status == 'failed' or status == 'cancelled' then return {'finished', 0} end
@@ -197,14 +202,14 @@ if status == 'running' then
   if attempt >= tonumber(ARGV[6]) then return {'exhausted', attempt} end
   attempt = attempt + 1
   redis.call('HSET', KEYS[1], 'attempt', attempt, 'worker', ARGV[2], 'pid', ARGV[3], 'note', ARGV[7],
-             'started', ARGV[4])
+             'started', ARGV[4], 'batched', ARGV[8])
   redis.call('SET', KEYS[4], ARGV[2], 'EX', ARGV[5])
   return {'run', attempt}
 end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])
 redis.call('HSET', KEYS[1], 'status', 'running', 'attempt', 1, 'worker', ARGV[2], 'pid', ARGV[3],
-           'started', ARGV[4], 'note', '')
+           'started', ARGV[4], 'note', '', 'batched', ARGV[8])
 redis.call('SET', KEYS[4], ARGV[2], 'EX', ARGV[5])
 return {'run', 1}
 """
@@ -251,6 +256,9 @@ class _Worker:
         self.device = os.environ.get("STYLIZE_DEVICE", "auto")
         self.beat_ttl = float(os.environ.get("STYLIZE_BEAT_TTL", "6"))
         self.runner: Runner | None = None
+        self.batch_size = int(os.environ.get("STYLIZE_BATCH_SIZE") or 1)  # as the bot's [jobs] batch_size
+        self.batch_wait = float(os.environ.get("STYLIZE_BATCH_WAIT") or 0.05)
+        self.batching: Batching | None = None
         self.redis: Any = None
         self.url: str | None = None
 
@@ -269,6 +277,11 @@ class _Worker:
             load_vgg(device)
             self.device = device
             self.runner = _load_runner(os.environ.get("STYLIZE_RUNNER", "bot.jobs.base:engine_runner"))(device)
+            if self.batch_size > 1:  # a batch may use this device's memory (engine.memory: the sum of its jobs)
+                from engine.memory import gpu_bytes, machine_bytes
+
+                budget = gpu_bytes(device) if device.startswith("cuda") else machine_bytes()
+                self.batching = engine_batching(device, self.batch_size, self.batch_wait, budget)
             log.info("worker process %d ready on %s (VGG-19 loaded in %.1f s)", os.getpid(), device,
                      time.perf_counter() - started)
         if self.redis is None or url != self.url:
@@ -306,15 +319,15 @@ def _paint_task(task: Any, job_id: str, prefix: str) -> dict[str, Any]:
 
 
 def paint(job_id: str, keys: Keys, *, hostname: str) -> dict[str, Any]:
-    """Claim the job, paint it, store the outcome. Returns what Celery stores as the task's result."""
+    """Claim the job, paint it (in a batch with released jobs of its shape when the worker batches), store
+    each outcome. Returns what Celery stores as the task's result: this message's job's outcome."""
     r = _worker.redis
-    record = keys.job(job_id)
     me = f"{hostname}/{os.getpid()}"
     deadline = time.monotonic() + _worker.beat_ttl + 2
     while True:  # a redelivered message: wait for the dead worker's beat to expire before taking over
         verdict, attempt = _claim(r, keys, job_id, me)
-        if verdict != "busy" or time.monotonic() > deadline:
-            break
+        if verdict != "busy" or time.monotonic() > deadline or r.hget(keys.job(job_id), "batched"):
+            break  # a job in a live worker's batch is that worker's: no need to wait for its beat
         time.sleep(0.25)
     if verdict in ("busy", "gone", "finished", "early"):
         log.info("job %s: %s, nothing to do", job_id, verdict)
@@ -322,17 +335,80 @@ def paint(job_id: str, keys: Keys, *, hostname: str) -> dict[str, Any]:
     if verdict == "exhausted":
         _finish(r, keys, job_id, attempt, Status.FAILED, GAVE_UP)
         return {"job": job_id, "outcome": "failed", "attempt": attempt}
+    leader = _started(r, keys, job_id, attempt, me)
+    if isinstance(leader, dict):
+        return leader
+    batch = [leader, *_companions(r, keys, leader, me)]
+    log.info("job %s: painting (attempt %d) for user %s%s", job_id, attempt, leader.job.user_id,
+             f", in a batch of {len(batch)}" if len(batch) > 1 else "")
+    try:  # the beat goes on until the outcome is stored: nobody takes over a job that is only saving
+        try:
+            if len(batch) == 1:
+                assert _worker.runner is not None
+                leader.conclude(_worker.runner(leader.job, leader.reporter, leader.cancel))
+            else:
+                assert _worker.batching is not None
+                _worker.batching.runner([(p.job, p.reporter, p.cancel, p.conclude) for p in batch])
+        except Exception as error:
+            for painting in batch:
+                painting.conclude(error)  # those that ended already keep their outcome
+    finally:
+        for painting in batch:
+            painting.watch.stop()
+    return leader.outcome or {"job": job_id, "outcome": "failed", "attempt": attempt}
 
-    fields = {k.decode(): v.decode() for k, v in r.hgetall(record).items()}
-    reason = r.get(keys.job(job_id, "cancel"))
-    if reason is not None:
-        _finish(r, keys, job_id, attempt, Status.CANCELLED, reason.decode())
-        return {"job": job_id, "outcome": "cancelled", "attempt": attempt}
+
+class _Painting:
+    """A claimed job on this worker: its cancel event, beat and progress, and (once stored) its outcome."""
+
+    def __init__(self, r: Any, keys: Keys, job: Job, attempt: int, timeout: float | None, keep: int, me: str) -> None:
+        self.r, self.keys, self.job, self.attempt, self.keep = r, keys, job, attempt, keep
+        self.timeout = timeout
+        self.cancel = threading.Event()
+        self.watch = _Watch(keys, job, self.cancel, timeout, me, _worker.beat_ttl)
+        self.reporter = _Reporter(keys, job, keep)
+        self.outcome: dict[str, Any] | None = None
+        self.watch.start()
+
+    def conclude(self, outcome: Result | BaseException) -> None:
+        """Store the job's result or why it ended (once; from the painting thread, the moment it is known)."""
+        if self.outcome is not None:
+            return
+        r, keys, job_id, attempt = self.r, self.keys, self.job.id, self.attempt
+        if isinstance(outcome, BaseException):
+            if isinstance(outcome, Cancelled) and self.watch.expired:
+                status, why = Status.FAILED, timeout_error(self.timeout)
+            else:
+                status, why = settle(self.job, outcome)
+            _persist(lambda: _finish(r, keys, job_id, attempt, status, why, progress=self.reporter.last), job_id)
+            self.outcome = {"job": job_id, "outcome": status.value, "attempt": attempt}
+        else:
+            image, frames = png(outcome.image), [png(frame) for frame in outcome.frames]
+
+            def store() -> None:
+                r.set(keys.job(job_id, "result"), image, ex=self.keep)
+                if frames:  # like the result: a list under its own key, expiring with the record
+                    with r.pipeline() as pipe:
+                        pipe.delete(keys.job(job_id, "frames")).rpush(keys.job(job_id, "frames"), *frames)
+                        pipe.expire(keys.job(job_id, "frames"), self.keep).execute()
+                _finish(r, keys, job_id, attempt, Status.DONE, "", result=result_json(outcome),
+                        progress=self.reporter.last)
+
+            _persist(store, job_id)
+            log.info("job %s: done in %.1f s", job_id, outcome.elapsed)
+            self.outcome = {"job": job_id, "outcome": "done", "attempt": attempt, "elapsed": outcome.elapsed}
+        self.watch.stop()
+
+
+def _job(r: Any, keys: Keys, job_id: str) -> tuple[Job, dict[str, str]] | None:
+    """The job as its record and pictures in Redis hold it (None if a picture is missing)."""
+    fields = {k.decode(): v.decode() for k, v in r.hgetall(keys.job(job_id)).items()}
+    if "settings" not in fields:
+        return None
     styles, masked, started, later = (int(fields.get(name) or 0) for name in ("styles", "mask", "init", "later_frames"))
     pictures = r.mget([keys.image(job_id, n) for n in range(1 + styles + masked + started + later)])
     if any(p is None for p in pictures):
-        _finish(r, keys, job_id, attempt, Status.FAILED, LOST_PICTURES)
-        return {"job": job_id, "outcome": "failed", "attempt": attempt}
+        return None
     content, durations = unpng(pictures[0]), tuple(json.loads(fields.get("durations") or "[]"))
     first_frame = 1 + styles + masked + started
     job = Job(user_id=int(fields["user_id"]), channel_id=int(fields["channel_id"]),
@@ -343,40 +419,51 @@ def paint(job_id: str, keys: Keys, *, hostname: str) -> dict[str, Any]:
               init=unpng(pictures[first_frame - 1]) if started else None,
               frames=(content, *(unpng(p) for p in pictures[first_frame:])) if durations else (),
               durations_ms=durations, settings=settings_from(fields["settings"]), id=job_id, status=Status.RUNNING)
+    return job, fields
+
+
+def _started(r: Any, keys: Keys, job_id: str, attempt: int, me: str) -> _Painting | dict[str, Any]:
+    """A job just claimed, ready to paint — or the outcome already stored (cancelled meanwhile, pictures lost)."""
+    reason = r.get(keys.job(job_id, "cancel"))
+    if reason is not None:
+        _finish(r, keys, job_id, attempt, Status.CANCELLED, reason.decode())
+        return {"job": job_id, "outcome": "cancelled", "attempt": attempt}
+    loaded = _job(r, keys, job_id)
+    if loaded is None:
+        _finish(r, keys, job_id, attempt, Status.FAILED, LOST_PICTURES)
+        return {"job": job_id, "outcome": "failed", "attempt": attempt}
+    job, fields = loaded
     timeout = float(fields["timeout"]) if fields.get("timeout") else None
-    keep = int(float(fields.get("keep") or 86400))
-    log.info("job %s: painting (attempt %d) for user %s", job_id, attempt, job.user_id)
+    return _Painting(r, keys, job, attempt, timeout, int(float(fields.get("keep") or 86400)), me)
 
-    cancel = threading.Event()
-    watch = _Watch(keys, job, cancel, timeout, me, _worker.beat_ttl)
-    reporter = _Reporter(keys, job, keep)
-    watch.start()
-    try:  # the beat goes on until the outcome is stored: nobody takes over a job that is only saving
-        try:
-            assert _worker.runner is not None
-            result = _worker.runner(job, reporter, cancel)
-        except Exception as error:
-            if isinstance(error, Cancelled) and watch.expired:
-                status, why = Status.FAILED, timeout_error(timeout)
-            else:
-                status, why = settle(job, error)
-            _persist(lambda: _finish(r, keys, job_id, attempt, status, why, progress=reporter.last), job_id)
-            return {"job": job_id, "outcome": status.value, "attempt": attempt}
-        image, frames = png(result.image), [png(frame) for frame in result.frames]
 
-        def store() -> None:
-            r.set(keys.job(job_id, "result"), image, ex=keep)
-            if frames:  # like the result: a list under its own key, expiring with the record
-                with r.pipeline() as pipe:
-                    pipe.delete(keys.job(job_id, "frames")).rpush(keys.job(job_id, "frames"), *frames)
-                    pipe.expire(keys.job(job_id, "frames"), keep).execute()
-            _finish(r, keys, job_id, attempt, Status.DONE, "", result=result_json(result), progress=reporter.last)
-
-        _persist(store, job_id)
-    finally:
-        watch.stop()
-    log.info("job %s: done in %.1f s", job_id, result.elapsed)
-    return {"job": job_id, "outcome": "done", "attempt": attempt, "elapsed": result.elapsed}
+def _companions(r: Any, keys: Keys, leader: _Painting, me: str) -> list[_Painting]:
+    """Released jobs of the leader's shape that join its batch, in the order the bot released them (its fair
+    order), up to the batch size and while the batch fits; waiting at most the batch's moment for them."""
+    batching = _worker.batching
+    if batching is None or batching.size < 2 or (key := batching.key(leader.job)) is None:
+        return []
+    joined: list[_Painting] = []
+    seen, deadline = {leader.job.id}, time.monotonic() + batching.wait
+    while True:
+        for raw in r.zrange(keys.released, 0, -1):
+            job_id = raw.decode()
+            if job_id in seen or 1 + len(joined) >= batching.size:
+                continue
+            seen.add(job_id)
+            loaded = _job(r, keys, job_id)
+            if loaded is None or batching.key(loaded[0]) != key or not batching.fits(
+                    [leader.job, *(p.job for p in joined), loaded[0]]):
+                continue
+            verdict, attempt = _claim(r, keys, job_id, me, batched=True)  # its own message is then dropped at once
+            if verdict != "run":
+                continue
+            painting = _started(r, keys, job_id, attempt, me)
+            if isinstance(painting, _Painting):
+                joined.append(painting)
+        if 1 + len(joined) >= batching.size or time.monotonic() >= deadline:
+            return joined
+        time.sleep(0.02)
 
 
 def _persist(store: Callable[[], None], job_id: str, patience: float = 300) -> None:
@@ -398,10 +485,12 @@ def _persist(store: Callable[[], None], job_id: str, patience: float = 300) -> N
             delay = min(delay * 2, 10)
 
 
-def _claim(r: Any, keys: Keys, job_id: str, me: str) -> tuple[str, int]:
+def _claim(r: Any, keys: Keys, job_id: str, me: str, batched: bool = False) -> tuple[str, int]:
+    """Take the job (see _CLAIM); `batched`: into this worker's batch, which its own message then leaves alone."""
     verdict, attempt = _worker.claim(
         keys=[keys.job(job_id), keys.released, keys.running, keys.job(job_id, "beat"), keys.waiting],
-        args=[job_id, me, os.getpid(), time.time(), max(1, round(_worker.beat_ttl)), MAX_ATTEMPTS, RETRY_NOTE])
+        args=[job_id, me, os.getpid(), time.time(), max(1, round(_worker.beat_ttl)), MAX_ATTEMPTS, RETRY_NOTE,
+              me if batched else ""])
     return verdict.decode(), int(attempt)
 
 
@@ -490,6 +579,10 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"the bot's Redis (default: $STYLIZE_REDIS_URL, else {DEFAULT_REDIS_URL})")
     parser.add_argument("--name", default=None, help="worker name (default: gpuN@host, or stylize@host)")
     parser.add_argument("--torch-threads", type=int, default=None, help="CPU threads for torch (CPU workers)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="paint up to N released jobs of one shape as one batch (the bot's [jobs] batch_size)")
+    parser.add_argument("--batch-wait", type=float, default=None,
+                        help="seconds a batch waits for more jobs of its shape (the bot's [jobs] batch_wait)")
     parser.add_argument("--loglevel", default="INFO")
     args, extra = parser.parse_known_args(argv)
     extra = [a for a in extra if a != "--"]
@@ -500,7 +593,13 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["STYLIZE_DEVICE"] = args.device
     if args.torch_threads:
         os.environ["STYLIZE_TORCH_THREADS"] = str(args.torch_threads)
+    if args.batch_size is not None:
+        os.environ["STYLIZE_BATCH_SIZE"] = str(args.batch_size)
+    if args.batch_wait is not None:
+        os.environ["STYLIZE_BATCH_WAIT"] = str(args.batch_wait)
     _worker.device = os.environ.get("STYLIZE_DEVICE", "auto")
+    _worker.batch_size = int(os.environ.get("STYLIZE_BATCH_SIZE") or 1)
+    _worker.batch_wait = float(os.environ.get("STYLIZE_BATCH_WAIT") or 0.05)
     url = args.redis_url or os.environ.get("STYLIZE_REDIS_URL") or DEFAULT_REDIS_URL
     app.conf.update(broker_url=url, result_backend=url)
     name = args.name or (f"gpu{args.gpu}@%h" if args.gpu is not None else "stylize@%h")
