@@ -225,14 +225,13 @@ async def test_a_tweak_form_sent_after_forget_paints_and_keeps_nothing(fake_disc
     async with run_bot(make_bot(roomy(), runner=runner)):
         result = await painted(fake_discord, await fake_discord.send_message(alice, FIRST, attachments=uploads))
         await painted(fake_discord, await fake_discord.send_message(bob, FIRST, attachments=uploads))
-        await fake_discord.click_button(bob, result.message_id, label="Tweak")
-        opened = await fake_discord.wait_for(kind="interaction_response", timeout=15)
-        await fake_discord.send_message(alice, "!stylize forget")
-        await fake_discord.wait_for(lambda e: "Deleted" in (e.content or ""), kind="message", timeout=15)
-        mark = fake_discord.mark()
-        await fake_discord.submit_modal(bob, {opened.payload["data"]["components"][0]["component"]["custom_id"]:
-                                              "steps=4"})
-        gone = await answer(fake_discord, mark)
+        pressed = await fake_discord.click_button(bob, result.message_id, label="Tweak")
+        opened = await fake_discord.response_to(pressed, timeout=15)
+        forget = await fake_discord.send_message(alice, "!stylize forget")
+        await fake_discord.wait_for(replying_to(forget), kind="message", timeout=15)
+        sent = await fake_discord.submit_modal(bob, {opened.payload["data"]["components"][0]["component"]["custom_id"]:
+                                                     "steps=4"}, interaction=pressed)
+        gone = await answer(fake_discord, sent)
         await fake_discord.wait_quiet(0.5)
         owners = kept_jobs(data_dir)
     assert gone.content.startswith("I no longer have the photo and style of job") and "`forget`" in gone.content

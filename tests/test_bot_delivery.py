@@ -22,7 +22,7 @@ from discord_standin import FLAG_LOADING, Event, FakeDiscord, Upload
 from engine import Progress
 from test_bot_again import first_result, painted
 from test_bot_e2e import (Overlap, config, data_dir, eventually, make_bot, photo_and_style,  # noqa: F401
-                          picture, status_of, with_file)
+                          picture, replying_to, status_of, with_file)
 from test_bot_jobs import FakeRunner
 from test_bot_library import Recording, ask, roomy
 
@@ -308,6 +308,27 @@ async def hold_a_picture(fake: FakeDiscord, owner: Any, runner: FakeRunner) -> E
     runner.release_all()
     return await fake.wait_for(lambda e: e.message_id == status.message_id and "last" in (e.content or ""),
                                kind="edit", timeout=15)
+
+
+@pytest.mark.parametrize("keep_days", [7, 0], ids=["stored", "in-memory"])
+async def test_two_lasts_at_once_post_a_held_picture_once(fake_discord: FakeDiscord, run_bot, data_dir: Path,
+                                                          keep_days: int) -> None:
+    """A member who types `last` twice in a row (or a fast machine that answers the first while the second
+    arrives) gets the painting once: the second waits for the first, then finds nothing waiting."""
+    runner = FakeRunner()
+    alice = fake_discord.alice
+    elsewhere = fake_discord.add_text_channel("elsewhere")
+    cfg = roomy(storage={"data_dir": str(data_dir), "keep_days": keep_days})
+    async with run_bot(make_bot(cfg, runner=runner)):
+        await hold_a_picture(fake_discord, alice, runner)
+        first, second = [await fake_discord.send_message(alice, "!stylize last", channel_id=elsewhere)
+                         for _ in range(2)]
+        answers = [await fake_discord.wait_for(replying_to(request), kind="message", timeout=15)
+                   for request in (first, second)]
+        await fake_discord.wait_quiet(0.5)
+    pictures = [e for e in fake_discord.events if e.kind == "message" and "here is your painting" in (e.content or "")
+                and e.channel_id == elsewhere]
+    assert len(pictures) == 1 and "Nothing is waiting for you" in answers[1].content
 
 
 @pytest.mark.parametrize("keep_days", [7, 0], ids=["stored", "in-memory"])

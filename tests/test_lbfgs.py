@@ -57,8 +57,10 @@ def test_steps_are_torchs_on_a_convex_problem(history: int) -> None:
 
 def test_pairs_without_curvature_are_dropped_as_torch_drops_them() -> None:
     """Near a maximum of cos, yᵀs < 0: torch keeps no pair for the first steps, then fills its ring and
-    wraps; ours must pick the same pairs (the spare slot takes the rejected ones)."""
-    start = torch.rand(8, generator=torch.Generator().manual_seed(1)) * 0.2
+    wraps; ours must pick the same pairs (the spare slot takes the rejected ones). In float64: on this
+    non-convex path the two recursions' float32 rounding (their order of sums differs, and differs between
+    CPUs) grew past the tolerance within 12 steps on another machine (an H200 host, torch 2.11)."""
+    start = torch.rand(8, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 0.2
     theirs, ours, reference, optimizer = _torch_and_ours(lambda x: x.cos().sum() + 0.05 * x.square().sum(),
                                                           start, 3, 0.5, 12)
     assert optimizer.rho[-1] < 0  # a pair was rejected
@@ -86,6 +88,7 @@ def test_a_step_makes_no_host_sync() -> None:
 
 def test_progress_with_unread_losses_travels_as_json() -> None:
     """The Celery worker stores progress as JSON: the device-held losses must be read on the way."""
+    pytest.importorskip("celery", reason="the Celery worker's module needs celery")
     from bot.jobs.worker import progress_from, progress_json
 
     progress = Progress(3, 10, 1, 2, (64, 43), Losses({"style": torch.tensor(0.5), "total": torch.tensor(2.0)}), 1.5)

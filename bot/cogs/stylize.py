@@ -162,21 +162,22 @@ class Stylize(commands.Cog):
         """Post the paintings that neither their channel nor your DMs would take (yours only); each one posted
         is no longer held."""
         delivery = self.painter.delivery
-        held = await delivery.held(ctx.author.id)
-        if not held:
-            raise UsageError("Nothing is waiting for you: I hold a painting only when neither its channel nor your "
-                             f"DMs would take it — {delivery.terms()}.")
-        for painting in held:
-            try:
-                await ctx.reply(painting.text, files=[u.file() for u in painting.uploads], embed=painting.embed,
-                                ephemeral=True, mention_author=False)
-            except discord.HTTPException as error:
-                if error.status != 413:
-                    raise
-                raise UsageError(f"The painting of job `{short_id(painting.job)}` is too large to upload here — I "
-                                 f"keep it: use `{ctx.clean_prefix}stylize last` in the server where you asked for "
-                                 "it.") from None
-            await delivery.delivered(ctx.author.id, painting)
+        async with delivery.fetching(ctx.author.id):
+            held = await delivery.held(ctx.author.id)
+            if not held:
+                raise UsageError("Nothing is waiting for you: I hold a painting only when neither its channel nor "
+                                 f"your DMs would take it — {delivery.terms()}.")
+            for painting in held:
+                try:
+                    await ctx.reply(painting.text, files=[u.file() for u in painting.uploads], embed=painting.embed,
+                                    ephemeral=True, mention_author=False)
+                except discord.HTTPException as error:
+                    if error.status != 413:
+                        raise
+                    raise UsageError(f"The painting of job `{short_id(painting.job)}` is too large to upload here "
+                                     f"— I keep it: use `{ctx.clean_prefix}stylize last` in the server where you "
+                                     "asked for it.") from None
+                await delivery.delivered(ctx.author.id, painting)
 
     @stylize.command(name="styles", description="The style library: list it, or (moderators) add or remove a style")
     @app_commands.describe(action="list (default), add or remove", name="the style's name: a-z, 0-9, _ and -",

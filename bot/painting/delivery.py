@@ -123,6 +123,7 @@ class Delivery:
         self._recovery: asyncio.Task[None] | None = None
         self._held: dict[int, list[Held]] = {}  # owner id → paintings held in memory, oldest first
         self._untold: set[int] = set()  # owners who may not have been told of what is held for them
+        self._fetching: dict[int, asyncio.Lock] = {}  # owner id → one `last` at a time
         self._holding: set[str] = set()  # jobs just held, for their status line
 
     def start(self) -> None:
@@ -189,6 +190,13 @@ class Delivery:
         return (f"📬 I painted job{'s' if many else ''} {listed} for you but could not deliver "
                 f"{'them' if many else 'it'} (I may not post where you asked, and your DMs are closed to me) "
                 f"— `{prefix}stylize last` (or `/stylize last`) posts {'them' if many else 'it'} where you use it.")
+
+    @contextlib.asynccontextmanager
+    async def fetching(self, user_id: int) -> AsyncIterator[None]:
+        """One `last` of a member at a time: a second one waits for the first to post (and release) what is
+        held, so it cannot post the same painting again."""
+        async with self._fetching.setdefault(user_id, asyncio.Lock()):  # a lock per member who used `last`
+            yield
 
     async def held(self, user_id: int) -> list[Held]:
         """What is held for `user_id`, oldest first; each stays held until `delivered`."""
