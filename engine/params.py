@@ -247,11 +247,12 @@ class Settings:
         "keeps its meaning)", optional=True, min=0, max=1e6)
     precision: str = param("auto", "VGG arithmetic: bf16 is faster where the hardware has it; auto picks",
                            choices=("auto", "fp32", "bf16"))
-    seed: int | None = param(None, "random seed for repeatable results (default: random; on a GPU, with "
-                             "deterministic=true)",
+    seed: int | None = param(None, "random seed for repeatable results (default: random; on a GPU or in "
+                             "batches, deterministic=true)",
                              min=0, max=2**31 - 1, optional=True)
-    deterministic: bool = param(False, "same seed, same picture on a GPU too (PyTorch's deterministic mode: "
-                                "1–15 % slower on an H200); CPU runs repeat without it")
+    deterministic: bool = param(False, "same seed, same picture on a GPU too, and never painted in a batch "
+                                "(PyTorch's deterministic mode: 1–15 % slower on an H200); CPU jobs painted alone "
+                                "repeat without it")
     preview: bool = param(False, "show a preview image at every progress report")
     # Animations (engine/animate.py): frame 1 takes `steps`; later frames start from the previous one.
     animate: bool = param(False, "paint every frame of an animated photo (GIF, APNG, WebP), not only its "

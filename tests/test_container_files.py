@@ -133,6 +133,20 @@ def test_the_number_of_gpu_workers_is_one_setting_with_one_by_default() -> None:
     assert "!docker/" in IGNORE
 
 
+def test_the_workers_batch_settings_come_from_env_with_the_bots_defaults() -> None:
+    """The GPU workers read STYLIZE_BATCH_SIZE / STYLIZE_BATCH_WAIT (bot/jobs/worker.py); compose passes them
+    from .env, defaulting to the bot's [jobs] batch_size and batch_wait, so the two can be set to match."""
+    from bot.config import Jobs
+    from bot.jobs import worker
+
+    source = Path(worker.__file__).read_text(encoding="utf-8")
+    environment = SERVICES["worker"]["environment"]
+    for name, default in (("STYLIZE_BATCH_SIZE", Jobs().batch_size), ("STYLIZE_BATCH_WAIT", Jobs().batch_wait)):
+        assert f'os.environ.get("{name}")' in source, name
+        assert environment[name] == f"${{{name}:-{default}}}", name
+        assert re.search(rf"^{name}={default}$", ENV_EXAMPLE, re.M), name
+
+
 def test_secrets_come_from_env_and_nothing_is_published_beyond_this_machine() -> None:
     url = "redis://:${REDIS_PASSWORD:-}@redis:6379/0"
     for name in ("bot-celery", "worker", "flower"):
