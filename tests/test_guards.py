@@ -380,6 +380,19 @@ async def test_only_the_owner_or_a_moderator_cancels(fake_discord: FakeDiscord, 
         assert "⚠️" not in (answer.content or "") and "moderator can cancel" not in (answer.content or "")
 
 
+async def test_cooldown_on_the_cancel_button(fake_discord: FakeDiscord, run_bot) -> None:
+    """Presses of Cancel count against [cooldown] buttons, refused presses too."""
+    runner = Recording()
+    async with run_bot(make_bot(tiny(cooldown={"buttons": 1, "seconds": 60}), runner=runner)):
+        request = await fake_discord.send_message(fake_discord.alice, "!stylize", attachments=photo_and_style())
+        status = await fake_discord.wait_for(lambda e: "Queued" in (e.content or "") and replying_to(request)(e),
+                                             kind="message", timeout=15)
+        first = await cancel(fake_discord, "Cancel", fake_discord.bob, status)
+        second = await cancel(fake_discord, "Cancel", fake_discord.bob, status)
+        runner.release_all()
+    assert SLOW not in (first.content or "") and SLOW in (second.content or ""), second.content
+
+
 @pytest.mark.parametrize("way", AGAIN)
 async def test_painting_again_keeps_the_photo_its_owners(fake_discord: FakeDiscord, run_bot, way: str) -> None:
     """Bob paints alice's result again: the job is his, the photo stays hers — his `forget` leaves it (his
