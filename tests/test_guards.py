@@ -87,9 +87,9 @@ def filled(form: dict[str, Any], text: str) -> dict[str, Any]:
     return values
 
 
-async def attempt(fake: FakeDiscord, way: str, user: User, text: str = "", target: Event | None = None) -> Event:
+async def attempt(fake: FakeDiscord, way: str, user: User, text: str = "", target: int | None = None) -> Event:
     """`user` asks for a job (or, for the settings menu, a job's settings) through `way`, with `text` for its
-    settings where that way takes any; `target`: the result a button or menu is used on. Returns the bot's
+    settings where that way takes any; `target`: the message (a result) a button or menu is used on. Returns the bot's
     last answer to them: a refusal, or what it said once the request was taken."""
     mark = fake.mark()
     if way == "!stylize":
@@ -102,9 +102,9 @@ async def attempt(fake: FakeDiscord, way: str, user: User, text: str = "", targe
         return await answer_to(fake, used, mark)
     assert target is not None
     if way in BUTTONS or way == "Tweak":
-        used = await fake.click_button(user, target.message_id, label=way)
+        used = await fake.click_button(user, target, label=way)
     else:
-        used = await fake.use_message_command(user, way, target.message_id)
+        used = await fake.use_message_command(user, way, target)
     first = await answer_to(fake, used, mark)
     if first.response_type != 9:  # no form: refused, or answered at once
         return first
@@ -114,12 +114,12 @@ async def attempt(fake: FakeDiscord, way: str, user: User, text: str = "", targe
     return await answer_to(fake, submitted, mark)
 
 
-async def result_of(fake: FakeDiscord, user: User, text: str = "") -> Event:
-    """`user`'s painted result (with the "again" buttons), kept and findable by its message."""
+async def result_of(fake: FakeDiscord, user: User, text: str = "") -> int:
+    """`user`'s painted result (with the "again" buttons), kept and findable by its message: its id."""
     request = await fake.send_message(user, f"!stylize {text}", attachments=photo_and_style())
     result = await fake.wait_for(lambda e: with_file(e) and replying_to(request)(e), kind="message", timeout=15)
     await fake.wait_quiet(0.3)  # the result's message is recorded with the kept job once it is posted
-    return result
+    return result.message_id
 
 
 async def command(fake: FakeDiscord, user: User, text: str, channel_id: int | None = None,
@@ -134,8 +134,7 @@ async def command(fake: FakeDiscord, user: User, text: str, channel_id: int | No
     while words and ":" not in words[0]:  # subcommand names
         name, words = f"{name} {words[0]}", words[1:]
     options: dict[str, Any] = dict(word.split(":", 1) for word in words)
-    for attachment in attachments:
-        options[{"stylize paint": "content"}.get(name, "picture") if "content" not in options else "style"] = attachment
+    options.update(zip(["content", "style"] if name == "stylize paint" else ["picture"], attachments))
     used = await fake.send_interaction(user, name, options or None, channel_id=channel_id)
     return await answer_to(fake, used, mark)
 
@@ -180,6 +179,18 @@ async def test_commands_only_where_enabled(fake_discord: FakeDiscord, run_bot, t
                 if e.channel_id == fake_discord.channel_id]
     assert all(DISABLED in (content or "") for content in said), said
     assert runner.jobs == []
+
+
+@pytest.mark.parametrize("text", COMMANDS)
+async def test_commands_answer_where_enabled(fake_discord: FakeDiscord, run_bot, text: str) -> None:
+    """In a listed channel of a listed server, every command is answered."""
+    allowed = fake_discord.add_text_channel("painting")
+    user, uploads = COMMANDS[text]
+    access = {"guilds": [fake_discord.guild_id], "channels": [allowed]}
+    async with run_bot(make_bot(tiny(access=access), runner=started())):
+        answer = await command(fake_discord, getattr(fake_discord, user), text, channel_id=allowed,
+                               attachments=attachments_for(uploads))
+    assert DISABLED not in (answer.content or ""), answer.content
 
 
 @pytest.mark.parametrize("way", FROM_RESULT)
@@ -249,15 +260,18 @@ async def test_a_roles_default_reaches_the_job(fake_discord: FakeDiscord, run_bo
 @pytest.mark.parametrize("way", PAINT)
 async def test_cooldown_at_every_way_to_paint(fake_discord: FakeDiscord, run_bot, way: str) -> None:
     """One request per member per period ([cooldown] commands=1, buttons=1): bob's second is refused with
-    the time to wait, and only his first is queued."""
+    the time to wait, and only his first is queued; carol, who asked for nothing yet, is not slowed down."""
+    carol = fake_discord.make_user("carol")
     runner = started()
     async with run_bot(make_bot(tiny(cooldown={"commands": 1, "buttons": 1, "seconds": 60}), runner=runner)):
         result = await result_of(fake_discord, fake_discord.alice)
         first = await attempt(fake_discord, way, fake_discord.bob, "steps=3", result)
         await eventually(lambda: len(jobs_of(runner, fake_discord.bob)) == 1)
         second = await attempt(fake_discord, way, fake_discord.bob, "steps=3", result)
+        others = await attempt(fake_discord, way, carol, "steps=3", result)  # a bucket per member
+        await eventually(lambda: len(jobs_of(runner, carol)) == 1)
         await fake_discord.wait_quiet(0.3)
-    assert SLOW not in (first.content or "")
+    assert SLOW not in (first.content or "") and SLOW not in (others.content or "")
     assert SLOW in (second.content or "") and (second.ephemeral or way == "!stylize"), second.content
     assert len(jobs_of(runner, fake_discord.bob)) == 1
 
@@ -380,8 +394,25 @@ async def test_only_the_owner_or_a_moderator_cancels(fake_discord: FakeDiscord, 
         assert "⚠️" not in (answer.content or "") and "moderator can cancel" not in (answer.content or "")
 
 
+@pytest.mark.parametrize("way", CANCEL[:2])
+async def test_a_moderator_cancels_only_this_servers_jobs(fake_discord: FakeDiscord, run_bot, way: str) -> None:
+    """Bob's job from a direct message is no job of this server's: its moderator cannot cancel it."""
+    runner = Recording()
+    async with run_bot(make_bot(tiny(), runner=runner)) as bot:
+        request = await fake_discord.send_message(fake_discord.bob, "!stylize", attachments=photo_and_style(),
+                                                  dm=True)
+        status = await fake_discord.wait_for(lambda e: "Queued" in (e.content or "") and replying_to(request)(e),
+                                             kind="message", timeout=15)
+        refused = await cancel(fake_discord, way, fake_discord.moderator, status)
+        await fake_discord.wait_quiet(0.3)
+        left = [j.user_id for j in await bot.backend.jobs()]
+        runner.release_all()
+    assert refused.content.startswith("⚠️") and left == [fake_discord.bob.id], refused.content
+
+
 async def test_cooldown_on_the_cancel_button(fake_discord: FakeDiscord, run_bot) -> None:
-    """Presses of Cancel count against [cooldown] buttons, refused presses too."""
+    """Presses of Cancel count against the presser's [cooldown] buttons, refused presses too; the job's owner
+    has a bucket of her own."""
     runner = Recording()
     async with run_bot(make_bot(tiny(cooldown={"buttons": 1, "seconds": 60}), runner=runner)):
         request = await fake_discord.send_message(fake_discord.alice, "!stylize", attachments=photo_and_style())
@@ -389,8 +420,10 @@ async def test_cooldown_on_the_cancel_button(fake_discord: FakeDiscord, run_bot)
                                              kind="message", timeout=15)
         first = await cancel(fake_discord, "Cancel", fake_discord.bob, status)
         second = await cancel(fake_discord, "Cancel", fake_discord.bob, status)
+        own = await cancel(fake_discord, "Cancel", fake_discord.alice, status)
         runner.release_all()
     assert SLOW not in (first.content or "") and SLOW in (second.content or ""), second.content
+    assert own.kind == "edit" and "Cancelling" in (own.content or ""), own.content
 
 
 @pytest.mark.parametrize("way", AGAIN)
@@ -402,14 +435,14 @@ async def test_painting_again_keeps_the_photo_its_owners(fake_discord: FakeDisco
     async with run_bot(make_bot(tiny(), runner=runner)):
         result = await result_of(fake_discord, alice)
         await attempt(fake_discord, way, bob, "steps=3", result)
-        again = await fake_discord.wait_for(lambda e: with_file(e) and replying_to({"id": str(result.message_id)})(e),
+        again = await fake_discord.wait_for(lambda e: with_file(e) and replying_to({"id": str(result)})(e),
                                             kind="message", timeout=15)
         await fake_discord.wait_quiet(0.3)
         await command(fake_discord, bob, "!stylize forget")
-        await attempt(fake_discord, "Variation", bob, target=again)
+        await attempt(fake_discord, "Variation", bob, target=again.message_id)
         await eventually(lambda: len(jobs_of(runner, bob)) == 2)
         await command(fake_discord, alice, "!stylize forget")
-        gone = await attempt(fake_discord, "Variation", bob, target=again)
+        gone = await attempt(fake_discord, "Variation", bob, target=again.message_id)
         await fake_discord.wait_quiet(0.3)
     assert len(jobs_of(runner, bob)) == 2 and "no longer have" in gone.content
 
@@ -421,11 +454,10 @@ async def test_a_photo_painted_from_the_menu_stays_its_posters(fake_discord: Fak
     alice, bob = fake_discord.alice, fake_discord.bob
     async with run_bot(make_bot(tiny(), runner=runner)):
         photo = await fake_discord.send_message(bob, "my cat", attachments=[photo_and_style()[0]])
-        posted = Event(index=-1, kind="message", via="channel", message_id=int(photo["id"]))
-        await attempt(fake_discord, way, alice, "steps=3", posted)
+        await attempt(fake_discord, way, alice, "steps=3", int(photo["id"]))
         result = await fake_discord.wait_for(lambda e: with_file(e) and replying_to(photo)(e), kind="message",
                                              timeout=15)
         await fake_discord.wait_quiet(0.3)
         await command(fake_discord, bob, "!stylize forget")
-        gone = await attempt(fake_discord, "Variation", alice, target=result)
+        gone = await attempt(fake_discord, "Variation", alice, target=result.message_id)
     assert "no longer have" in (gone.content or "")
