@@ -19,7 +19,8 @@ finishes at once (no painting); pictures are at most 80 px.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Iterable
 from typing import Any
 
 import discord
@@ -194,9 +195,11 @@ async def test_commands_answer_where_enabled(fake_discord: FakeDiscord, run_bot,
 
 
 @pytest.mark.parametrize("way", FROM_RESULT)
-async def test_results_only_where_enabled(fake_discord: FakeDiscord, run_bot, way: str) -> None:
+async def test_results_only_where_enabled(fake_discord: FakeDiscord, run_bot, way: str,
+                                         caplog: pytest.LogCaptureFixture) -> None:
     """A result in a channel the bot is no longer enabled in (the allow-list changed since): its buttons, the
-    Tweak form and the menus refuse, saying so to the presser only."""
+    Tweak form and the menus refuse, saying so to the presser only, and go no further (no error logged);
+    with the result's server and channel listed, they answer."""
     allowed = fake_discord.add_text_channel("painting")
     runner = started()
     async with run_bot(make_bot(tiny(), runner=runner)):
@@ -204,8 +207,14 @@ async def test_results_only_where_enabled(fake_discord: FakeDiscord, run_bot, wa
     async with run_bot(make_bot(tiny(access={"channels": [allowed]}), runner=runner)):
         answer = await attempt(fake_discord, way, fake_discord.bob, "steps=3", result)
         await fake_discord.wait_quiet(0.3)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    queued = jobs_of(runner, fake_discord.bob)
+    listed = {"guilds": [fake_discord.guild_id], "channels": [fake_discord.channel_id]}
+    async with run_bot(make_bot(tiny(access=listed), runner=runner)):
+        answered = await attempt(fake_discord, way, fake_discord.bob, "steps=3", result)
     assert answer.ephemeral and DISABLED in answer.content
-    assert jobs_of(runner, fake_discord.bob) == []
+    assert queued == [] and errors == []
+    assert DISABLED not in (answered.content or ""), answered.content
 
 
 # ----------------------------------------------------------------------------------------- caps
@@ -240,7 +249,8 @@ ROLE_DEFAULTS = ("!stylize", "/stylize paint", missing("Tweak", "role defaults")
 @pytest.mark.parametrize("way", ROLE_DEFAULTS)
 async def test_a_roles_default_reaches_the_job(fake_discord: FakeDiscord, run_bot, way: str) -> None:
     """A role that animates by default: a job its member asks for has animate on (the member said nothing of
-    it); nobody else's does. (The buttons change a kept job's settings, role defaults included: not here.)"""
+    it), unless they say `animate=false`; nobody else's does. (The buttons change a kept job's settings, role
+    defaults included: not here.)"""
     movers = fake_discord.add_role("Movers")
     mover = fake_discord.make_user("mover", roles=[movers])
     runner = started()
@@ -248,10 +258,13 @@ async def test_a_roles_default_reaches_the_job(fake_discord: FakeDiscord, run_bo
         result = await result_of(fake_discord, fake_discord.alice)
         await attempt(fake_discord, way, mover, "steps=3", result)
         await eventually(lambda: len(jobs_of(runner, mover)) == 1)
+        await attempt(fake_discord, way, mover, "steps=3 animate=false", result)
+        await eventually(lambda: len(jobs_of(runner, mover)) == 2)
     (alices,) = jobs_of(runner, fake_discord.alice)
-    (movers_job,) = jobs_of(runner, mover)
+    defaulted, declined = jobs_of(runner, mover)
     assert not alices.settings.animate
-    assert movers_job.settings.animate and movers_job.settings.steps == 3
+    assert defaulted.settings.animate and defaulted.settings.steps == 3
+    assert not declined.settings.animate  # the member's own word wins over the role's default
 
 
 # ----------------------------------------------------------------------------------------- cooldown
