@@ -38,7 +38,6 @@ SETTINGS = "Stylize: settings"
 AGAIN = (*BUTTONS, *FORMS)  # paint a kept job again
 PAINT = ("!stylize", "/stylize paint", *AGAIN, USE_PHOTO)  # every way a job is asked for
 FROM_RESULT = (*AGAIN, USE_PHOTO, SETTINGS)  # the ways that start from a result message
-MENUS = (*FORMS[1:], USE_PHOTO, SETTINGS)
 
 CAP = "over this server's cap"
 SLOW = "going a bit fast"
