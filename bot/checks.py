@@ -88,6 +88,21 @@ class Cooldowns:
         self.buttons = _per_user(cooldown.buttons, cooldown.seconds)
         self.told = _per_user(1, cooldown.seconds)
 
+    def count(self, user_id: int) -> None:
+        """One command of `user_id` (every cog's commands share the bucket); CommandOnCooldown past the rate."""
+        bucket = self.commands.get_bucket(user_id)
+        assert bucket is not None  # a mapping keyed by user always has one
+        retry = bucket.update_rate_limit()
+        if retry is not None:
+            raise commands.CommandOnCooldown(bucket, retry, commands.BucketType.user)
+
+    def note(self, ctx: commands.Context[Any], error: commands.CommandOnCooldown) -> str | None:
+        """The "slow down" answer to a command over the rate; None for a prefix command of a member told so
+        this period already (more notes would be the flood the cooldown stops)."""
+        if ctx.interaction is None and self.told.update_rate_limit(ctx.author.id) is not None:
+            return None
+        return slow_down(error.retry_after)
+
 
 def _per_user(rate: int, seconds: float) -> commands.CooldownMapping[int]:
     """A token bucket per user id: `rate` uses in any `seconds`."""

@@ -42,6 +42,10 @@ class StyleLibrary(commands.Cog):
     async def cog_check(self, ctx: commands.Context[Any]) -> bool:
         return enabled(self.bot.config, ctx.guild.id if ctx.guild else None, ctx.channel.id)
 
+    async def cog_before_invoke(self, ctx: commands.Context[Any]) -> None:
+        """The per-user cooldown: the same bucket as the `stylize` commands'."""
+        self.bot.painter.cooldowns.count(ctx.author.id)
+
     @tasks.loop(hours=1)
     async def sweep(self) -> None:
         """Retention and disk cap (the first run is at start-up)."""
@@ -69,6 +73,11 @@ class StyleLibrary(commands.Cog):
         if isinstance(error, commands.CheckFailure):
             if ctx.interaction is not None:
                 await answer(ctx, "⚠️ I'm not enabled in this channel.")
+            return
+        if isinstance(error, commands.CommandOnCooldown):
+            note = self.bot.painter.cooldowns.note(ctx, error)
+            if note is not None:
+                await answer(ctx, f"⚠️ {note}")
             return
         await answer(ctx, f"⚠️ {explain(error, f'command {ctx.command}')}")
 

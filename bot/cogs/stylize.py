@@ -64,12 +64,8 @@ class Stylize(commands.Cog):
         return enabled(self.config, ctx.guild.id if ctx.guild else None, ctx.channel.id)
 
     async def cog_before_invoke(self, ctx: commands.Context[Any]) -> None:
-        """The per-user cooldown, one bucket for all of the cog's commands, prefix and slash alike."""
-        bucket = self.cooldowns.commands.get_bucket(ctx.author.id)
-        assert bucket is not None  # a mapping keyed by user always has one
-        retry = bucket.update_rate_limit()
-        if retry is not None:
-            raise commands.CommandOnCooldown(bucket, retry, commands.BucketType.user)
+        """The per-user cooldown, one bucket for all commands, prefix and slash alike."""
+        self.cooldowns.count(ctx.author.id)
 
     async def cog_after_invoke(self, ctx: commands.Context[Any]) -> None:
         """The news of a painting that could not be delivered, once, with the owner's next command."""
@@ -229,9 +225,10 @@ class Stylize(commands.Cog):
                 return  # a channel the bot is not enabled in: stay quiet
             text = "I'm not enabled in this channel."
         elif isinstance(error, commands.CommandOnCooldown):
-            if ctx.interaction is None and self.cooldowns.told.update_rate_limit(ctx.author.id) is not None:
-                return  # told once this period: more notes would be the flood the cooldown stops
-            text = slow_down(error.retry_after)
+            note = self.cooldowns.note(ctx, error)
+            if note is None:
+                return
+            text = note
         elif isinstance(error, commands.UserInputError):
             text = f"{error}\n\n{usage(self.config.prefix)}"
         else:
