@@ -150,8 +150,8 @@ class Caps:
             given = f"style_scale={settings.style_scale:g} at pixels={settings.pixels}"
         else:
             width, height = sizes.content
-            given = (f"pixels={settings.pixels} on this {max(shape) / min(shape):.3g}:1 photo (painted {width}×{height}) "
-                     f"with style_scale={settings.style_scale:g}")
+            given = (f"pixels={settings.pixels} on this {max(shape) / min(shape):.3g}:1 photo "
+                     f"(painted {width}×{height}) with style_scale={settings.style_scale:g}")
             fitting = self._largest_pixels(settings, shape)
             most = f"pixels={fitting} or {most}" if fitting else most
         raise ParamError(f"{given} paints the style pictures at {sizes.style} px, over this server's cap of "

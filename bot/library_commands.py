@@ -92,7 +92,8 @@ async def forget(bot: StylizeBot, ctx: commands.Context[Any]) -> None:
     if done:
         text = f"🗑️ Deleted {' and '.join(done)}."
     else:
-        text = "I keep nothing of yours here." if bot.store.nothing_kept else "I keep nothing of yours — nothing to delete."
+        text = ("I keep nothing of yours here." if bot.store.nothing_kept
+                else "I keep nothing of yours — nothing to delete.")
     await ctx.reply(text, ephemeral=True, mention_author=False)
 
 

@@ -102,7 +102,8 @@ class Menus(commands.Cog):
             if args.names:
                 raise UsageError(f"Settings are key=value words (`{args.names[0]}` is not one); the style goes "
                                  "in its own field.")
-            plan = await painter.prepare(user, guild_id, lambda caps: Sources(photo, tuple(named), poster=message.author.id), raw=args.raw,
+            sources = Sources(photo, tuple(named), poster=message.author.id)  # the photo stays its poster's
+            plan = await painter.prepare(user, guild_id, lambda caps: sources, raw=args.raw,
                                          cooldown=painter.cooldowns.commands)  # a painting request
             job = await painter.submit(Request(user.id, guild_id, Origin.at(interaction.channel, message.id)), plan)
         except Exception as error:

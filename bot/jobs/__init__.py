@@ -9,6 +9,6 @@ from .base import (SHUTDOWN, UNEXPECTED, Admission, BatchRunner, Batching, ClipP
                    settle, short_id, timeout_error)
 from .inprocess import InProcessBackend
 
-__all__ = ["SHUTDOWN", "UNEXPECTED", "Admission", "BatchRunner", "Batching", "ClipProgress", "Detached", "InProcessBackend", "Job", "JobBackend",
-           "QueueFull", "Runner", "Snapshot", "Status", "engine_batching", "engine_runner", "settings_from", "settings_json", "settle",
-           "short_id", "timeout_error"]
+__all__ = ["SHUTDOWN", "UNEXPECTED", "Admission", "BatchRunner", "Batching", "ClipProgress", "Detached",
+           "InProcessBackend", "Job", "JobBackend", "QueueFull", "Runner", "Snapshot", "Status", "engine_batching",
+           "engine_runner", "settings_from", "settings_json", "settle", "short_id", "timeout_error"]

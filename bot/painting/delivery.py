@@ -410,8 +410,8 @@ class Delivery:
                         buttons: bool = False, note: str = "", poster: int | None = None) -> discord.Message | None:
         """The picture (settings stamped inside, and the timelapse if asked for) or the painted animation, or the
         reason there is none, to the owner; then the final status line. The picture's message gets the "again"
-        buttons when `buttons` (its inputs are kept) and ends with `note`; `poster` posted the photo, when known. Returns that
-        message."""
+        buttons when `buttons` (its inputs are kept) and ends with `note`; `poster` posted the photo, when known.
+        Returns that message."""
         mention = f"<@{job.user_id}>"
         if job.status is Status.CANCELLED:
             await status.edit(content=f"🛑 Job `{job.short}` {job.error}.", view=None, attachments=[])
@@ -474,8 +474,8 @@ class Delivery:
                    poster: int | None = None, **options: Any) -> discord.Message | None:
         """`text` (and `uploads`) to the job's owner: in its channel, naming and pinging only them; where the
         bot may not post (or the channel is gone), by direct message; if neither would take a picture, it is held
-        for `stylize last` (see held_news; `poster`: whose photo it is, when known). None if it was not delivered (logged). Any other refusal (e.g. 413,
-        too large) is raised."""
+        for `stylize last` (see held_news; `poster`: whose photo it is, when known). None if it was not delivered
+        (logged). Any other refusal (e.g. 413, too large) is raised."""
         ping = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(job.user_id)],
                                        replied_user=False)
         try:
