@@ -304,6 +304,26 @@ async def test_cooldown_on_the_library_and_defaults_commands(fake_discord: FakeD
     assert SLOW not in (first.content or "") and SLOW in (second.content or ""), second.content
 
 
+async def test_one_slow_down_note_per_member_for_prefix_commands(fake_discord: FakeDiscord, run_bot) -> None:
+    """Over the rate, a prefix command is told "slow down" once per period and then ignored (more notes would be
+    the flood the cooldown stops), each member their own note; a slash command is told each time (ephemeral)."""
+    carol = fake_discord.make_user("carol")
+    async with run_bot(make_bot(tiny(cooldown={"commands": 1, "seconds": 60}))):
+        notes = []
+        for user in (fake_discord.alice, carol):
+            await command(fake_discord, user, "!stylize styles")
+            notes.append(await command(fake_discord, user, "!stylize styles"))
+        mark = fake_discord.mark()
+        unanswered = await fake_discord.send_message(fake_discord.alice, "!stylize styles")
+        for _ in range(2):
+            await command(fake_discord, fake_discord.bob, "/stylize styles")
+        slash = [await command(fake_discord, fake_discord.bob, "/stylize styles") for _ in range(2)]
+        await fake_discord.wait_quiet(0.3)
+    assert all(SLOW in (note.content or "") for note in notes), [note.content for note in notes]
+    assert not fake_discord.find(replying_to(unanswered), kind="message", since=mark)
+    assert all(SLOW in (note.content or "") and note.ephemeral for note in slash), [note.content for note in slash]
+
+
 # ------------------------------------------------------------------------------- who may do what
 
 STYLES = {  # how to add or remove the style `lilies`, by prefix and by slash
