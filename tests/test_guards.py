@@ -6,6 +6,7 @@ For each way in — `!stylize`, `/stylize paint`, the five "again" buttons, the 
 context menus, the library commands and the defaults commands — the guards that apply there:
 
 * the channel and server allow-list ([access] channels, guilds): refused, nothing queued;
+* where the bot may not post (its status and picture would fail): refused, nothing queued;
 * moderator-only (styles add/remove: moderators; defaults: Manage Server);
 * caps: settings over the member's cap are refused, a role that raises the cap lets them through;
 * role defaults: a role's `animate` default reaches the job;
@@ -208,6 +209,25 @@ async def test_results_only_where_enabled(fake_discord: FakeDiscord, run_bot, wa
     assert answer.ephemeral and DISABLED in answer.content
     assert queued == [] and errors == []
     assert DISABLED not in (answered.content or ""), answered.content
+
+
+@pytest.mark.parametrize("way", [way for way in (*PAINT, SETTINGS) if way != "!stylize"])
+async def test_interactions_where_the_bot_may_not_post(fake_discord: FakeDiscord, run_bot, way: str) -> None:
+    """Where the bot may not send messages, a way to paint by interaction refuses at once, to the asker only,
+    and queues nothing (its status and picture could not be posted); the settings menu, whose answer is
+    private, still answers."""
+    runner = started()
+    async with run_bot(make_bot(tiny(), runner=runner)):
+        result = await result_of(fake_discord, fake_discord.alice)
+        await fake_discord.deny_bot(fake_discord.channel_id, discord.Permissions(send_messages=True))
+        answer = await attempt(fake_discord, way, fake_discord.bob, "steps=3", result)
+        await fake_discord.wait_quiet(0.3)
+    assert answer.ephemeral, answer.content
+    if way == SETTINGS:
+        assert answer.embeds and "can't post" not in (answer.content or "")
+    else:
+        assert "can't post" in (answer.content or ""), answer.content
+        assert jobs_of(runner, fake_discord.bob) == []
 
 
 # ----------------------------------------------------------------------------------------- caps
