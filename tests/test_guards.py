@@ -212,7 +212,8 @@ async def test_results_only_where_enabled(fake_discord: FakeDiscord, run_bot, wa
 
 
 @pytest.mark.parametrize("way", [way for way in (*PAINT, SETTINGS) if way != "!stylize"])
-async def test_interactions_where_the_bot_may_not_post(fake_discord: FakeDiscord, run_bot, way: str) -> None:
+async def test_interactions_where_the_bot_may_not_post(fake_discord: FakeDiscord, run_bot, way: str,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
     """Where the bot may not send messages, a way to paint by interaction refuses at once, to the asker only,
     and queues nothing (its status and picture could not be posted); the settings menu, whose answer is
     private, still answers."""
@@ -220,14 +221,32 @@ async def test_interactions_where_the_bot_may_not_post(fake_discord: FakeDiscord
     async with run_bot(make_bot(tiny(), runner=runner)):
         result = await result_of(fake_discord, fake_discord.alice)
         await fake_discord.deny_bot(fake_discord.channel_id, discord.Permissions(send_messages=True))
+        since = len(fake_discord.requests)
         answer = await attempt(fake_discord, way, fake_discord.bob, "steps=3", result)
-        await fake_discord.wait_quiet(0.3)
+        await fake_discord.wait_quiet(0.5)
+    channel = f"POST /api/v10/channels/{fake_discord.channel_id}/messages"
+    posts = [r for r in fake_discord.request_paths[since:] if r == channel]
     assert answer.ephemeral, answer.content
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert posts == [] and errors == []  # it goes no further (a status message that would be refused)
     if way == SETTINGS:
         assert answer.embeds and "can't post" not in (answer.content or "")
     else:
         assert "can't post" in (answer.content or ""), answer.content
         assert jobs_of(runner, fake_discord.bob) == []
+
+
+async def test_a_slash_job_in_direct_messages_may_post(fake_discord: FakeDiscord, run_bot) -> None:
+    """In a DM the bot may always post (no channel permissions there): `/stylize paint` is taken."""
+    runner = started()
+    async with run_bot(make_bot(tiny(), runner=runner)):
+        mark = fake_discord.mark()
+        photo, style = photo_and_style()
+        used = await fake_discord.send_interaction(fake_discord.bob, "stylize paint",
+                                                   {"content": photo, "style": style}, dm=True)
+        answer = await answer_to(fake_discord, used, mark)
+        await eventually(lambda: len(jobs_of(runner, fake_discord.bob)) == 1)
+    assert "can't post" not in (answer.content or ""), answer.content
 
 
 # ----------------------------------------------------------------------------------------- caps
