@@ -249,6 +249,17 @@ async def test_a_slash_job_in_direct_messages_may_post(fake_discord: FakeDiscord
     assert "can't post" not in (answer.content or ""), answer.content
 
 
+@pytest.mark.parametrize("way", ["!stylize", "/stylize paint"])
+async def test_server_defaults_reach_a_new_job(fake_discord: FakeDiscord, run_bot, way: str) -> None:
+    """The server's defaults (`!stylize defaults`) are what a new job starts from, under the member's own words."""
+    runner = started()
+    async with run_bot(make_bot(tiny(), runner=runner)):
+        await command(fake_discord, fake_discord.owner, "!stylize defaults steps=3")
+        await attempt(fake_discord, way, fake_discord.bob)
+        await eventually(lambda: len(jobs_of(runner, fake_discord.bob)) == 1)
+    assert jobs_of(runner, fake_discord.bob)[0].settings.steps == 3
+
+
 # ----------------------------------------------------------------------------------------- caps
 
 
