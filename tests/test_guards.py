@@ -260,6 +260,19 @@ async def test_server_defaults_reach_a_new_job(fake_discord: FakeDiscord, run_bo
     assert jobs_of(runner, fake_discord.bob)[0].settings.steps == 3
 
 
+@pytest.mark.parametrize("way", ["!stylize", "/stylize paint"])
+async def test_style_blend_needs_one_weight_per_style(fake_discord: FakeDiscord, run_bot, way: str) -> None:
+    """The blend is judged before queueing: one weight for the one style is taken, two are refused."""
+    runner = started()
+    async with run_bot(make_bot(tiny(), runner=runner)):
+        taken = await attempt(fake_discord, way, fake_discord.bob, "style_blend=1")
+        await eventually(lambda: len(jobs_of(runner, fake_discord.bob)) == 1)
+        refused = await attempt(fake_discord, way, fake_discord.alice, "style_blend=1,1")
+        await fake_discord.wait_quiet(0.3)
+    assert "weight" not in (taken.content or "") and "2 weights" in (refused.content or ""), refused.content
+    assert jobs_of(runner, fake_discord.alice) == []
+
+
 # ----------------------------------------------------------------------------------------- caps
 
 
