@@ -6,6 +6,7 @@ For each way in — `!stylize`, `/stylize paint`, the five "again" buttons, the 
 context menus, the library commands and the defaults commands — the guards that apply there:
 
 * the channel and server allow-list ([access] channels, guilds): refused, nothing queued;
+* where the bot may not post (its status and picture would fail): refused, nothing queued;
 * moderator-only (styles add/remove: moderators; defaults: Manage Server);
 * caps: settings over the member's cap are refused, a role that raises the cap lets them through;
 * role defaults: a role's `animate` default reaches the job;
@@ -210,6 +211,68 @@ async def test_results_only_where_enabled(fake_discord: FakeDiscord, run_bot, wa
     assert DISABLED not in (answered.content or ""), answered.content
 
 
+@pytest.mark.parametrize("way", [way for way in (*PAINT, SETTINGS) if way != "!stylize"])
+async def test_interactions_where_the_bot_may_not_post(fake_discord: FakeDiscord, run_bot, way: str,
+                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """Where the bot may not send messages, a way to paint by interaction refuses at once, to the asker only,
+    and queues nothing (its status and picture could not be posted); the settings menu, whose answer is
+    private, still answers."""
+    runner = started()
+    async with run_bot(make_bot(tiny(), runner=runner)):
+        result = await result_of(fake_discord, fake_discord.alice)
+        await fake_discord.deny_bot(fake_discord.channel_id, discord.Permissions(send_messages=True))
+        since = len(fake_discord.requests)
+        answer = await attempt(fake_discord, way, fake_discord.bob, "steps=3", result)
+        await fake_discord.wait_quiet(0.5)
+    channel = f"POST /api/v10/channels/{fake_discord.channel_id}/messages"
+    posts = [r for r in fake_discord.request_paths[since:] if r == channel]
+    assert answer.ephemeral, answer.content
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert posts == [] and errors == []  # it goes no further (a status message that would be refused)
+    if way == SETTINGS:
+        assert answer.embeds and "can't post" not in (answer.content or "")
+    else:
+        assert "can't post" in (answer.content or ""), answer.content
+        assert jobs_of(runner, fake_discord.bob) == []
+
+
+async def test_a_slash_job_in_direct_messages_may_post(fake_discord: FakeDiscord, run_bot) -> None:
+    """In a DM the bot may always post (no channel permissions there): `/stylize paint` is taken."""
+    runner = started()
+    async with run_bot(make_bot(tiny(), runner=runner)):
+        mark = fake_discord.mark()
+        photo, style = photo_and_style()
+        used = await fake_discord.send_interaction(fake_discord.bob, "stylize paint",
+                                                   {"content": photo, "style": style}, dm=True)
+        answer = await answer_to(fake_discord, used, mark)
+        await eventually(lambda: len(jobs_of(runner, fake_discord.bob)) == 1)
+    assert "can't post" not in (answer.content or ""), answer.content
+
+
+@pytest.mark.parametrize("way", ["!stylize", "/stylize paint"])
+async def test_server_defaults_reach_a_new_job(fake_discord: FakeDiscord, run_bot, way: str) -> None:
+    """The server's defaults (`!stylize defaults`) are what a new job starts from, under the member's own words."""
+    runner = started()
+    async with run_bot(make_bot(tiny(), runner=runner)):
+        await command(fake_discord, fake_discord.owner, "!stylize defaults steps=3")
+        await attempt(fake_discord, way, fake_discord.bob)
+        await eventually(lambda: len(jobs_of(runner, fake_discord.bob)) == 1)
+    assert jobs_of(runner, fake_discord.bob)[0].settings.steps == 3
+
+
+@pytest.mark.parametrize("way", ["!stylize", "/stylize paint"])
+async def test_style_blend_needs_one_weight_per_style(fake_discord: FakeDiscord, run_bot, way: str) -> None:
+    """The blend is judged before queueing: one weight for the one style is taken, two are refused."""
+    runner = started()
+    async with run_bot(make_bot(tiny(), runner=runner)):
+        taken = await attempt(fake_discord, way, fake_discord.bob, "style_blend=1")
+        await eventually(lambda: len(jobs_of(runner, fake_discord.bob)) == 1)
+        refused = await attempt(fake_discord, way, fake_discord.alice, "style_blend=1,1")
+        await fake_discord.wait_quiet(0.3)
+    assert "weight" not in (taken.content or "") and "2 weights" in (refused.content or ""), refused.content
+    assert jobs_of(runner, fake_discord.alice) == []
+
+
 # ----------------------------------------------------------------------------------------- caps
 
 
@@ -302,6 +365,26 @@ async def test_cooldown_on_the_library_and_defaults_commands(fake_discord: FakeD
         first = await command(fake_discord, fake_discord.alice, text)
         second = await command(fake_discord, fake_discord.alice, text)
     assert SLOW not in (first.content or "") and SLOW in (second.content or ""), second.content
+
+
+async def test_one_slow_down_note_per_member_for_prefix_commands(fake_discord: FakeDiscord, run_bot) -> None:
+    """Over the rate, a prefix command is told "slow down" once per period and then ignored (more notes would be
+    the flood the cooldown stops), each member their own note; a slash command is told each time (ephemeral)."""
+    carol = fake_discord.make_user("carol")
+    async with run_bot(make_bot(tiny(cooldown={"commands": 1, "seconds": 60}))):
+        notes = []
+        for user in (fake_discord.alice, carol):
+            await command(fake_discord, user, "!stylize styles")
+            notes.append(await command(fake_discord, user, "!stylize styles"))
+        mark = fake_discord.mark()
+        unanswered = await fake_discord.send_message(fake_discord.alice, "!stylize styles")
+        for _ in range(2):
+            await command(fake_discord, fake_discord.bob, "/stylize styles")
+        slash = [await command(fake_discord, fake_discord.bob, "/stylize styles") for _ in range(2)]
+        await fake_discord.wait_quiet(0.3)
+    assert all(SLOW in (note.content or "") for note in notes), [note.content for note in notes]
+    assert not fake_discord.find(replying_to(unanswered), kind="message", since=mark)
+    assert all(SLOW in (note.content or "") and note.ephemeral for note in slash), [note.content for note in slash]
 
 
 # ------------------------------------------------------------------------------- who may do what
