@@ -28,8 +28,8 @@ import discord
 import pytest
 
 from discord_standin import Event, FakeDiscord, Upload, User
-from test_bot_e2e import (config, data_dir, eventually, make_bot, photo_and_style, picture,  # noqa: F401
-                          replying_to, with_file)
+from test_bot_e2e import (config, data_dir, eventually, make_bot, mask_png, photo_and_style,  # noqa: F401
+                          picture, replying_to, with_file)
 from test_bot_library import Recording
 
 BUTTONS = ("Variation", "More style", "Less style", "Keep colours", "Bigger")
@@ -270,6 +270,22 @@ async def test_style_blend_needs_one_weight_per_style(fake_discord: FakeDiscord,
         refused = await attempt(fake_discord, way, fake_discord.alice, "style_blend=1,1")
         await fake_discord.wait_quiet(0.3)
     assert "weight" not in (taken.content or "") and "2 weights" in (refused.content or ""), refused.content
+    assert jobs_of(runner, fake_discord.alice) == []
+
+
+async def test_a_masks_regions_are_judged_before_queueing(fake_discord: FakeDiscord, run_bot) -> None:
+    """With a mask, the regions must send each colour to a style that exists: judged with the mask counted
+    (sending white to a third style of two is refused before anything is queued); without the mask counted
+    the regions would be ignored and the job queued."""
+    runner = started()
+    photo, style = photo_and_style()
+    mask = Upload("m.png", mask_png(80, 60))
+    async with run_bot(make_bot(tiny(), runner=runner)):
+        request = await fake_discord.send_message(fake_discord.alice, "!stylize mask=last regions=white:3",
+                                                  attachments=[photo, style, style, mask])
+        refused = await fake_discord.wait_for(replying_to(request), kind="message", timeout=15)
+        await fake_discord.wait_quiet(0.3)
+    assert "white to style 3" in (refused.content or ""), refused.content
     assert jobs_of(runner, fake_discord.alice) == []
 
 
