@@ -79,6 +79,14 @@ def slow_down(retry_after: float) -> str:
     return f"You're going a bit fast — try again in {math.ceil(retry_after)} s."
 
 
+async def too_fast(interaction: discord.Interaction, mapping: commands.CooldownMapping[int]) -> bool:
+    """One use of `mapping` ([cooldown]) by the presser; True, after telling them to slow down, past the rate."""
+    retry = mapping.update_rate_limit(interaction.user.id)
+    if retry is not None:
+        await tell(interaction, slow_down(retry))
+    return retry is not None
+
+
 class Cooldowns:
     """Token buckets per user id ([cooldown]): `commands` counts commands and painting requests from buttons,
     forms and menus, `buttons` the other clicks and looks, `told` one "slow down" note per user and period."""

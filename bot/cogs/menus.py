@@ -20,7 +20,7 @@ from discord.ext import commands
 from engine import stamp
 from engine.stamp import Stamp
 
-from ..checks import enabled_here, slow_down
+from ..checks import enabled_here, too_fast
 from ..errors import explain, tell
 from ..painting.request import Origin, Request, Sources
 from ..parsing import UsageError, split_arguments
@@ -56,9 +56,7 @@ class Menus(commands.Cog):
         """How the picture in `message` was made, for the asker's eyes only."""
         if not await enabled_here(interaction, self.bot.config, posting=False):  # the answer is private
             return
-        retry = self.bot.painter.cooldowns.buttons.update_rate_limit(interaction.user.id)  # it downloads pictures
-        if retry is not None:
-            await tell(interaction, slow_down(retry))
+        if await too_fast(interaction, self.bot.painter.cooldowns.buttons):  # it downloads pictures
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         found, source = None, ""

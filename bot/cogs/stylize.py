@@ -14,7 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from .. import library_commands
-from ..checks import CANNOT_POST, enabled, may_post, moderates, of_this_server, role_ids, slow_down
+from ..checks import CANNOT_POST, enabled, may_post, moderates, of_this_server, role_ids, too_fast
 from ..errors import answer, explain, tell, user_facing
 from ..jobs import Job, QueueFull, short_id
 from ..options import StylizeOptions
@@ -196,9 +196,7 @@ class Stylize(commands.Cog):
         await library_commands.defaults(self.bot, ctx, settings)
 
     async def cancel_from_button(self, interaction: discord.Interaction, job_id: str) -> None:
-        retry = self.cooldowns.buttons.update_rate_limit(interaction.user.id)
-        if retry is not None:
-            await tell(interaction, slow_down(retry))
+        if await too_fast(interaction, self.cooldowns.buttons):
             return
         try:
             job = next((j for j in await self.bot.backend.jobs() if j.id == job_id), None)
