@@ -349,7 +349,8 @@ def batch_key(settings: Settings, shape: tuple[int, int], device: str | torch.de
 def stylize_batch(requests: Sequence[Request], *, device: str | torch.device | None = None,
                   weights: str | None = None) -> list[Result | Exception]:
     """Paint several jobs of one batch_key at once: one VGG-19 forward and backward per step for all of
-    them (the batch dimension), each with its own optimiser, losses, progress, cancel and result.
+    them (the batch dimension) and one optimiser step that moves every picture by its own state (engine.lbfgs
+    batches the L-BFGS update itself), each job with its own losses, progress, cancel and result.
 
     Returns each job's Result, or the exception that ended it (EngineError for reasons its user can act
     on: a bad mask, Cancelled, OutOfMemory; anything else is a bug). A job that fails or is cancelled
@@ -488,8 +489,8 @@ class _Painter:
         self.frames = (_Frames(self.full_content.shape[1:], self.settings.epoch_length) if self.settings.timelapse
                        else None)
 
-    def begin(self, index: int, long_side: int, pass_steps: int) -> None:
-        """A pass's targets, starting picture and fresh optimiser."""
+    def begin(self, index: int, long_side: int) -> None:
+        """A pass's targets and starting picture."""
         settings, dev, control = self.settings, self.dev, self.control
         content = to_tensor(self.request.content, long_side)
         styles = [to_tensor(s, style_side(s.size, long_side, settings.style_scale)) for s in self.request.styles]
@@ -519,7 +520,6 @@ class _Painter:
         self.image = image.detach().clone(memory_format=torch.contiguous_format).requires_grad_(True)
         if self.frames is not None and self.step == 0:
             self.frames.add(_finish(self.targets.composite(self.image), self.full_content, self.luminance_only))
-        self.optimizer = _optimizer(self.image, settings, pass_steps)
 
     def picture(self) -> tuple[Tensor, Tensor, Tensor]:
         """What the batch's forward pass sees of this job: (the picture its variable stands for, clamped to
@@ -543,11 +543,11 @@ class _Painter:
         return self.parts(_features(self.vgg, picture, self.settings), inside, picture, stray)
 
     def advance(self, parts: dict[str, Tensor]) -> None:
-        """One step from the batch's evaluation (image.grad already set), then this step's reports."""
+        """After the batch's optimiser moved the picture from the evaluation that gave `parts`: this
+        step's reports."""
         settings, image = self.settings, self.image
         assert image is not None
         self.losses = Losses(parts)
-        self.optimizer.step(lambda: parts["total"])
         if settings.optimizer == "adam":
             with torch.no_grad():
                 image.clamp_(0, 255)
@@ -601,8 +601,9 @@ class _Painter:
 @torch.enable_grad()  # the optimisers evaluated under enable_grad; a caller's no_grad must not stop the batch
 def _run(painters: list[_Painter], dev: torch.device, weights: str | None) -> None:
     """Paint the batch: per pass each job's targets; per step one evaluation of all the jobs still in it
-    (their pictures concatenated along the batch dimension), then each job's own optimiser step. A job
-    cancelled or failed leaves at the next step; the others' arithmetic does not depend on it."""
+    (their pictures concatenated along the batch dimension), then one optimiser step that moves every
+    picture, each by its own state. A job cancelled or failed leaves at the next step; the others'
+    arithmetic does not depend on it."""
     start = time.perf_counter()
     first = painters[0].settings
     vgg = load_vgg(str(dev), weights, depth_for(first.content_layers + first.style_layers))
@@ -612,9 +613,10 @@ def _run(painters: list[_Painter], dev: torch.device, weights: str | None) -> No
     active = list(painters)
     for index, (long_side, pass_steps) in enumerate(zip(sizes, split_steps(first.steps, len(sizes))), start=1):
         for painter in active:
-            painter.attempt(painter.begin, index, long_side, pass_steps)
+            painter.attempt(painter.begin, index, long_side)
         members: list[_Painter] = []
         gradient: Callable[[], list[dict[str, Tensor]]] | None = None
+        optimizer: torch.optim.Optimizer | LBFGS | None = None
         for _ in range(pass_steps):
             for painter in active:
                 cancel = painter.request.cancel
@@ -624,14 +626,16 @@ def _run(painters: list[_Painter], dev: torch.device, weights: str | None) -> No
             if not active:
                 return
             if active != members:  # a new pass, or a job left: the batch has a new shape
+                optimizer = (_optimizer(active, pass_steps) if optimizer is None
+                             else _keep(optimizer, [members.index(painter) for painter in active]))
                 members = list(active)
                 gradient = _batch_gradient(vgg, members, first)
                 graphed = dev.type == "cuda" and CUDA_GRAPHS and first.optimizer == "lbfgs" and all(
                     painter.request.penalty is None for painter in members)
                 if graphed:  # captured per (pass, jobs in the batch): a graph replays one shape
                     gradient = _graphed(gradient, [painter.image for painter in members])
-            assert gradient is not None
-            for painter, parts in zip(members, gradient()):
+            assert gradient is not None and optimizer is not None
+            for painter, parts in zip(members, optimizer.step(gradient)):
                 painter.attempt(painter.advance, parts)
         for painter in active:
             if painter.outcome is None:
@@ -700,15 +704,31 @@ def _finish(image: Tensor, full_content: Tensor, luminance_only: bool) -> Image.
     return to_image(out)
 
 
-def _optimizer(image: Tensor, settings: Settings, steps: int) -> torch.optim.Optimizer | LBFGS:
-    if settings.optimizer == "adam":
-        return torch.optim.Adam([image], lr=settings.lr)
+def _optimizer(painters: list[_Painter], steps: int) -> torch.optim.Optimizer | LBFGS:
+    """One optimiser for the batch's pictures, each moved by its own state (and Adam by its job's lr)."""
+    images = [painter.image for painter in painters]
+    if painters[0].settings.optimizer == "adam":
+        return torch.optim.Adam([{"params": [image], "lr": painter.settings.lr}
+                                 for image, painter in zip(images, painters)])
     # No stop by tolerance: the user asked for a number of steps, and the bot promises that many.
     # torch's first step is lr·g/‖g‖₁ (L1 norm lr): with lr=1 it moved the picture by ~1e-5 grey levels, and
     # the curvature from so small a step made the next one overshoot (loss ×1e2…1e14). A first step of
     # FIRST_STEP_MOVE per pixel on average costs no evaluation and reached the same loss sooner
     # (bench/lbfgs_evals.py, README). Later steps have length 1 along the L-BFGS direction.
-    return LBFGS(image, history_size(image.numel(), steps), first_lr=FIRST_STEP_MOVE * image.numel())
+    numel = images[0].numel()
+    return LBFGS(images, history_size(numel, steps), first_lr=FIRST_STEP_MOVE * numel)
+
+
+def _keep(optimizer: torch.optim.Optimizer | LBFGS, rows: list[int]) -> torch.optim.Optimizer | LBFGS:
+    """The optimiser of the jobs at `rows` (ascending) of its batch, each with its state as it was."""
+    if isinstance(optimizer, LBFGS):
+        optimizer.keep(rows)
+        return optimizer
+    groups = [optimizer.param_groups[row] for row in rows]
+    kept = torch.optim.Adam(groups)
+    kept.state.update({image: optimizer.state[image] for group in groups for image in group["params"]
+                       if image in optimizer.state})
+    return kept
 
 
 def _graphed(gradient: Callable[[], list[dict[str, Tensor]]], images: list[Tensor]

@@ -96,6 +96,25 @@ def test_cancelling_one_job_in_a_batch_leaves_the_others_picture_unchanged(photo
     assert_same_picture(staying.image, alone.image)
 
 
+@pytest.mark.parametrize("optimizer", ["lbfgs", "adam"])
+def test_a_job_leaving_mid_pass_leaves_the_others_steps_as_they_were(photos: list[Image.Image],
+                                                                     paintings: list[Image.Image],
+                                                                     optimizer: str) -> None:
+    """The batch's one optimiser drops the leaving job's state and keeps the others' (their curvature
+    history, or Adam's moments and each job's own lr) as it was."""
+    settings = [tiny(scales=1, optimizer=optimizer, lr=lr) for lr in (1.0, 2.0, 5.0)]
+    alone = [stylize(photos[1], [paintings[k - 1]], settings[k], device="cpu") for k in (1, 2)]
+    cancel = threading.Event()
+    leaving = Request(photos[0], [paintings[0]], settings[0], cancel=cancel,
+                      progress=lambda progress: cancel.set() if progress.step == 2 else None)
+    staying = [Request(photos[1], [paintings[k - 1]], settings[k]) for k in (1, 2)]
+    left, *stayed = stylize_batch([leaving, *staying], device="cpu")
+    assert isinstance(left, Cancelled)
+    for result, single in zip(stayed, alone):
+        assert not isinstance(result, Exception) and result.steps == 6
+        assert_same_picture(result.image, single.image)
+
+
 def test_a_job_that_fails_fails_alone(photos: list[Image.Image], paintings: list[Image.Image]) -> None:
     bad_blend = Request(photos[0], [paintings[0]], tiny(style_blend=(1.0, 2.0)))
     broken = Request(photos[0], [paintings[0]], tiny(), progress=lambda p: 1 / 0)  # fails mid-run

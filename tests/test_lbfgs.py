@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
-from torch.profiler import ProfilerActivity, profile
+from torch.profiler import ProfilerActivity, profile, record_function
 
 from engine import Progress, Settings, stylize
 from engine.lbfgs import LBFGS
@@ -23,7 +24,7 @@ def _torch_and_ours(f: Callable[[torch.Tensor], torch.Tensor], start: torch.Tens
     theirs, ours = start.clone().requires_grad_(True), start.clone().requires_grad_(True)
     reference = torch.optim.LBFGS([theirs], lr=first_lr, max_iter=1, history_size=history, tolerance_grad=-1,
                                   tolerance_change=-1)
-    optimizer = LBFGS(ours, history, first_lr)
+    optimizer = LBFGS([ours], history, first_lr)
 
     def closure(x: torch.Tensor) -> Callable[[], torch.Tensor]:
         def evaluate() -> torch.Tensor:
@@ -63,9 +64,81 @@ def test_pairs_without_curvature_are_dropped_as_torch_drops_them() -> None:
     start = torch.rand(8, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 0.2
     theirs, ours, reference, optimizer = _torch_and_ours(lambda x: x.cos().sum() + 0.05 * x.square().sum(),
                                                           start, 3, 0.5, 12)
-    assert optimizer.rho[-1] < 0  # a pair was rejected
+    assert optimizer.rho[0, -1] < 0  # a pair was rejected
     assert len(reference.state[reference.param_groups[0]["params"][0]]["old_dirs"]) == 3  # the ring is full
     assert all(torch.allclose(t, o, atol=1e-3, rtol=1e-4) for t, o in zip(theirs, ours))
+
+
+def _quadratic(seed: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    a = torch.randn(8, 8, generator=generator, dtype=torch.float64)
+    a = a @ a.T / 8 + 0.1 * torch.eye(8, dtype=torch.float64)
+    b = torch.randn(8, generator=generator, dtype=torch.float64)
+    return lambda x: 0.5 * x @ a @ x - b @ x + 0.1 * x.pow(4).sum()
+
+
+def _descend(optimizer: LBFGS, objectives: list[Callable[[torch.Tensor], torch.Tensor]], steps: int
+             ) -> list[list[torch.Tensor]]:
+    """`steps` steps of `optimizer` on its pictures, the i-th picture's objective `objectives[i]` (one
+    backward of their sum sets each picture's own gradient, as a batch's evaluation does); each step's
+    pictures."""
+    path = []
+    for _ in range(steps):
+        def evaluate() -> torch.Tensor:
+            for picture in optimizer.pictures:
+                picture.grad = None
+            loss = sum(f(x) for f, x in zip(objectives, optimizer.pictures))
+            loss.backward()
+            return loss
+        optimizer.step(evaluate)
+        path.append([x.detach().clone() for x in optimizer.pictures])
+    return path
+
+
+def test_a_batch_steps_each_picture_as_if_it_were_alone() -> None:
+    """Three pictures in one optimiser, each its own problem — two convex, one rejecting pairs (near a
+    maximum of cos) — take the steps three optimisers of one picture take, also after the middle one left
+    the batch (its state dropped, the others' kept). In float64: only the summation order differs."""
+    objectives = [_quadratic(0), lambda x: x.cos().sum() + 0.05 * x.square().sum(), _quadratic(2)]
+    starts = [torch.rand(8, generator=torch.Generator().manual_seed(k), dtype=torch.float64) * 0.2
+              for k in range(3)]
+    alone = [_descend(LBFGS([start.clone().requires_grad_(True)], 3, 0.5), [f], 14)
+             for f, start in zip(objectives, starts)]
+    batch = LBFGS([start.clone().requires_grad_(True) for start in starts], 3, 0.5)
+    before = _descend(batch, objectives, 6)
+    assert batch.rho[1, -1] < 0 and (batch.rho[[0, 2], -1] == 0).all()  # only the middle one rejected a pair
+    batch.keep([0, 2])
+    after = _descend(batch, [objectives[0], objectives[2]], 8)
+    for k in range(3):
+        assert all(torch.allclose(step[k], alone[k][n][0], atol=1e-9) for n, step in enumerate(before))
+    for k, picture in enumerate([0, 2]):
+        assert all(torch.allclose(step[k], alone[picture][6 + n][0], atol=1e-9) for n, step in enumerate(after))
+    assert batch.evals == 14 and len(batch.pictures) == 2
+
+
+VIEWS = {"aten::view", "aten::view_as", "aten::reshape", "aten::_reshape_alias", "aten::select", "aten::slice",
+         "aten::unbind", "aten::flatten", "aten::unsqueeze", "aten::transpose", "aten::expand", "aten::as_strided"}
+
+
+def _operations_of_a_step(pictures: int) -> Counter[str]:
+    """The operations one L-BFGS step calls (not those they call in turn), views left out: on a GPU each is
+    about one kernel launch; a view launches none."""
+    objective = _quadratic(0)
+    batch = LBFGS([torch.rand(8, dtype=torch.float64).requires_grad_(True) for _ in range(pictures)], 4, 0.5)
+    _descend(batch, [objective] * pictures, 6)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        with record_function("the step"):
+            batch.step(lambda: None)  # the gradients of the last evaluation are still set
+    return Counter(event.name for event in prof.events()
+                   if event.cpu_parent is not None and event.cpu_parent.name == "the step"
+                   and event.name not in VIEWS)
+
+
+def test_a_step_is_the_same_operations_for_one_picture_as_for_four() -> None:
+    """torch's L-BFGS (and this one before batches) launched its ~75 operations a step once per job: a
+    batch of 16 cost the host 16 times the launches, and batching gained nothing on an H200."""
+    one, four = _operations_of_a_step(1), _operations_of_a_step(4)
+    assert one == four and sum(one.values()) > 40
 
 
 def _host_syncs(steps: int) -> int:
