@@ -93,3 +93,14 @@ def test_a_batch_is_predicted_as_the_sum_of_its_jobs_over_one_process() -> None:
     assert predict_batch_bytes([(settings, shape, 1)] * 4, "cuda") == pytest.approx(
         CUDA.loaded + 4 * (one - CUDA.loaded), abs=4)
     assert predict_batch_bytes([(settings, shape, 1)] * 2, "mps") is None
+
+
+def test_batches_through_the_backend_are_predicted_from_the_h200_measurements() -> None:
+    """bench/gpu.py --sections batch (2026-12-04, H200): the default 512 px job on chelsea (451×300) × The
+    Starry Night through the in-process backend, in batches of 1, 4, 8 and 16 — the model must not promise less
+    (it did, by up to 0.64 GB, before `loaded` took these points in)."""
+    from engine.memory import predict_batch_bytes
+
+    settings = Settings.parse({"size": 512, "seed": 0})
+    for jobs, peak in ((1, 2_992_505_344), (4, 5_946_099_712), (8, 9_969_371_136), (16, 16_778_875_392)):
+        assert peak <= predict_batch_bytes([(settings, (451, 300), 1)] * jobs, "cuda") < peak + 2e9
