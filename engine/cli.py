@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from time import monotonic
 from typing import Callable, NoReturn, TypeVar
 
 from PIL import Image
@@ -24,7 +27,26 @@ from .params import SPECS, ParamError, Settings, format_value
 from .transfer import EngineError, Progress, pick_device, steps_hint, stylize
 
 ANIMATIONS = (".webp", ".gif")
+LOSS_EVERY = 0.5  # seconds between two reads of the loss shown beside the bar
 T = TypeVar("T")
+
+
+class _Bar(tqdm):
+    """The terminal's progress bar: its step count follows every step, the loss beside it is read only when it
+    is redrawn — at most every LOSS_EVERY seconds, and at the last step — since each read of a step's losses
+    waits for the device (engine.transfer.Losses), which the optimiser itself never does."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__(total=total, unit="step", dynamic_ncols=True)
+        self.loss_read_at = -math.inf
+
+    def show(self, step: int, where: str, losses: Mapping[str, float]) -> None:
+        """Step `step` done; `where` (the pass or the frame) is shown with the loss."""
+        self.update(step - self.n)
+        now = monotonic()
+        if step == self.total or now - self.loss_read_at >= LOSS_EVERY:
+            self.loss_read_at = now
+            self.set_postfix_str(f"{where} loss {losses['total']:.4g}")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -104,12 +126,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stylize: {refusal}", file=sys.stderr)
         return 1
     print(f"plan: {steps_hint(settings, content.size)}", file=sys.stderr)
-    bar = tqdm(total=settings.steps, unit="step", dynamic_ncols=True)
+    bar = _Bar(settings.steps)
 
     def report(progress: Progress) -> None:
-        bar.update(progress.step - bar.n)
-        bar.set_postfix_str(f"pass {progress.scale}/{progress.scales} {progress.size[0]}×{progress.size[1]} "
-                            f"loss {progress.losses['total']:.4g}")
+        bar.show(progress.step, f"pass {progress.scale}/{progress.scales} {progress.size[0]}×{progress.size[1]}",
+                 progress.losses)
         if progress.preview is not None:
             progress.preview.save(args.output.with_name(f"{args.output.stem}_step{progress.step:04d}.png"))
 
@@ -137,11 +158,10 @@ def _animation(args: argparse.Namespace, content: Image.Image, styles: list[Imag
         return 1
     print(f"plan: {len(frames)} frames; frame 1: {steps_hint(settings, content.size)}; frames 2–{len(frames)}: "
           f"{settings.frame_steps} @ {settings.size} px from the previous frame", file=sys.stderr)
-    bar = tqdm(total=total_steps(settings, len(frames)), unit="step", dynamic_ncols=True)
+    bar = _Bar(total_steps(settings, len(frames)))
 
     def report(progress: AnimationProgress) -> None:
-        bar.update(progress.step - bar.n)
-        bar.set_postfix_str(f"frame {progress.frame}/{progress.frames} loss {progress.still.losses['total']:.4g}")
+        bar.show(progress.step, f"frame {progress.frame}/{progress.frames}", progress.still.losses)
         if progress.still.preview is not None:
             progress.still.preview.save(args.output.with_name(
                 f"{args.output.stem}_frame{progress.frame:03d}_step{progress.still.step:04d}.png"))

@@ -348,6 +348,7 @@ async def test_a_picture_nobody_would_take_waits_for_stylize_last(fake_discord: 
         picture = await ask(fake_discord, alice, "!stylize last", channel_id=elsewhere)
         nothing = await ask(fake_discord, alice, "!stylize last", channel_id=elsewhere)
     assert "`!stylize last`" in held.content and "`!stylize last`" in news.content
+    assert not news.ephemeral and "DM" not in news.content  # seen by the channel: not why it was not delivered
     assert picture.channel_id == elsewhere and picture.content.startswith(f"<@{alice.id}> here is your painting")
     assert picture.embeds and picture.embeds[0]["image"]["url"] == f"attachment://{picture.filenames[0]}"
     assert "Nothing is waiting for you" in nothing.content
@@ -404,6 +405,7 @@ async def test_the_news_never_takes_the_place_of_a_slash_commands_public_answer(
         await fake_discord.wait_quiet(0.5)
     [status] = [e for e in fake_discord.find(kind="message", since=mark) if "Queued" in (e.content or "")]
     assert news.ephemeral and not status.ephemeral and status.message_id != news.message_id
+    assert "your DMs are closed to me" in news.content
 
 
 async def test_a_held_picture_too_large_for_where_last_is_used_stays_held(fake_discord: FakeDiscord,
@@ -470,6 +472,7 @@ async def test_the_news_of_a_held_picture_comes_with_a_button_or_a_menu_once(fak
             seen.append([e for e in fake_discord.find(kind="message", since=mark) if "📬" in (e.content or "")])
     [news], again = seen
     assert news.ephemeral and "`!stylize last`" in news.content and again == []
+    assert "your DMs are closed to me" in news.content  # seen by the owner only: the reason too
 
 
 async def test_slash_paint_where_the_bot_may_not_post_is_refused_before_painting(fake_discord: FakeDiscord,

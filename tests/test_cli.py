@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
 
-from engine import cli, stamp
-from engine.animate import read_frames
+from engine import Animation, AnimationProgress, Progress, Result, Settings, cli, stamp
+from engine.animate import read_frames, total_steps
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -170,3 +172,58 @@ def test_a_picture_too_large_for_the_memory_is_refused_before_it_starts(
     assert re.search(r"^stylize: this picture would need about \d+\.\d GB of memory, more than the 2\.0 GB this "
                      r"machine \(or its container\) has — ask for --size (\d+) or less$", err, re.M), err
     assert not out.exists()
+
+
+class CountedLosses(Mapping[str, float]):
+    """A step's losses that count their reads: in the engine (engine.transfer.Losses) each read of a step's
+    losses waits for the device — a host sync the optimiser itself never makes."""
+
+    def __init__(self, total: float, reads: list[float]) -> None:
+        self.total, self.reads = total, reads
+
+    def __getitem__(self, name: str) -> float:
+        self.reads.append(self.total)
+        return {"total": self.total}[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(("total",))
+
+    def __len__(self) -> int:
+        return 1
+
+
+@pytest.mark.parametrize("animated", [False, True], ids=["still", "animation"])
+def test_the_progress_bar_reads_the_loss_only_when_it_redraws_it(
+        clip: Path, images: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str], animated: bool) -> None:
+    """50 steps, 0.1 s apart on the CLI's clock: the step count follows each one, but the loss (a device→host
+    copy each time it is read) is read about every half second, and the last step's is shown."""
+    now, reads = [0.0], []
+    monkeypatch.setattr(cli, "monotonic", lambda: now[0])
+
+    def painted(total: int) -> Iterator[Progress]:
+        for step in range(1, total + 1):
+            now[0] += 0.1
+            yield Progress(step, total, 1, 1, (64, 44), CountedLosses(step + 0.5, reads), now[0])
+
+    def fake_stylize(content: Image.Image, styles: list[Image.Image], settings: Settings, progress: Any,
+                     **_: Any) -> Result:
+        for report in painted(settings.steps):
+            progress(report)
+        return Result(content.convert("RGB"), settings, "cpu", now[0], settings.steps)
+
+    def fake_animate(frames: list[Image.Image], durations: list[int], styles: list[Image.Image],
+                     settings: Settings, progress: Any, **_: Any) -> Animation:
+        total = total_steps(settings, len(frames))
+        for report in painted(total):
+            progress(AnimationProgress(1, len(frames), report.step, total, report.elapsed, report))
+        return Animation(frames, durations, settings, "cpu", now[0], total, [{}] * len(frames))
+
+    monkeypatch.setattr(cli, "stylize", fake_stylize)
+    monkeypatch.setattr(cli, "animate", fake_animate)
+    steps = ["--steps", "20", "--frame-steps", "15"] if animated else ["--steps", "50"]
+    photo, out = (clip, tmp_path / "out.webp") if animated else (images[0], tmp_path / "out.png")
+    assert cli.main([str(photo), str(images[1]), "-o", str(out), "--size", "64", *steps]) == 0
+    assert 5 <= len(reads) <= 12 and reads[-1] == 50.5  # every ~5th step, and the last
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert "50/50" in last and "loss 50.5" in last

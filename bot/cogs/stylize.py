@@ -68,9 +68,11 @@ class Stylize(commands.Cog):
         self.cooldowns.count(ctx.author.id)
 
     async def cog_after_invoke(self, ctx: commands.Context[Any]) -> None:
-        """The news of a painting that could not be delivered, once, with the owner's next command."""
+        """The news of a painting that could not be delivered, once, with the owner's next command (a prefix
+        command's reply is public: answer() can make only an interaction's private)."""
         if ctx.command is not self.last:
-            news = await self.painter.delivery.held_news(ctx.author.id, self.config.prefix)
+            news = await self.painter.delivery.held_news(ctx.author.id, self.config.prefix,
+                                                         public=ctx.interaction is None)
             if news:
                 await answer(ctx, news)
 

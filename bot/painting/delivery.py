@@ -174,8 +174,10 @@ class Delivery:
             return f"for {self.bot.store.keep_days:g} day{'s' if self.bot.store.keep_days != 1 else ''}"
         return "for a day, and not across a restart of mine"
 
-    async def held_news(self, user_id: int, prefix: str) -> str | None:
-        """Once per painting held: the note that tells `user_id` how to fetch what could not be delivered."""
+    async def held_news(self, user_id: int, prefix: str, *, public: bool) -> str | None:
+        """Once per painting held: the note that tells `user_id` how to fetch what could not be delivered. Why it
+        was not delivered (their DMs are closed to the bot) is said only when the note is private: a `public`
+        one (a prefix command's reply) is read by the whole channel."""
         if user_id not in self._untold:
             return None
         self._untold.discard(user_id)
@@ -187,8 +189,9 @@ class Delivery:
             return None
         many = len(jobs) > 1
         listed = ", ".join(f"`{short_id(job)}`" for job in jobs)
+        why = "" if public else " (I may not post where you asked, and your DMs are closed to me)"
         return (f"📬 I painted job{'s' if many else ''} {listed} for you but could not deliver "
-                f"{'them' if many else 'it'} (I may not post where you asked, and your DMs are closed to me) "
+                f"{'them' if many else 'it'}{why} "
                 f"— `{prefix}stylize last` (or `/stylize last`) posts {'them' if many else 'it'} where you use it.")
 
     @contextlib.asynccontextmanager
@@ -298,7 +301,7 @@ class Delivery:
             await asyncio.sleep(0.05)
         if interaction.response.type is discord.InteractionResponseType.modal:
             return
-        news = await self.held_news(user.id, self.config.prefix)
+        news = await self.held_news(user.id, self.config.prefix, public=False)
         if news:
             await answer(interaction, news)
 
