@@ -9,6 +9,9 @@ as it is measured and results.json / results.md under --out are rewritten after 
   (CUDA graphs of the objective; bf16 against the default fp32): wall time, median of 2;
 - jobs: the default job at 512 px on the six bench/images pairs (median and each), at 1024 and 4096 px on
   one: wall, GPU peak (torch.cuda.max_memory_allocated) and the peak engine.memory predicts;
+- phases: where one 512 px job's wall goes — set-up before the first step (targets, CUDA graph capture),
+  time a step in each pass, the change of pass, the end (scoring, copying out), the captures' total — for
+  a photo shape seen before and for a new one (cuDNN's plans and the allocator's blocks are per shape);
 - profile: one 512 px job under torch.profiler: GPU kernel time ÷ wall (the profiler's own overhead
   lowers it), host syncs (`aten::_local_scalar_dense`, `cudaStreamSynchronize`) per step, launches;
 - queue: jobs a minute through bot.jobs.inprocess.InProcessBackend with 1/4/8/16 jobs queued at once;
@@ -38,7 +41,7 @@ from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
-SECTIONS = ("ab", "jobs", "profile", "queue", "batch", "memory", "pastiche", "quality")
+SECTIONS = ("ab", "jobs", "phases", "profile", "queue", "batch", "memory", "pastiche", "quality")
 EXAMPLES, IMAGES = ROOT / "examples", ROOT / "bench/images"
 
 
@@ -180,6 +183,71 @@ def jobs(bench: Bench) -> None:
         bench.say(f"| {size} px, chelsea × The Starry Night | {run['wall']:.3f} s | {gb(run['peak'])} | {gb(need)} |")
         bench.save()
     bench.results["jobs"] = rows
+
+
+def timed_phases(bench: Bench, size: int, pair: tuple[str, str]) -> dict[str, float]:
+    """One default job, the GPU synchronised at each pass's first and last step (a few syncs a job): seconds
+    from the call to the first step's report, per step in each pass, between passes, from the last step to
+    the result, and in CUDA graph captures (engine.transfer._graphed, synchronised around)."""
+    import time as clock
+
+    from engine import Progress, Settings, stylize, transfer
+
+    photo, painting = pictures(pair)
+    settings = Settings.parse({"size": bench.size(size), "seed": 0, **bench.steps()})
+    marks: dict[tuple[int, str], float] = {}
+    steps: dict[int, list[int]] = {}
+    captures: list[float] = []
+    capture = transfer._graphed
+
+    def timed_capture(*args: Any) -> Any:
+        bench.sync()
+        began = clock.perf_counter()
+        replay = capture(*args)
+        bench.sync()
+        captures.append(clock.perf_counter() - began)
+        return replay
+
+    def seen(progress: Progress) -> None:
+        first = progress.scale not in steps
+        steps.setdefault(progress.scale, []).append(progress.step)
+        if first or progress.step == settings.steps or len(steps[progress.scale]) == split[progress.scale - 1]:
+            bench.sync()
+            marks[(progress.scale, "first" if first else "last")] = clock.perf_counter()
+
+    passes = len(transfer.scale_sizes(settings.size, settings.scales, photo.size))
+    split = transfer.split_steps(settings.steps, passes)
+    transfer._graphed = timed_capture
+    try:
+        bench.sync()
+        start = clock.perf_counter()
+        stylize(photo, [painting], settings, device=bench.device, progress=seen)
+        bench.sync()
+        end = clock.perf_counter()
+    finally:
+        transfer._graphed = capture
+    found = {"wall": end - start, "to first step": marks[(1, "first")] - start,
+             "after last step": end - marks[(passes, "last")], "captures": sum(captures)}
+    for k in range(1, passes + 1):
+        found[f"pass {k} per step"] = (marks[(k, "last")] - marks[(k, "first")]) / max(1, split[k - 1] - 1)
+        if k > 1:
+            found[f"before pass {k}"] = marks[(k, "first")] - marks[(k - 1, "last")]
+    return found
+
+
+def phases(bench: Bench) -> None:
+    job(bench, 256)  # warm-up: its passes are 128 and 256 px, so the 512 px job's first pass is a seen shape
+    runs = {"chelsea 512 px, first": ("chelsea.png", "starry_night.jpg"),
+            "chelsea 512 px, again": ("chelsea.png", "starry_night.jpg"),
+            "astronaut 512 px, a new aspect": ("astronaut.jpg", "vallotton.jpg")}
+    rows = {name: timed_phases(bench, 512, pair) for name, pair in runs.items()}
+    columns = list(next(iter(rows.values())))
+    bench.say("\n## Where a 512 px job's wall goes (seconds; the GPU synchronised at each pass's first and last "
+              "step)\n")
+    bench.say("| job | " + " | ".join(columns) + " |\n|---|" + "---|" * len(columns))
+    for name, row in rows.items():
+        bench.say(f"| {name} | " + " | ".join(f"{row[c]:.4f}" for c in columns) + " |")
+    bench.results["phases"] = rows
 
 
 def profile(bench: Bench) -> None:
@@ -407,7 +475,7 @@ def main() -> None:
               f"{os.cpu_count()} CPUs{' (quick: not a measurement)' if args.quick else ''}")
     if args.device.startswith("cuda"):
         smoke(bench)
-    sections: dict[str, Callable[[Bench], None]] = {"ab": ab, "jobs": jobs, "profile": profile, "queue": queue,
+    sections: dict[str, Callable[[Bench], None]] = {"ab": ab, "jobs": jobs, "phases": phases, "profile": profile, "queue": queue,
                                                     "batch": batch, "memory": memory, "pastiche": pastiche,
                                                     "quality": quality}
     for name in args.sections:
