@@ -6,7 +6,7 @@
 Sections (each on its own: one that fails prints its error and the next runs; every figure is printed
 as it is measured and results.json / results.md under --out are rewritten after each section):
 - ab: the default job at 512 px, chelsea × The Starry Night, with the engine's GPU options and without
-  (CUDA graphs of the objective; bf16 against the default fp32): wall time, median of 2;
+  (CUDA graphs of the objective and of the L-BFGS update; bf16 against the default fp32): wall, median of 2;
 - jobs: the default job at 512 px on the six bench/images pairs (median and each), at 1024 and 4096 px on
   one: wall, GPU peak (torch.cuda.max_memory_allocated) and the peak engine.memory predicts;
 - phases: where one 512 px job's wall goes — set-up before the first step (targets, CUDA graph capture),
@@ -119,34 +119,45 @@ def gb(value: float | None) -> str:
 # --- sections ------------------------------------------------------------------------------------------
 
 def smoke(bench: Bench) -> None:
-    """A tiny job with the engine's CUDA graphs; if they fail here, the rest runs without them (said so)."""
+    """A tiny job with the engine's CUDA graphs; if they fail here, the rest runs without them (said so). A
+    warning (e.g. the L-BFGS update not captured, engine.lbfgs) is printed too."""
+    import warnings
+
     from engine import transfer
 
     try:
-        job(bench, 256, steps=10)
-        bench.say("smoke: a 10-step job with CUDA graphs ran")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            job(bench, 256, steps=10)
+        bench.say("smoke: a 10-step job with CUDA graphs ran" + "".join(f"\n  warning: {w.message}" for w in caught))
+        bench.results["smoke_warnings"] = [str(w.message) for w in caught]
     except Exception:
         transfer.CUDA_GRAPHS = False
         bench.results["graphs_failed"] = traceback.format_exc()
         bench.say(f"smoke: CUDA graphs FAILED, everything below runs without them:\n```\n"
                   f"{traceback.format_exc()[-2500:]}```")
 
+
 def ab(bench: Bench) -> None:
     """Options measured 2026-12-04 and not kept (docs/benchmarks.md): channels_last (no gain), TF32 matmuls
-    (12 % faster, quality not checked). bf16 (precision=bf16) stays a user's choice: measured here."""
+    (12 % faster, quality not checked). bf16 (precision=bf16) stays a user's choice: measured here. "update
+    eager" is the engine before its L-BFGS update became a CUDA graph too (engine.lbfgs, static)."""
     from engine import transfer
 
-    variants = {  # name: (CUDA graphs, precision)
-        "defaults (CUDA graphs, fp32)": (True, "auto"),
-        "CUDA graphs, bf16": (True, "bf16"),
-        "no CUDA graphs, fp32": (False, "auto"),
+    variants = {  # name: (CUDA graphs, L-BFGS update captured too, precision)
+        "defaults (CUDA graphs of evaluation and update, fp32)": (True, True, "auto"),
+        "CUDA graph of the evaluation, update eager, fp32": (True, False, "auto"),
+        "CUDA graphs, bf16": (True, True, "bf16"),
+        "no CUDA graphs, fp32": (False, False, "auto"),
     }
+    optimizer = transfer._optimizer
     bench.say("\n## A/B at 512 px (chelsea × The Starry Night, default job; median of 2)\n")
     bench.say("| variant | wall | GPU peak | final total loss |\n|---|---|---|---|")
     rows = {}
-    for name, (graphs, precision) in variants.items():
+    for name, (graphs, update, precision) in variants.items():
         try:
             transfer.CUDA_GRAPHS = graphs
+            transfer._optimizer = optimizer if update else (lambda painters, steps, _: optimizer(painters, steps, False))
             job(bench, 256, precision=precision)  # warm-up: layout, cuDNN choices
             runs = [job(bench, 512, precision=precision) for _ in range(2)]
             wall = statistics.median(r["wall"] for r in runs)
@@ -156,6 +167,8 @@ def ab(bench: Bench) -> None:
         except Exception as error:  # one variant failing must not lose the others
             rows[name] = {"error": repr(error)}
             bench.say(f"| {name} | failed: {error!r} | | |")
+        finally:
+            transfer._optimizer = optimizer
     transfer.CUDA_GRAPHS = "graphs_failed" not in bench.results  # the engine's default again
     bench.results["ab"] = rows
 

@@ -16,6 +16,7 @@ is written to a spare slot that nothing reads. The loss is never read here.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Callable, TypeVar
 
@@ -41,14 +42,20 @@ class LBFGS:
     moves along −g by `first_lr`·min(1, 1/‖g‖₁) (torch's first-step rule; see transfer._optimizer for the
     scale we give it), later steps by 1 along the L-BFGS direction. `history` curvature pairs are kept per
     picture; `evals` counts objective evaluations (one per step). `keep` drops pictures that left.
+
+    `static`: every later step is the same operations on the same memory — all `history` slots are read from
+    the start (empty ones are inert: ρ = 0 and s = y = 0), the state is updated in place, the step count that
+    dates pairs lives on the device — so on CUDA the update is captured once as a CUDA graph (at the third
+    step: the second, eager, is its warm-up) and replayed: one launch a step instead of ~65. The .grad tensors
+    must then stay the same tensors between steps (the objective's CUDA graph keeps them so).
     """
 
-    def __init__(self, pictures: Sequence[Tensor], history: int, first_lr: float) -> None:
+    def __init__(self, pictures: Sequence[Tensor], history: int, first_lr: float, static: bool = False) -> None:
         self.pictures = list(pictures)
         first = self.pictures[0]
         jobs, n, device = len(self.pictures), first.numel(), first.device
         small = torch.float32 if device.type == "mps" else torch.float64  # MPS has no float64
-        self.first_lr, self.size = first_lr, history
+        self.first_lr, self.size, self.static = first_lr, history, static
         self.pairs = first.new_zeros(jobs, history + 1, 2, n)  # (s, y) per slot; slot `history` takes rejected pairs
         self.sy = torch.zeros(jobs, history + 1, history + 1, dtype=small, device=device)  # sᵢᵀyⱼ
         self.yy = torch.zeros_like(self.sy)  # yᵢᵀyⱼ
@@ -56,9 +63,12 @@ class LBFGS:
         self.age = torch.full((jobs, history + 1), -1, dtype=torch.long, device=device)  # step that stored it
         self.slot = torch.zeros(jobs, dtype=torch.long, device=device)  # where each picture's next kept pair goes
         self.gamma = torch.ones(jobs, dtype=small, device=device)
+        self.clock = torch.zeros((), dtype=torch.long, device=device)  # steps taken, as ages are dated
         self.rows = torch.arange(jobs, device=device)
-        self.prev_grad: Tensor | None = None  # jobs × n
-        self.last_move: Tensor | None = None
+        self.prev_grad = first.new_zeros(jobs, n)
+        self.last_move = first.new_zeros(jobs, n)
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.capturable = True
         self.steps = 0
         self.evals = 0
 
@@ -69,36 +79,66 @@ class LBFGS:
             evaluated = closure()
         self.evals += 1
         with torch.no_grad():
-            grad = torch.stack([picture.grad.reshape(-1) for picture in self.pictures])
-            if self.last_move is None:
+            if self.steps == 0:
+                grad = self._gradients()
                 scale = grad.abs().sum(1, keepdim=True).reciprocal().clamp(max=1) * self.first_lr
-                move = grad * -scale
+                self._move(grad, grad * -scale)
+            elif self.graph is not None:
+                self.graph.replay()
+            elif self.static and self.steps >= 2 and self.pairs.device.type == "cuda" and self.capturable:
+                self._capture()
             else:
-                self._remember(self.last_move, grad - self.prev_grad)
-                move = self._direction(grad)
-            self.prev_grad = grad
-            torch._foreach_add_(self.pictures, [m.view_as(p) for m, p in zip(move.unbind(), self.pictures)])
-            self.last_move = move
+                self._update()
         self.steps += 1
         return evaluated
 
     def keep(self, rows: Sequence[int]) -> None:
         """Only the pictures at these positions (ascending) go on; their state stays as it was. Each kept
-        row is copied down in place, so dropping a job allocates nothing."""
+        row is copied down in place, so dropping a job allocates nothing (a captured update is dropped)."""
         self.pictures = [self.pictures[row] for row in rows]
         for name in ("pairs", "sy", "yy", "rho", "age", "slot", "gamma", "prev_grad", "last_move"):
             state = getattr(self, name)
-            if state is None:
-                continue
             for new, old in enumerate(rows):
                 if new != old:
                     state[new].copy_(state[old])
             setattr(self, name, state[:len(rows)])
         self.rows = self.rows[:len(rows)]
+        self.graph = None
+
+    def _capture(self) -> None:
+        """Record the update as a CUDA graph (nothing runs while it records), then replay it for this step.
+        Should CUDA refuse to capture it, this optimiser steps eagerly from then on, with a warning."""
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+                self._update()
+        except RuntimeError as error:
+            warnings.warn(f"L-BFGS update not captured as a CUDA graph, stepping eagerly: {error}", RuntimeWarning)
+            self.capturable = False
+            self._update()
+            return
+        self.graph = graph
+        graph.replay()
+
+    def _gradients(self) -> Tensor:
+        return torch.stack([picture.grad.reshape(-1) for picture in self.pictures])
+
+    def _move(self, grad: Tensor, move: Tensor) -> None:
+        self.prev_grad.copy_(grad)
+        self.last_move.copy_(move)
+        torch._foreach_add_(self.pictures, [m.view_as(p) for m, p in zip(self.last_move.unbind(), self.pictures)])
+        self.clock += 1
+
+    def _update(self) -> None:
+        """A step after the first: remember the last move's curvature pair, then move along −H·g."""
+        grad = self._gradients()
+        self._remember(self.last_move, grad - self.prev_grad)
+        self._move(grad, self._direction(grad))
 
     def _used(self) -> int:
-        """Slots that may hold a pair: slots fill in order, at most one a step (known without a sync)."""
-        return min(self.steps, self.size)
+        """Slots that may hold a pair: slots fill in order, at most one a step (known without a sync); all of
+        them when static."""
+        return self.size if self.static else min(self.steps, self.size)
 
     def _remember(self, s: Tensor, y: Tensor) -> None:
         """Each picture's pair (s, y), kept in its ring if its curvature yᵀs is positive enough."""
@@ -116,9 +156,9 @@ class LBFGS:
         self.yy[rows, where[:, None], slots] = y_dot[..., 1]
         ys = ys.to(self.rho.dtype)
         self.rho[self.rows, where] = ys.reciprocal()
-        self.age[self.rows, where] = torch.full_like(where, self.steps)  # a fill, not a copy from the host
-        self.gamma = torch.where(keep, ys / torch.linalg.vecdot(y, y).to(ys.dtype), self.gamma)
-        self.slot = torch.where(keep, (self.slot + 1) % self.size, self.slot)
+        self.age[self.rows, where] = self.clock.expand_as(where)
+        self.gamma.copy_(torch.where(keep, ys / torch.linalg.vecdot(y, y).to(ys.dtype), self.gamma))
+        self.slot.copy_(torch.where(keep, (self.slot + 1) % self.size, self.slot))
 
     def _direction(self, grad: Tensor) -> Tensor:
         """−H·g per picture by the two-loop recursion, written as two triangular solves over the Grams."""

@@ -611,6 +611,10 @@ def _run(painters: list[_Painter], dev: torch.device, weights: str | None) -> No
         painter.start(vgg, start)
     sizes = painters[0].sizes
     active = list(painters)
+    # On CUDA each pass's evaluation and L-BFGS update are CUDA graphs, captured per (pass, jobs in the batch):
+    # a graph replays one shape. Not for Adam, nor with an extra term that changes between frames (animations).
+    graphs = dev.type == "cuda" and CUDA_GRAPHS and first.optimizer == "lbfgs" and all(
+        painter.request.penalty is None for painter in painters)
     for index, (long_side, pass_steps) in enumerate(zip(sizes, split_steps(first.steps, len(sizes))), start=1):
         for painter in active:
             painter.attempt(painter.begin, index, long_side)
@@ -626,13 +630,11 @@ def _run(painters: list[_Painter], dev: torch.device, weights: str | None) -> No
             if not active:
                 return
             if active != members:  # a new pass, or a job left: the batch has a new shape
-                optimizer = (_optimizer(active, pass_steps) if optimizer is None
+                optimizer = (_optimizer(active, pass_steps, graphs) if optimizer is None
                              else _keep(optimizer, [members.index(painter) for painter in active]))
                 members = list(active)
                 gradient = _batch_gradient(vgg, members, first)
-                graphed = dev.type == "cuda" and CUDA_GRAPHS and first.optimizer == "lbfgs" and all(
-                    painter.request.penalty is None for painter in members)
-                if graphed:  # captured per (pass, jobs in the batch): a graph replays one shape
+                if graphs:
                     gradient = _graphed(gradient, [painter.image for painter in members])
             assert gradient is not None and optimizer is not None
             for painter, parts in zip(members, optimizer.step(gradient)):
@@ -704,8 +706,9 @@ def _finish(image: Tensor, full_content: Tensor, luminance_only: bool) -> Image.
     return to_image(out)
 
 
-def _optimizer(painters: list[_Painter], steps: int) -> torch.optim.Optimizer | LBFGS:
-    """One optimiser for the batch's pictures, each moved by its own state (and Adam by its job's lr)."""
+def _optimizer(painters: list[_Painter], steps: int, graphs: bool) -> torch.optim.Optimizer | LBFGS:
+    """One optimiser for the batch's pictures, each moved by its own state (and Adam by its job's lr); with
+    `graphs`, an L-BFGS whose update is a CUDA graph (engine.lbfgs, static)."""
     images = [painter.image for painter in painters]
     if painters[0].settings.optimizer == "adam":
         return torch.optim.Adam([{"params": [image], "lr": painter.settings.lr}
@@ -716,7 +719,7 @@ def _optimizer(painters: list[_Painter], steps: int) -> torch.optim.Optimizer | 
     # FIRST_STEP_MOVE per pixel on average costs no evaluation and reached the same loss sooner
     # (bench/lbfgs_evals.py, README). Later steps have length 1 along the L-BFGS direction.
     numel = images[0].numel()
-    return LBFGS(images, history_size(numel, steps), first_lr=FIRST_STEP_MOVE * numel)
+    return LBFGS(images, history_size(numel, steps), first_lr=FIRST_STEP_MOVE * numel, static=graphs)
 
 
 def _keep(optimizer: torch.optim.Optimizer | LBFGS, rows: list[int]) -> torch.optim.Optimizer | LBFGS:

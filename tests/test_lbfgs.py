@@ -10,6 +10,8 @@ import pytest
 import torch
 from PIL import Image
 from torch.profiler import ProfilerActivity, profile, record_function
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten, tree_map
 
 from engine import Progress, Settings, stylize
 from engine.lbfgs import LBFGS
@@ -139,6 +141,104 @@ def test_a_step_is_the_same_operations_for_one_picture_as_for_four() -> None:
     batch of 16 cost the host 16 times the launches, and batching gained nothing on an H200."""
     one, four = _operations_of_a_step(1), _operations_of_a_step(4)
     assert one == four and sum(one.values()) > 40
+
+
+class _Recorder(TorchDispatchMode):
+    """Every operation run inside it, with its tensors named by what they are — a tensor of `known` (the
+    optimiser's state, the pictures and their gradients: by name, offset, shape and strides), or the output
+    of an earlier operation recorded here — and every other argument (a Python number baked into a CUDA graph
+    at capture) as it is. Two steps with the same record do the same work on the same memory: a CUDA graph
+    captured from one replays the other."""
+
+    def __init__(self, known: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self.known = {tensor.untyped_storage().data_ptr(): name for name, tensor in known.items()}
+        self.made: dict[int, int] = {}
+        self.record: list[tuple[object, ...]] = []
+
+    def name(self, value: object) -> object:
+        if not isinstance(value, torch.Tensor):
+            return value
+        where = value.untyped_storage().data_ptr()
+        owner = self.known.get(where, f"output {self.made[where]}" if where in self.made else "unknown")
+        return owner, value.storage_offset(), tuple(value.shape), value.stride(), value.dtype
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = func(*args, **(kwargs or {}))
+        self.record.append((str(func), tree_map(self.name, args), tree_map(self.name, kwargs or {})))
+        for tensor in tree_flatten(out)[0]:
+            if isinstance(tensor, torch.Tensor) and tensor.untyped_storage().data_ptr() not in self.known:
+                self.made[tensor.untyped_storage().data_ptr()] = len(self.record)
+        return out
+
+
+def _record_of_steps(static: bool, steps: tuple[int, int]) -> list[list[tuple[object, ...]]]:
+    """The records of two steps (numbered from 1) of a two-picture batch on convex problems."""
+    objectives = [_quadratic(0), _quadratic(1)]
+    batch = LBFGS([torch.rand(8, dtype=torch.float64).requires_grad_(True) for _ in objectives], 4, 0.5,
+                  static=static)
+    records = []
+    for number in range(1, max(steps) + 1):
+        for picture in batch.pictures:
+            picture.grad = None
+        sum(f(x) for f, x in zip(objectives, batch.pictures)).backward()
+        known = {name: getattr(batch, name) for name in ("pairs", "sy", "yy", "rho", "age", "slot", "gamma",
+                                                         "clock", "rows", "prev_grad", "last_move")}
+        known |= {f"picture {k}": p for k, p in enumerate(batch.pictures)}
+        known |= {f"gradient {k}": p.grad for k, p in enumerate(batch.pictures)}
+        with _Recorder(known) as recorder:
+            batch.step(lambda: None)  # the gradients are set
+        if number in steps:
+            records.append(recorder.record)
+    return records
+
+
+def test_a_static_step_can_be_replayed_as_a_cuda_graph() -> None:
+    """On CUDA the update after the second step is a graph captured once (engine.lbfgs, static): every later
+    step must be the same operations on the same tensors with the same numbers. Proved here on the CPU by
+    recording steps 3 and 7 of a 4-pair history (filling it, then wrapping around); the growing history of
+    the eager path fails the same comparison (its matmuls widen as slots fill, its ages are Python ints)."""
+    third, seventh = _record_of_steps(True, (3, 7))
+    assert third == seventh and len(third) > 40
+    assert all("unknown" not in repr(operation) for operation in third)
+    growing = _record_of_steps(False, (3, 4))
+    assert growing[0] != growing[1]
+
+
+def test_static_steps_are_the_growing_historys_steps() -> None:
+    """Reading empty slots changes nothing but the order of float sums."""
+    objectives = [_quadratic(0), lambda x: x.cos().sum() + 0.05 * x.square().sum()]
+    starts = [torch.rand(8, generator=torch.Generator().manual_seed(k), dtype=torch.float64) * 0.2 for k in (0, 1)]
+    paths = [_descend(LBFGS([start.clone().requires_grad_(True) for start in starts], 3, 0.5, static=static),
+                      objectives, 12) for static in (False, True)]
+    assert all(torch.allclose(a, b, atol=1e-9) for one, other in zip(*paths) for a, b in zip(one, other))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_captured_update_takes_the_cpus_steps() -> None:
+    """On a GPU: the static optimiser's update, captured at the third step and replayed after, moves the
+    pictures as the same optimiser does on the CPU (where nothing is captured) — the trace test above says
+    the steps are the same operations; this says CUDA's replay agrees."""
+    objectives = [_quadratic(0), _quadratic(1)]
+    paths = []
+    for device in ("cpu", "cuda"):
+        pictures = [torch.full((8,), 0.1, dtype=torch.float64, device=device).requires_grad_(True) for _ in objectives]
+        grads = [torch.zeros_like(picture) for picture in pictures]
+        for picture, grad in zip(pictures, grads):
+            picture.grad = grad  # the same tensors every step, as under the objective's CUDA graph
+        batch = LBFGS(pictures, 4, 0.5, static=True)
+
+        def evaluate() -> None:
+            for picture, grad, f in zip(pictures, grads, objectives):
+                grad.copy_(torch.autograd.grad(f(picture.cpu()), picture)[0])  # the objective on the CPU
+
+        path = []
+        for _ in range(12):
+            batch.step(evaluate)
+            path.append([picture.detach().cpu().clone() for picture in pictures])
+        paths.append(path)
+    assert batch.graph is not None  # the CUDA run captured its update
+    assert all(torch.allclose(a, b, atol=1e-9) for one, other in zip(*paths) for a, b in zip(one, other))
 
 
 def _host_syncs(steps: int) -> int:
