@@ -19,7 +19,8 @@ def closed_port() -> int:
 
 
 @pytest.mark.parametrize("base", [f"http://127.0.0.1:{closed_port()}/api/v10",  # connection refused
-                                  "http://discord.invalid/api/v10"])  # no such host (DNS)
+                                  "http://discord.invalid/api/v10"],  # no such host (DNS)
+                         ids=["connection-refused", "no-such-host"])  # a port in the id differs per xdist worker
 def test_no_route_to_discord_is_one_line_not_a_traceback(base: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                          caplog: pytest.LogCaptureFixture,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
