@@ -124,7 +124,7 @@ def smoke(bench: Bench) -> None:
     warning (e.g. the L-BFGS update not captured, engine.lbfgs) is printed too."""
     import warnings
 
-    from engine import transfer
+    from engine import batch
 
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -133,7 +133,7 @@ def smoke(bench: Bench) -> None:
         bench.say("smoke: a 10-step job with CUDA graphs ran" + "".join(f"\n  warning: {w.message}" for w in caught))
         bench.results["smoke_warnings"] = [str(w.message) for w in caught]
     except Exception:
-        transfer.CUDA_GRAPHS = False
+        batch.CUDA_GRAPHS = False
         bench.results["graphs_failed"] = traceback.format_exc()
         bench.say(f"smoke: CUDA graphs FAILED, everything below runs without them:\n```\n"
                   f"{traceback.format_exc()[-2500:]}```")
@@ -143,7 +143,7 @@ def ab(bench: Bench) -> None:
     """Options measured 2026-12-04 and not kept (docs/benchmarks.md): channels_last (no gain), TF32 matmuls
     (12 % faster, quality not checked). bf16 (precision=bf16) stays a user's choice: measured here. "update
     eager" is the engine before its L-BFGS update became a CUDA graph too (engine.lbfgs, static)."""
-    from engine import transfer
+    from engine import batch
 
     variants = {  # name: (CUDA graphs, L-BFGS update captured too, precision)
         "defaults (CUDA graphs of evaluation and update, fp32)": (True, True, "auto"),
@@ -151,14 +151,14 @@ def ab(bench: Bench) -> None:
         "CUDA graphs, bf16": (True, True, "bf16"),
         "no CUDA graphs, fp32": (False, False, "auto"),
     }
-    optimizer = transfer._optimizer
+    optimizer = batch._optimizer
     bench.say("\n## A/B at 512 px (chelsea × The Starry Night, default job; median of 2)\n")
     bench.say("| variant | wall | GPU peak | final total loss |\n|---|---|---|---|")
     rows = {}
     for name, (graphs, update, precision) in variants.items():
         try:
-            transfer.CUDA_GRAPHS = graphs
-            transfer._optimizer = optimizer if update else (lambda painters, steps, _: optimizer(painters, steps, False))
+            batch.CUDA_GRAPHS = graphs
+            batch._optimizer = optimizer if update else (lambda painters, steps, _: optimizer(painters, steps, False))
             job(bench, 256, precision=precision)  # warm-up: layout, cuDNN choices
             runs = [job(bench, 512, precision=precision) for _ in range(2)]
             wall = statistics.median(r["wall"] for r in runs)
@@ -169,8 +169,8 @@ def ab(bench: Bench) -> None:
             rows[name] = {"error": repr(error)}
             bench.say(f"| {name} | failed: {error!r} | | |")
         finally:
-            transfer._optimizer = optimizer
-    transfer.CUDA_GRAPHS = "graphs_failed" not in bench.results  # the engine's default again
+            batch._optimizer = optimizer
+    batch.CUDA_GRAPHS = "graphs_failed" not in bench.results  # the engine's default again
     bench.results["ab"] = rows
 
 
@@ -202,17 +202,17 @@ def jobs(bench: Bench) -> None:
 def timed_phases(bench: Bench, size: int, pair: tuple[str, str]) -> dict[str, float]:
     """One default job, the GPU synchronised at each pass's first and last step (a few syncs a job): seconds
     from the call to the first step's report, per step in each pass, between passes, from the last step to
-    the result, and in CUDA graph captures (engine.transfer._graphed, synchronised around)."""
+    the result, and in CUDA graph captures (engine.batch._graphed, synchronised around)."""
     import time as clock
 
-    from engine import Progress, Settings, stylize, transfer
+    from engine import Progress, Settings, batch, stylize, transfer
 
     photo, painting = pictures(pair)
     settings = Settings.parse({"size": bench.size(size), "seed": 0, **bench.steps()})
     marks: dict[tuple[int, str], float] = {}
     steps: dict[int, list[int]] = {}
     captures: list[float] = []
-    capture = transfer._graphed
+    capture = batch._graphed
 
     def timed_capture(*args: Any) -> Any:
         bench.sync()
@@ -231,7 +231,7 @@ def timed_phases(bench: Bench, size: int, pair: tuple[str, str]) -> dict[str, fl
 
     passes = len(transfer.scale_sizes(settings.size, settings.scales, photo.size))
     split = transfer.split_steps(settings.steps, passes)
-    transfer._graphed = timed_capture
+    batch._graphed = timed_capture
     try:
         bench.sync()
         start = clock.perf_counter()
@@ -239,7 +239,7 @@ def timed_phases(bench: Bench, size: int, pair: tuple[str, str]) -> dict[str, fl
         bench.sync()
         end = clock.perf_counter()
     finally:
-        transfer._graphed = capture
+        batch._graphed = capture
     found = {"wall": end - start, "to first step": marks[(1, "first")] - start,
              "after last step": end - marks[(passes, "last")], "captures": sum(captures)}
     for k in range(1, passes + 1):

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engine import Settings  # noqa: E402
-from engine.transfer import _objective, _Targets, to_tensor  # noqa: E402
+from engine.transfer import Targets, objective, to_tensor  # noqa: E402
 from engine.vgg import load_vgg  # noqa: E402
 
 IMAGES = {"chelsea": ROOT / "examples/chelsea.png", "starry_night": ROOT / "examples/starry_night.jpg",
@@ -54,14 +54,14 @@ def trace(content: Image.Image, style: Image.Image, size: int, evals: int, optio
     settings = Settings()
     vgg = load_vgg("cpu")
     photo = to_tensor(content, size)
-    targets = _Targets(vgg, photo, [to_tensor(style, size)], torch.ones(1), settings.pooling)
+    targets = Targets(vgg, photo, [to_tensor(style, size)], torch.ones(1), settings.pooling)
     image = photo[None].clone(memory_format=torch.contiguous_format).requires_grad_(True)
     optimizer = lbfgs(image, **options)
     losses: list[float] = []
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad(set_to_none=True)
-        total, _ = _objective(vgg, image, targets, settings)
+        total, _ = objective(vgg, image, targets, settings)
         total.backward()
         losses.append(total.item())
         return total

@@ -2,8 +2,8 @@
 
 from .animate import Animation, AnimationProgress, animate
 from .params import SPECS, ParamError, Settings, Spec, format_value
-from .transfer import (MIN_SIDE, Cancelled, EngineError, OutOfMemory, Progress, Request, Result, batch_key,
-                       check_shape, pick_device, style_side, stylize, stylize_batch)
+from .batch import Request, batch_key, stylize, stylize_batch
+from .transfer import MIN_SIDE, Cancelled, EngineError, OutOfMemory, Progress, Result, check_shape, pick_device, style_side
 from .vgg import load_vgg
 
 __all__ = ["MIN_SIDE", "SPECS", "Animation", "AnimationProgress", "Cancelled", "EngineError", "OutOfMemory",

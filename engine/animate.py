@@ -29,7 +29,8 @@ from torch import Tensor
 
 from . import color
 from .params import Settings
-from .transfer import EngineError, Penalty, Progress, Result, fit, pick_device, pick_precision, stylize
+from .batch import stylize
+from .transfer import EngineError, Penalty, Progress, Result, fit, pick_device, pick_precision
 
 
 @dataclass(frozen=True)

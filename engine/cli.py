@@ -24,7 +24,8 @@ from . import movie, stamp
 from .animate import AnimationProgress, animate, read_frames, total_steps
 from .memory import largest_size, machine_bytes, predict_peak_bytes
 from .params import SPECS, ParamError, Settings, format_value
-from .transfer import EngineError, Progress, pick_device, steps_hint, stylize
+from .batch import stylize
+from .transfer import EngineError, Progress, pick_device, steps_hint
 
 ANIMATIONS = (".webp", ".gif")
 LOSS_EVERY = 0.5  # seconds between two reads of the loss shown beside the bar

@@ -39,7 +39,7 @@ class LBFGS:
 
     `step(closure)` calls the closure once — it sets every picture's .grad (its own objective's gradient:
     a batch's summed loss gives each picture exactly that) — then moves every picture. The first step
-    moves along −g by `first_lr`·min(1, 1/‖g‖₁) (torch's first-step rule; see transfer._optimizer for the
+    moves along −g by `first_lr`·min(1, 1/‖g‖₁) (torch's first-step rule; see batch._optimizer for the
     scale we give it), later steps by 1 along the L-BFGS direction. `history` curvature pairs are kept per
     picture; `evals` counts objective evaluations (one per step). `keep` drops pictures that left.
 

@@ -12,7 +12,7 @@ Relative errors make the terms independent of resolution and of how strong a pai
 activations are: the Grams of a high-contrast woodcut are 10–20× larger than a pale seascape's and, per
 layer, relu4_1's are 10⁴× relu5_1's, so with absolute errors one or two layers carried the style term and
 a weight meant more for some paintings. (How stylized a pair ends up at one weight also depended on L-BFGS
-scoring pictures outside 0–255, see transfer._in_range; bench/frontier.py measures the spread, README.)
+scoring pictures outside 0–255, see transfer.in_range; bench/frontier.py measures the spread, README.)
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ them. MPS has not been measured: `predict_peak_bytes` answers None there and int
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path

@@ -194,10 +194,10 @@ def test_histogram_matching_uses_each_styles_own_region() -> None:
     content[2, :, 4:] = 200  # blue on the right
     hard = torch.zeros(8, 8, dtype=torch.long)
     hard[:, 4:] = 1
-    control = transfer._Control((masks.Region("white", "1"), masks.Region("black", "2")),
+    control = transfer.Control((masks.Region("white", "1"), masks.Region("black", "2")),
                                 ({"relu1_1": torch.tensor([1.0, 0.0])}, {"relu1_1": torch.tensor([0.0, 1.0])}),
                                 None, (None, None))
-    left = transfer._colours_for(0, content, hard, control, list(control.mixes))
+    left = transfer.colours_for(0, content, hard, control, list(control.mixes))
     assert left.shape == (3, 32) and (left[0] == 200).all() and (left[2] == 0).all()
 
 

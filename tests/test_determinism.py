@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from engine import EngineError, Settings, stylize, transfer
+from engine import EngineError, Settings, batch, stylize
 from engine.animate import animate
 from engine.determinism import CUBLAS_DETERMINISTIC, CUBLAS_VARIABLE, NotDeterministic, deterministic_mode
 from test_engine import painting, photo  # noqa: F401
@@ -114,7 +114,7 @@ def test_the_mode_is_put_back_when_a_run_fails(fresh_switches: tuple[bool, bool,
 def test_an_op_without_a_deterministic_version_is_a_clear_error(photo: Image.Image, painting: Image.Image,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """No op the engine runs today lacks one; a penalty that does (put_) stands in for a future one."""
-    monkeypatch.setattr(transfer, "deterministic_mode", lambda on, device: deterministic_mode(on, GPU))
+    monkeypatch.setattr(batch, "deterministic_mode", lambda on, device: deterministic_mode(on, GPU))
 
     def penalty(image: torch.Tensor) -> tuple[str, torch.Tensor, float]:
         torch.zeros(2).put_(torch.tensor([0]), torch.tensor([1.0]))

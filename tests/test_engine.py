@@ -11,7 +11,7 @@ import torch
 from PIL import Image, ImageChops
 
 from engine import Cancelled, EngineError, OutOfMemory, Progress, Settings, stylize
-from engine import color, transfer
+from engine import batch, color, transfer
 from engine.losses import content_loss, gram, style_loss, tv_loss
 from engine.vgg import (CAFFE_SHA256, LAYERS, caffe_state_dict, caffe_weights_path, device_key, file_sha256,
                         load_vgg)
@@ -129,9 +129,9 @@ def _distances(image: Image.Image, photo: Image.Image, painting: Image.Image, si
     settings = tiny(size=size)
     vgg = load_vgg("cpu")
     whole = [{k: torch.ones(1) for k in settings.style_layers}]
-    targets = transfer._Targets(vgg, transfer.to_tensor(photo, size), [transfer.to_tensor(painting, size)], settings,
+    targets = transfer.Targets(vgg, transfer.to_tensor(photo, size), [transfer.to_tensor(painting, size)], settings,
                                 whole, [(1.0, None)], [None])
-    _, parts = transfer._objective(vgg, transfer.to_tensor(image, size)[None], targets, settings)
+    _, parts = transfer.objective(vgg, transfer.to_tensor(image, size)[None], targets, settings)
     return parts["content"].item(), parts["style"].item()
 
 
@@ -325,10 +325,10 @@ def test_the_reported_final_loss_is_the_returned_pictures(photo: Image.Image, pa
     dev = transfer.pick_device()
     vgg = load_vgg(dev)
     whole = [{k: torch.ones(1, device=dev) for k in result.settings.style_layers}]
-    targets = transfer._Targets(vgg, transfer.to_tensor(photo, 64).to(dev), [transfer.to_tensor(painting, 64).to(dev)],
+    targets = transfer.Targets(vgg, transfer.to_tensor(photo, 64).to(dev), [transfer.to_tensor(painting, 64).to(dev)],
                                 result.settings, whole, [(1.0, None)], [None])
     picture = transfer.to_tensor(result.image)[None].contiguous().to(dev)  # as laid out in the run
-    fresh, parts = transfer._objective(vgg, picture, targets, result.settings)
+    fresh, parts = transfer.objective(vgg, picture, targets, result.settings)
     rel = 2**-10 if dev.type == "cuda" else 1e-5
     assert result.losses["total"] == pytest.approx(fresh.item(), rel=rel)
     assert result.losses["style"] == pytest.approx(parts["style"].item(), rel=rel)
@@ -346,7 +346,7 @@ def test_every_loss_reported_is_that_of_a_real_picture(photo: Image.Image) -> No
     stylize(photo, [stripes.convert("RGB")], tiny(steps=8, style_weight=100), progress=seen.append, preview_every=1)
     for before, now in zip(seen[:-2], seen[1:-1]):
         assert now.losses["style"] == pytest.approx(_distances(before.preview, photo, stripes, 64)[1], rel=0.02)
-    inside, stray = transfer._in_range(torch.tensor([-10.0, 0.0, 128.0, 255.0, 265.0]))
+    inside, stray = transfer.in_range(torch.tensor([-10.0, 0.0, 128.0, 255.0, 265.0]))
     assert inside.tolist() == [0, 0, 128, 255, 255] and stray.item() == pytest.approx(2 * (10 / 255) ** 2 / 5)
 
 
@@ -378,7 +378,7 @@ def test_out_of_memory_becomes_an_engine_error(monkeypatch: pytest.MonkeyPatch, 
     def boom(*args: object) -> None:
         raise error
 
-    monkeypatch.setattr(transfer, "_run", boom)
+    monkeypatch.setattr(batch, "_run", boom)
     with pytest.raises(OutOfMemory, match="smaller size"):
         stylize(photo, [painting], tiny())
 
@@ -388,7 +388,7 @@ def test_other_runtime_errors_pass_through(monkeypatch: pytest.MonkeyPatch, phot
     def boom(*args: object) -> None:
         raise RuntimeError("shapes do not match")
 
-    monkeypatch.setattr(transfer, "_run", boom)
+    monkeypatch.setattr(batch, "_run", boom)
     with pytest.raises(RuntimeError, match="shapes") as raised:
         stylize(photo, [painting], tiny())
     assert not isinstance(raised.value, EngineError)
@@ -409,18 +409,18 @@ def test_device_choice_falls_back_to_cpu() -> None:
 
 
 def test_a_job_waiting_for_the_gpu_can_be_cancelled() -> None:
-    """One job at a time paints on a GPU (see transfer._gpu_lock); the next waits, and must still notice
+    """One job at a time paints on a GPU (see batch._gpu_lock); the next waits, and must still notice
     its cancel event. (No GPU is touched: the lock is the engine's own.)"""
     gpu, cancel, outcome = torch.device("cuda:0"), threading.Event(), []
 
     def waiting_job() -> None:
         try:
-            with transfer._gpu_lock(gpu, [cancel]):
+            with batch._gpu_lock(gpu, [cancel]):
                 outcome.append("painted")
         except Cancelled:
             outcome.append("cancelled")
 
-    with transfer._gpu_lock(gpu, [None]):
+    with batch._gpu_lock(gpu, [None]):
         waiter = threading.Thread(target=waiting_job)
         waiter.start()
         waiter.join(0.3)
@@ -428,5 +428,5 @@ def test_a_job_waiting_for_the_gpu_can_be_cancelled() -> None:
         cancel.set()
         waiter.join(2)
     assert outcome == ["cancelled"]
-    with transfer._gpu_lock(gpu, [threading.Event()]):  # released, whatever happened
+    with batch._gpu_lock(gpu, [threading.Event()]):  # released, whatever happened
         pass
