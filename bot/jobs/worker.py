@@ -253,14 +253,18 @@ class _Worker:
     """Per-process state: the device, the painter, the Redis client (made after the fork)."""
 
     def __init__(self) -> None:
-        self.device = os.environ.get("STYLIZE_DEVICE", "auto")
-        self.beat_ttl = float(os.environ.get("STYLIZE_BEAT_TTL", "6"))
         self.runner: Runner | None = None
-        self.batch_size = int(os.environ.get("STYLIZE_BATCH_SIZE") or 1)  # as the bot's [jobs] batch_size
-        self.batch_wait = float(os.environ.get("STYLIZE_BATCH_WAIT") or 0.05)
         self.batching: Batching | None = None
         self.redis: Any = None
         self.url: str | None = None
+        self.configure()
+
+    def configure(self) -> None:
+        """The worker's settings from its environment (main() puts the command line's flags there first)."""
+        self.device = os.environ.get("STYLIZE_DEVICE", "auto")
+        self.beat_ttl = float(os.environ.get("STYLIZE_BEAT_TTL", "6"))
+        self.batch_size = int(os.environ.get("STYLIZE_BATCH_SIZE") or 1)  # as the bot's [jobs] batch_size
+        self.batch_wait = float(os.environ.get("STYLIZE_BATCH_WAIT") or 0.05)
 
     def ready(self, url: str) -> None:
         """Load what a job needs, once per process (worker_process_init does it before the first job)."""
@@ -597,9 +601,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["STYLIZE_BATCH_SIZE"] = str(args.batch_size)
     if args.batch_wait is not None:
         os.environ["STYLIZE_BATCH_WAIT"] = str(args.batch_wait)
-    _worker.device = os.environ.get("STYLIZE_DEVICE", "auto")
-    _worker.batch_size = int(os.environ.get("STYLIZE_BATCH_SIZE") or 1)
-    _worker.batch_wait = float(os.environ.get("STYLIZE_BATCH_WAIT") or 0.05)
+    _worker.configure()
     url = args.redis_url or os.environ.get("STYLIZE_REDIS_URL") or DEFAULT_REDIS_URL
     app.conf.update(broker_url=url, result_backend=url)
     name = args.name or (f"gpu{args.gpu}@%h" if args.gpu is not None else "stylize@%h")
