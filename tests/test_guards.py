@@ -221,7 +221,8 @@ MUTED = "I may not send messages there"  # the log line of a channel whose comma
 PLACES = ("channel", "thread")
 # What takes posting from the bot, set on a channel: there, Send Messages; in its threads, Send Messages in
 # Threads (Send Messages does not count in a thread, so it is left).
-MUTE = {"channel": discord.Permissions(send_messages=True), "thread": discord.Permissions(send_messages_in_threads=True)}
+MUTE = {"channel": discord.Permissions(send_messages=True),
+        "thread": discord.Permissions(send_messages_in_threads=True)}
 
 
 async def place(fake: FakeDiscord, where: str, parent: int | None = None) -> int:
