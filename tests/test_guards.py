@@ -223,6 +223,7 @@ PLACES = ("channel", "thread")
 # Threads (Send Messages does not count in a thread, so it is left).
 MUTE = {"channel": discord.Permissions(send_messages=True),
         "thread": discord.Permissions(send_messages_in_threads=True)}
+LACKING = {"channel": "lack the Send Messages permission", "thread": "lack the Send Messages in Threads permission"}
 
 
 async def place(fake: FakeDiscord, where: str, parent: int | None = None) -> int:
@@ -235,9 +236,9 @@ async def place(fake: FakeDiscord, where: str, parent: int | None = None) -> int
 async def test_interactions_where_the_bot_may_not_post(fake_discord: FakeDiscord, run_bot, way: str, where: str,
                                                        caplog: pytest.LogCaptureFixture) -> None:
     """Where the bot may not send messages, a way to paint by interaction refuses at once, to the asker only,
-    and queues nothing (its status and picture could not be posted); the settings menu, whose answer is
-    private, still answers. In a thread, where the channel takes Send Messages in Threads from the bot and
-    leaves it Send Messages, the same."""
+    naming the permission it lacks, and queues nothing (its status and picture could not be posted); the
+    settings menu, whose answer is private, still answers. In a thread, where the channel takes Send Messages
+    in Threads from the bot and leaves it Send Messages, the same."""
     runner = started()
     async with run_bot(make_bot(tiny(), runner=runner)):
         here = await place(fake_discord, where)
@@ -254,7 +255,7 @@ async def test_interactions_where_the_bot_may_not_post(fake_discord: FakeDiscord
     if way == SETTINGS:
         assert answer.embeds and "can't post" not in (answer.content or "")
     else:
-        assert "can't post" in (answer.content or ""), answer.content
+        assert "can't post" in (answer.content or "") and LACKING[where] in answer.content, answer.content
         assert jobs_of(runner, fake_discord.bob) == []
 
 
