@@ -39,8 +39,13 @@ def may_post(interaction: discord.Interaction) -> bool:
     return permissions.send_messages_in_threads if in_thread else permissions.send_messages
 
 
-CANNOT_POST = ("I can't post in this channel (I lack the Send Messages permission here), so I can't paint from "
-               "here — try a channel where I may post.")
+def cannot_post(channel: object) -> str:
+    """The refusal where the bot may not post, naming the permission it lacks there (in a thread: Send Messages
+    in Threads, which the server's admins may have taken while leaving it Send Messages)."""
+    where, permission = (("thread", "Send Messages in Threads") if isinstance(channel, discord.Thread)
+                         else ("channel", "Send Messages"))
+    return (f"I can't post in this {where} (I lack the {permission} permission here), so I can't paint from "
+            "here — try a channel where I may post.")
 
 
 async def enabled_here(interaction: discord.Interaction, config: Config, *, posting: bool = True) -> bool:
@@ -50,7 +55,7 @@ async def enabled_here(interaction: discord.Interaction, config: Config, *, post
         await tell(interaction, "I'm not enabled in this channel.")
         return False
     if posting and not may_post(interaction):
-        await tell(interaction, CANNOT_POST)
+        await tell(interaction, cannot_post(interaction.channel))
         return False
     return True
 

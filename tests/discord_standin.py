@@ -33,6 +33,10 @@ Behaviour emulated on purpose because real Discord does it and bots trip over it
 * Missing permissions get ``403 (50013)``: channel overwrites set with ``add_text_channel(deny_bot=…)``
   or, while the bot runs, ``deny_bot(channel_id, …)``; a user who refuses DMs
   (``refuse_dms(user)``) gets ``403 Cannot send messages to this user (50007)``.
+* Threads (``add_thread``: a public thread, type 11, in a text channel) arrive in GUILD_CREATE's
+  ``threads`` or with THREAD_CREATE. A thread has no overwrites of its own: the bot's permissions there
+  (``app_permissions`` too) are its parent channel's, and posting there takes Send Messages in
+  Threads, not Send Messages.
 * The first follow-up after a "thinking" defer (callback type 5) fills in the deferred
   placeholder message (same message id, ephemeral-ness of the defer) instead of creating a
   new message.
@@ -100,6 +104,10 @@ INTENT_GUILD_MESSAGE_REACTIONS = 1 << 10
 INTENT_DIRECT_MESSAGES = 1 << 12
 INTENT_DIRECT_MESSAGE_REACTIONS = 1 << 13
 INTENT_MESSAGE_CONTENT = 1 << 15
+
+CHANNEL_TEXT = 0
+THREAD_TYPES = (10, 11, 12)  # announcement, public and private threads
+THREAD_PUBLIC = 11
 
 # Message flags
 FLAG_SUPPRESS_EMBEDS = 1 << 2
@@ -706,7 +714,7 @@ class FakeDiscord:
             "type": 0,
             "guild_id": str(self.guild_id),
             "name": name,
-            "position": len([c for c in self.channels.values() if c.get("guild_id")]),
+            "position": len(self._guild_channels()),
             "permission_overwrites": overwrites,
             "nsfw": False,
             "parent_id": None,
@@ -716,6 +724,40 @@ class FakeDiscord:
             "flags": 0,
         }
         return cid
+
+    async def add_thread(self, name: str, *, parent_id: Optional[int] = None, owner: Optional[User] = None) -> int:
+        """Open a public thread in a text channel (default: the first one) as ``owner`` (default: alice).
+        Returns its id. Made before the bot connects, it arrives in GUILD_CREATE's ``threads``; while the bot
+        runs, with THREAD_CREATE (``newly_created``), like Discord. It has no overwrites of its own: take a
+        permission from the bot there with ``deny_bot(parent_id, …)``."""
+        parent = self.channels[parent_id or self.channel_id]
+        assert parent.get("type") == CHANNEL_TEXT and parent.get("guild_id"), "threads open in guild text channels"
+        tid = self._snowflake()
+        now = _iso_now()
+        self.channels[tid] = {
+            "id": str(tid),
+            "type": THREAD_PUBLIC,
+            "guild_id": str(self.guild_id),
+            "parent_id": parent["id"],
+            "owner_id": str((owner or self.alice).id),
+            "name": name,
+            "last_message_id": None,
+            "rate_limit_per_user": 0,
+            "message_count": 0,
+            "total_message_sent": 0,
+            "member_count": 1,
+            "flags": 0,
+            "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "archive_timestamp": now,
+                                "locked": False, "create_timestamp": now},
+        }
+        await self.dispatch("THREAD_CREATE", {**copy.deepcopy(self.channels[tid]), "newly_created": True},
+                            intents=INTENT_GUILDS)
+        return tid
+
+    def _guild_channels(self) -> List[Dict[str, Any]]:
+        """The guild's channels, threads not included (Discord lists those apart)."""
+        return [c for c in self.channels.values()
+                if c.get("guild_id") == str(self.guild_id) and c.get("type") not in THREAD_TYPES]
 
     def dm_channel_id(self, user: User) -> int:
         """The DM channel between ``user`` and the bot (created on first use)."""
@@ -736,14 +778,18 @@ class FakeDiscord:
         """Take ``permissions`` from the bot in a channel while it runs (a member overwrite, announced
         with CHANNEL_UPDATE like Discord); the stand-in then refuses what they guard (403, 50013)."""
         channel = self.channels[channel_id]
+        assert channel.get("type") not in THREAD_TYPES, "a thread's permissions are its parent channel's"
         channel["permission_overwrites"] = [o for o in channel.get("permission_overwrites", [])
                                             if int(o["id"]) != self.bot_user.id] + [
             {"id": str(self.bot_user.id), "type": 1, "allow": "0", "deny": str(permissions.value)}]
         await self.dispatch("CHANNEL_UPDATE", copy.deepcopy(channel))
 
     async def delete_channel(self, channel_id: int) -> None:
-        """Delete a guild channel (CHANNEL_DELETE); its messages go with it, requests there get 404 (10003)."""
+        """Delete a guild channel (CHANNEL_DELETE); its messages and threads go with it, requests there get 404
+        (10003)."""
         channel = self.channels.pop(channel_id)
+        for tid in [tid for tid, c in self.channels.items() if c.get("parent_id") == str(channel_id)]:
+            del self.channels[tid]  # Discord sends no THREAD_DELETE for them: clients drop a channel's threads
         for mid in [mid for mid, msg in self.messages.items() if msg["channel_id"] == str(channel_id)]:
             del self.messages[mid]
         await self.dispatch("CHANNEL_DELETE", channel)
@@ -811,10 +857,13 @@ class FakeDiscord:
 
     def channel_permissions(self, user: User, channel_id: int) -> int:
         """Permission bits of ``user`` in a channel: guild-level bits, then the channel's overwrites
-        for @everyone, the user's roles and the user, in Discord's order (DMs: everything)."""
+        for @everyone, the user's roles and the user, in Discord's order (DMs: everything; a thread:
+        its parent channel's)."""
         channel = self.channels[channel_id]
         if not channel.get("guild_id"):
             return discord.Permissions.all().value  # a DM: no overwrites take anything away
+        if channel.get("type") in THREAD_TYPES:
+            channel = self.channels[int(channel["parent_id"])]
         value = self.permissions_for(user)
         if value == discord.Permissions.all().value:  # owner or administrator: overwrites don't apply
             return value
@@ -893,8 +942,8 @@ class FakeDiscord:
             "lazy": True,
             "member_count": len(members),
             "members": [self.member_json(u) for u in members],
-            "channels": [c for c in self.channels.values() if c.get("guild_id") == str(self.guild_id)],
-            "threads": [],
+            "channels": self._guild_channels(),
+            "threads": [c for c in self.channels.values() if c.get("type") in THREAD_TYPES],
             "presences": [],
             "voice_states": [],
             "stage_instances": [],
@@ -1425,6 +1474,9 @@ class FakeDiscord:
         channel = self.channels.get(channel_id)
         if channel is not None:
             channel["last_message_id"] = str(mid)
+            if channel.get("type") in THREAD_TYPES:
+                channel["message_count"] += 1
+                channel["total_message_sent"] += 1
         return msg
 
     async def send_message(
@@ -2123,7 +2175,7 @@ class FakeDiscord:
 
     async def _r_typing(self, request: web.Request, cid: str) -> web.Response:
         _, err = self._channel_or_404(cid)
-        err = err or self._bot_may(int(cid), view_channel=True, send_messages=True)
+        err = err or self._bot_may_post(int(cid))
         if err:
             return err
         self._record("typing", "channel", method="POST", path=request.path, channel_id=int(cid))
@@ -2154,10 +2206,12 @@ class FakeDiscord:
     def _channel_limit(self, cid: int) -> int:
         return self.guild_filesize_limit if self.channels.get(cid, {}).get("guild_id") else _TIER_FILESIZE[0]
 
-    def _bot_may(self, channel_id: int, **needed: bool) -> Optional[web.Response]:
-        """None if the bot holds ``needed`` (e.g. ``send_messages=True``) in the channel, else Discord's 403."""
-        held = discord.Permissions(self.channel_permissions(self.bot_user, channel_id))
-        if discord.Permissions(**needed) <= held:
+    def _bot_may_post(self, channel_id: int) -> Optional[web.Response]:
+        """None if the bot may post in the channel, else Discord's 403: it takes View Channel and Send Messages,
+        in a thread Send Messages in Threads instead (Send Messages does not count there)."""
+        in_thread = self.channels[channel_id].get("type") in THREAD_TYPES
+        needed = discord.Permissions(view_channel=True, send_messages=not in_thread, send_messages_in_threads=in_thread)
+        if needed <= discord.Permissions(self.channel_permissions(self.bot_user, channel_id)):
             return None
         return _error(403, 50013, "Missing Permissions")
 
@@ -2165,7 +2219,7 @@ class FakeDiscord:
         _, err = self._channel_or_404(cid)
         if err:
             return err
-        err = self._bot_may(int(cid), view_channel=True, send_messages=True)
+        err = self._bot_may_post(int(cid))
         if err is None and any(self._dm_channels.get(uid) == int(cid) for uid in self._dms_refused):
             err = _error(403, 50007, "Cannot send messages to this user")
         if err:

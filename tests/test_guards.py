@@ -6,7 +6,8 @@ For each way in — `!stylize`, `/stylize paint`, the five "again" buttons, the 
 context menus, the library commands and the defaults commands — the guards that apply there:
 
 * the channel and server allow-list ([access] channels, guilds): refused, nothing queued;
-* where the bot may not post (its status and picture would fail): refused, nothing queued;
+* where the bot may not post (its status and picture would fail): refused, nothing queued — in a thread
+  what counts is Send Messages in Threads, not Send Messages;
 * moderator-only (styles add/remove: moderators; defaults: Manage Server);
 * caps: settings over the member's cap are refused, a role that raises the cap lets them through;
 * role defaults: a role's `animate` default reaches the job;
@@ -82,18 +83,22 @@ def filled(form: dict[str, Any], text: str) -> dict[str, Any]:
     return values
 
 
-async def attempt(fake: FakeDiscord, way: str, user: User, text: str = "", target: int | None = None) -> Event:
+async def attempt(fake: FakeDiscord, way: str, user: User, text: str = "", target: int | None = None,
+                  channel_id: int | None = None) -> Event:
     """`user` asks for a job (or, for the settings menu, a job's settings) through `way`, with `text` for its
-    settings where that way takes any; `target`: the message (a result) a button or menu is used on. Returns the bot's
-    last answer to them: a refusal, or what it said once the request was taken."""
+    settings where that way takes any; `target`: the message (a result) a button or menu is used on, `channel_id`:
+    where a command is sent (default: the text channel). Returns the bot's last answer to them: a refusal, or what
+    it said once the request was taken."""
     mark = fake.mark()
     if way == "!stylize":
-        request = await fake.send_message(user, f"!stylize {text}", attachments=photo_and_style())
+        request = await fake.send_message(user, f"!stylize {text}", attachments=photo_and_style(),
+                                          channel_id=channel_id)
         return await fake.wait_for(replying_to(request), kind="message", since=mark, timeout=15)
     if way == "/stylize paint":
         photo, style = photo_and_style()
         used = await fake.send_interaction(user, "stylize paint", {"content": photo, "style": style,
-                                                                   **({"settings": text} if text else {})})
+                                                                   **({"settings": text} if text else {})},
+                                           channel_id=channel_id)
         return await answer_to(fake, used, mark)
     assert target is not None
     if way in BUTTONS or way == "Tweak":
@@ -109,9 +114,10 @@ async def attempt(fake: FakeDiscord, way: str, user: User, text: str = "", targe
     return await answer_to(fake, submitted, mark)
 
 
-async def result_of(fake: FakeDiscord, user: User, text: str = "") -> int:
-    """`user`'s painted result (with the "again" buttons), kept and findable by its message: its id."""
-    request = await fake.send_message(user, f"!stylize {text}", attachments=photo_and_style())
+async def result_of(fake: FakeDiscord, user: User, text: str = "", channel_id: int | None = None) -> int:
+    """`user`'s painted result (with the "again" buttons; in `channel_id`, default the text channel), kept and
+    findable by its message: its id."""
+    request = await fake.send_message(user, f"!stylize {text}", attachments=photo_and_style(), channel_id=channel_id)
     result = await fake.wait_for(lambda e: with_file(e) and replying_to(request)(e), kind="message", timeout=15)
     await fake.wait_quiet(0.3)  # the result's message is recorded with the kept job once it is posted
     return result.message_id
@@ -211,20 +217,38 @@ async def test_results_only_where_enabled(fake_discord: FakeDiscord, run_bot, wa
     assert DISABLED not in (answered.content or ""), answered.content
 
 
+MUTED = "I may not send messages there"  # the log line of a channel whose commands the bot ignores
+PLACES = ("channel", "thread")
+# What takes posting from the bot, set on a channel: there, Send Messages; in its threads, Send Messages in
+# Threads (Send Messages does not count in a thread, so it is left).
+MUTE = {"channel": discord.Permissions(send_messages=True),
+        "thread": discord.Permissions(send_messages_in_threads=True)}
+LACKING = {"channel": "can't post in this channel (I lack the Send Messages permission here)",
+           "thread": "can't post in this thread (I lack the Send Messages in Threads permission here)"}
+
+
+async def place(fake: FakeDiscord, where: str, parent: int | None = None) -> int:
+    """The text channel `parent` (default: the guild's), or for "thread" a public thread opened in it."""
+    return await fake.add_thread("ideas", parent_id=parent) if where == "thread" else parent or fake.channel_id
+
+
+@pytest.mark.parametrize("where", PLACES)
 @pytest.mark.parametrize("way", [way for way in (*PAINT, SETTINGS) if way != "!stylize"])
-async def test_interactions_where_the_bot_may_not_post(fake_discord: FakeDiscord, run_bot, way: str,
+async def test_interactions_where_the_bot_may_not_post(fake_discord: FakeDiscord, run_bot, way: str, where: str,
                                                        caplog: pytest.LogCaptureFixture) -> None:
     """Where the bot may not send messages, a way to paint by interaction refuses at once, to the asker only,
-    and queues nothing (its status and picture could not be posted); the settings menu, whose answer is
-    private, still answers."""
+    naming the permission it lacks, and queues nothing (its status and picture could not be posted); the
+    settings menu, whose answer is private, still answers. In a thread, where the channel takes Send Messages
+    in Threads from the bot and leaves it Send Messages, the same."""
     runner = started()
     async with run_bot(make_bot(tiny(), runner=runner)):
-        result = await result_of(fake_discord, fake_discord.alice)
-        await fake_discord.deny_bot(fake_discord.channel_id, discord.Permissions(send_messages=True))
+        here = await place(fake_discord, where)
+        result = await result_of(fake_discord, fake_discord.alice, channel_id=here)
+        await fake_discord.deny_bot(fake_discord.channel_id, MUTE[where])
         since = len(fake_discord.requests)
-        answer = await attempt(fake_discord, way, fake_discord.bob, "steps=3", result)
+        answer = await attempt(fake_discord, way, fake_discord.bob, "steps=3", result, channel_id=here)
         await fake_discord.wait_quiet(0.5)
-    channel = f"POST /api/v10/channels/{fake_discord.channel_id}/messages"
+    channel = f"POST /api/v10/channels/{here}/messages"
     posts = [r for r in fake_discord.request_paths[since:] if r == channel]
     assert answer.ephemeral, answer.content
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
@@ -232,8 +256,46 @@ async def test_interactions_where_the_bot_may_not_post(fake_discord: FakeDiscord
     if way == SETTINGS:
         assert answer.embeds and "can't post" not in (answer.content or "")
     else:
-        assert "can't post" in (answer.content or ""), answer.content
+        assert LACKING[where] in (answer.content or ""), answer.content
         assert jobs_of(runner, fake_discord.bob) == []
+
+
+@pytest.mark.parametrize("where", PLACES)
+async def test_commands_are_ignored_where_the_bot_may_not_post(fake_discord: FakeDiscord, run_bot, where: str,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    """Where the bot may not send messages, prefix commands are ignored (each answer would fail with 403, and
+    Discord bans an IP after 10,000 of those in 10 minutes), said once in the log; nothing is queued. In a
+    thread of a channel that takes Send Messages in Threads from the bot, the same — while the channel itself,
+    where it keeps Send Messages, is answered."""
+    parent = fake_discord.add_text_channel("ideas", deny_bot=MUTE[where])
+    muted = await place(fake_discord, where, parent)
+    allowed = fake_discord.channel_id if where == "channel" else parent
+    runner = started()
+    async with run_bot(make_bot(tiny(), runner=runner)):
+        since = len(fake_discord.requests)
+        for text in ("!stylize", "!stylize help"):
+            await fake_discord.send_message(fake_discord.bob, text, attachments=photo_and_style(), channel_id=muted)
+        answered = await command(fake_discord, fake_discord.bob, "!stylize help", channel_id=allowed)
+        await fake_discord.wait_quiet(0.3)
+    assert [r for r in fake_discord.request_paths[since:] if f"/channels/{muted}/" in r] == []
+    assert jobs_of(runner, fake_discord.bob) == [] and caplog.text.count(MUTED) == 1
+    assert answered.channel_id == allowed and answered.embeds  # the help
+
+
+@pytest.mark.parametrize("way", ["!stylize", "/stylize paint", "Variation", USE_PHOTO])
+async def test_jobs_in_a_thread_where_only_threads_take_messages(fake_discord: FakeDiscord, run_bot, way: str) -> None:
+    """A channel that takes Send Messages from the bot but leaves it Send Messages in Threads: a job asked for
+    in one of its threads is painted and delivered there."""
+    thread = await place(fake_discord, "thread", fake_discord.add_text_channel("ideas", deny_bot=MUTE["channel"]))
+    runner = started()
+    async with run_bot(make_bot(tiny(), runner=runner)):
+        result = await result_of(fake_discord, fake_discord.alice, channel_id=thread)
+        mark = fake_discord.mark()
+        answer = await attempt(fake_discord, way, fake_discord.bob, "steps=3", result, channel_id=thread)
+        await fake_discord.wait_for(lambda e: with_file(e) and e.channel_id == thread, kind="message", since=mark,
+                                    timeout=15)  # the picture, delivered in the thread
+    assert "can't post" not in (answer.content or ""), answer.content
+    assert len(jobs_of(runner, fake_discord.bob)) == 1
 
 
 async def test_a_slash_job_in_direct_messages_may_post(fake_discord: FakeDiscord, run_bot) -> None:

@@ -441,3 +441,47 @@ async def test_permissions_and_dms_can_be_taken_away_while_the_bot_runs(fake_dis
             await bot.fetch_channel(other)
     assert muted.value.code == 50013 and closed.value.code == 50007 and unknown.value.code == 10003
     assert [e.content for e in fake_discord.sent] == ["Bob takes DMs"]
+
+
+async def test_threads_take_their_parents_permissions(fake_discord: FakeDiscord) -> None:
+    """A thread reaches the client in GUILD_CREATE or with THREAD_CREATE; messages and interactions there carry
+    the thread; posting there takes Send Messages in Threads from the parent channel's overwrites, not Send
+    Messages."""
+    early = await fake_discord.add_thread("early")
+    bot = make_bot()
+    created: asyncio.Future[discord.Thread] = asyncio.get_running_loop().create_future()
+    seen: list[discord.Interaction] = []
+
+    async def on_thread_create(thread: discord.Thread) -> None:
+        created.set_result(thread)
+
+    async def on_interaction(interaction: discord.Interaction) -> None:
+        seen.append(interaction)
+
+    bot.add_listener(on_thread_create)
+    bot.add_listener(on_interaction)
+    async with run_bot(bot):
+        guild = bot.get_guild(fake_discord.guild_id)
+        general = guild.get_channel(fake_discord.channel_id)
+        late = await fake_discord.add_thread("late")
+        assert (await asyncio.wait_for(created, 5)).id == late
+        threads = [guild.get_thread(early), guild.get_thread(late)]
+        assert all(isinstance(t, discord.Thread) and t.parent == general for t in threads)
+        request = await fake_discord.send_message(fake_discord.alice, "!echo in a thread", channel_id=early)
+        answer = await fake_discord.wait_for(lambda e: e.channel_id == early, kind="message")
+        await fake_discord.deny_bot(fake_discord.channel_id, discord.Permissions(send_messages_in_threads=True))
+        await fake_discord.response_to(await fake_discord.send_interaction(fake_discord.alice, "ping",
+                                                                          channel_id=early), kind="message")
+        with pytest.raises(discord.Forbidden) as refused:
+            await threads[0].send("no longer")
+        await general.send("the parent still takes messages")
+        await fake_discord.deny_bot(fake_discord.channel_id, discord.Permissions(send_messages=True))
+        await threads[1].send("a thread takes them without Send Messages")
+    (interaction,) = seen
+    assert isinstance(interaction.channel, discord.Thread) and interaction.channel.id == early
+    assert interaction.app_permissions.send_messages and not interaction.app_permissions.send_messages_in_threads
+    assert answer.content == "in a thread" and answer.reference["message_id"] == request["id"]
+    assert refused.value.code == 50013
+    assert [e.content for e in fake_discord.sent][-2:] == ["the parent still takes messages",
+                                                          "a thread takes them without Send Messages"]
+    assert fake_discord.channels[early]["message_count"] == 3  # alice's, the answer, the ping's pong

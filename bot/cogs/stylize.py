@@ -14,7 +14,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from .. import library_commands
-from ..checks import CANNOT_POST, enabled, may_post, moderates, of_this_server, role_ids, too_fast
+from ..checks import cannot_post, enabled, may_post, moderates, of_this_server, role_ids, too_fast
 from ..errors import answer, explain, tell, user_facing
 from ..jobs import Job, QueueFull, short_id
 from ..options import StylizeOptions
@@ -88,7 +88,7 @@ class Stylize(commands.Cog):
                       *, options: StylizeOptions) -> None:  # type: ignore[valid-type]
         """Paint the first image in the style of the next: attachments, links, or a reply to a photo."""
         if ctx.interaction is not None and not may_post(ctx.interaction):  # its status and picture would fail
-            raise UsageError(CANNOT_POST)
+            raise UsageError(cannot_post(ctx.channel))
         args = options.arguments()
         guild_id = ctx.guild.id if ctx.guild else None
         named = await self.bot.library.find(guild_id, list(args.names))
