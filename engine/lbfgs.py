@@ -106,12 +106,18 @@ class LBFGS:
         self.graph = None
 
     def _capture(self) -> None:
-        """Record the update as a CUDA graph (nothing runs while it records), then replay it for this step.
-        Should CUDA refuse to capture it, this optimiser steps eagerly from then on, with a warning."""
+        """Record the update as a CUDA graph on a side stream (nothing runs while it records), then replay it
+        for this step. Not through `torch.cuda.graph`, which synchronises and empties the allocator's cache
+        before every capture: two more of those a job for nothing the update needs. Should CUDA refuse to
+        capture it, this optimiser steps eagerly from then on, with a warning."""
         graph = torch.cuda.CUDAGraph()
         try:
-            with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-                self._update()
+            with torch.cuda.stream(torch.cuda.Stream()):
+                graph.capture_begin(capture_error_mode="thread_local")  # other workers' jobs may run meanwhile
+                try:
+                    self._update()
+                finally:
+                    graph.capture_end()
         except RuntimeError as error:
             warnings.warn(f"L-BFGS update not captured as a CUDA graph, stepping eagerly: {error}", RuntimeWarning)
             self.capturable = False
