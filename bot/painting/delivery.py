@@ -40,7 +40,7 @@ from .buttons import cancel_view, result_view
 from .request import Inputs, Origin
 
 if TYPE_CHECKING:
-    from ..app import StylizeBot
+    from .host import Host
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class StatusMessage:
 class Delivery:
     """Followers of the jobs in flight; `resume` picks up a previous run's, `close` waits for the last words."""
 
-    def __init__(self, bot: StylizeBot) -> None:
+    def __init__(self, bot: Host) -> None:
         self.bot = bot
         self.config = bot.config
         self._followers: set[asyncio.Task[None]] = set()

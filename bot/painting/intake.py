@@ -28,7 +28,7 @@ from ..parsing import UsageError
 from .request import Inputs, Sources
 
 if TYPE_CHECKING:
-    from ..app import StylizeBot
+    from .host import Host
     from ..config import Caps, Motion
     from ..storage import KeptJob
 
@@ -38,7 +38,7 @@ DECODERS = 2  # pictures decoded at once: a full-size decode is the bot's larges
 class Intake:
     """The bot's pictures on their way in; `close` stops the decoder threads."""
 
-    def __init__(self, bot: StylizeBot) -> None:
+    def __init__(self, bot: Host) -> None:
         self.bot = bot
         self.config = bot.config
         self._decoder = ThreadPoolExecutor(DECODERS, thread_name_prefix="stylize-decode")

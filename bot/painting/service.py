@@ -27,7 +27,7 @@ from .intake import Intake
 from .request import Inputs, Request, Sources
 
 if TYPE_CHECKING:
-    from ..app import StylizeBot
+    from .host import Host
     from ..config import Caps
 
 Change = Callable[[Settings, frozenset[str], "Caps"], tuple[Settings, frozenset[str]]]
@@ -47,7 +47,7 @@ class Plan:
 class Painter:
     """The bot's one painting service (see the module's docstring)."""
 
-    def __init__(self, bot: StylizeBot) -> None:
+    def __init__(self, bot: Host) -> None:
         self.bot = bot
         self.config = bot.config
         limits = self.config.limits
