@@ -225,7 +225,7 @@ def timed_phases(bench: Bench, size: int, pair: tuple[str, str]) -> dict[str, fl
     def seen(progress: Progress) -> None:
         first = progress.scale not in steps
         steps.setdefault(progress.scale, []).append(progress.step)
-        if first or progress.step == settings.steps or len(steps[progress.scale]) == split[progress.scale - 1]:
+        if first or len(steps[progress.scale]) == split[progress.scale - 1]:
             bench.sync()
             marks[(progress.scale, "first" if first else "last")] = clock.perf_counter()
 

@@ -151,10 +151,11 @@ class LBFGS:
         ys = torch.linalg.vecdot(y, s)
         keep = ys > CURVATURE_MIN
         where = torch.where(keep, self.slot, self.size)  # the spare slot takes what is not kept
-        self.pairs[self.rows, where] = torch.stack([s, y], 1)
+        pair = torch.stack([s, y], 1)  # jobs × 2 × n
+        self.pairs[self.rows, where] = pair
         used = self._used()
         rows, slots = self.rows[:, None], torch.arange(used, device=s.device)[None]
-        products = (self.pairs[:, :used].flatten(1, 2) @ torch.stack([s, y], 2)).to(self.sy.dtype)
+        products = (self.pairs[:, :used].flatten(1, 2) @ pair.transpose(1, 2)).to(self.sy.dtype)
         s_dot, y_dot = products[:, 0::2], products[:, 1::2]  # per slot in use: sᵢ·(s, y), yᵢ·(s, y)
         self.sy[rows, slots, where[:, None]] = s_dot[..., 1]  # sᵢᵀy
         self.sy[rows, where[:, None], slots] = y_dot[..., 0]  # sᵀyⱼ
